@@ -1,0 +1,126 @@
+#include "common/cq_bridge.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+typedef struct cq_event {
+    cq_tag_t *tag;
+    bool ok;
+} cq_event_t;
+
+struct cq_bridge {
+    loop_t *loop;
+    loop_async_t *wake;
+    grpc_completion_queue *cq;
+    pthread_t poller;
+    bool poller_started;
+
+    /* Filled by the poller, swapped out by the loop thread under the lock. */
+    pthread_mutex_t lock;
+    cq_event_t *pending;
+    size_t pending_len, pending_cap;
+
+    /* Owned by the loop thread: the batch being dispatched. */
+    cq_event_t *batch;
+    size_t batch_cap;
+};
+
+static void *cq_bridge_poll_main(void *arg)
+{
+    cq_bridge_t *b = arg;
+    for (;;) {
+        grpc_event ev = grpc_completion_queue_next(b->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+        if (ev.type == GRPC_QUEUE_SHUTDOWN)
+            break;
+        if (ev.type != GRPC_OP_COMPLETE)
+            continue;
+        pthread_mutex_lock(&b->lock);
+        if (b->pending_len == b->pending_cap) {
+            size_t cap = b->pending_cap ? b->pending_cap * 2 : 64;
+            cq_event_t *grown = realloc(b->pending, cap * sizeof *grown);
+            if (!grown)
+                abort(); /* small allocation: out of memory is fatal by house rule */
+            b->pending = grown;
+            b->pending_cap = cap;
+        }
+        b->pending[b->pending_len++] = (cq_event_t){ev.tag, ev.success != 0};
+        bool first = b->pending_len == 1;
+        pthread_mutex_unlock(&b->lock);
+        /* One wake-up per batch: the loop takes everything queued at once. */
+        if (first)
+            loop_async_send(b->wake);
+    }
+    return NULL;
+}
+
+void cq_bridge_dispatch(cq_bridge_t *b)
+{
+    pthread_mutex_lock(&b->lock);
+    cq_event_t *events = b->pending;
+    size_t n = b->pending_len;
+    size_t cap = b->pending_cap;
+    /* Swap buffers so the poller keeps queueing while callbacks run. */
+    b->pending = b->batch;
+    b->pending_cap = b->batch_cap;
+    b->pending_len = 0;
+    pthread_mutex_unlock(&b->lock);
+
+    for (size_t i = 0; i < n; i++)
+        events[i].tag->done(events[i].tag, events[i].ok);
+
+    b->batch = events;
+    b->batch_cap = cap;
+}
+
+static void cq_bridge_on_wake(loop_t *loop, void *data)
+{
+    cq_bridge_dispatch(data);
+}
+
+cq_bridge_t *cq_bridge_create(loop_t *loop)
+{
+    cq_bridge_t *b = calloc(1, sizeof *b);
+    if (!b)
+        abort();
+    b->loop = loop;
+    pthread_mutex_init(&b->lock, NULL);
+    b->cq = grpc_completion_queue_create_for_next(NULL);
+    b->wake = loop_async_create(loop, cq_bridge_on_wake, b);
+    if (!b->cq || !b->wake) {
+        log_error("cannot create the gRPC completion-queue bridge");
+        cq_bridge_destroy(b);
+        return NULL;
+    }
+    if (pthread_create(&b->poller, NULL, cq_bridge_poll_main, b) != 0) {
+        log_error("cannot start the gRPC poller thread");
+        cq_bridge_destroy(b);
+        return NULL;
+    }
+    b->poller_started = true;
+    return b;
+}
+
+grpc_completion_queue *cq_bridge_cq(cq_bridge_t *b) { return b->cq; }
+
+void cq_bridge_destroy(cq_bridge_t *b)
+{
+    if (!b)
+        return;
+    if (b->cq)
+        grpc_completion_queue_shutdown(b->cq);
+    if (b->poller_started)
+        pthread_join(b->poller, NULL);
+    /* The poller has exited: whatever it queued is delivered here. */
+    cq_bridge_dispatch(b);
+    if (b->cq)
+        grpc_completion_queue_destroy(b->cq);
+    if (b->wake)
+        loop_async_destroy(b->wake);
+    pthread_mutex_destroy(&b->lock);
+    free(b->pending);
+    free(b->batch);
+    free(b);
+}

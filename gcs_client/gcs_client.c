@@ -1,0 +1,237 @@
+#include "gcs_client/gcs_client.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+
+#define GCS_BACKOFF_INITIAL_MS 100
+#define GCS_BACKOFF_MAX_MS 2000
+
+struct gcs_client {
+    loop_t *loop;
+    rpc_channel_t *channel;
+    char *address;
+    uint64_t reconnect_timeout_ms;
+    uint64_t call_timeout_ms;
+    /* Retries waiting on a timer; cancelled with the client. */
+    struct gcs_pending *waiting;
+};
+
+/* One logical call: the serialised request is kept so it can be re-sent. */
+typedef struct gcs_pending {
+    struct gcs_pending *prev, *next; /* in gcs->waiting while a retry timer is armed */
+    gcs_client_t *gcs;
+    const char *method;
+    uint8_t *request;
+    size_t request_len;
+    const ProtobufCMessageDescriptor *reply_desc;
+    bool retry;
+    uint64_t give_up_at;
+    uint64_t backoff_ms;
+    uint64_t timer;
+    unsigned attempts;
+    gcs_reply_cb cb;
+    void *ctx;
+} gcs_pending_t;
+
+static void gcs_pending_free(gcs_pending_t *p)
+{
+    free(p->request);
+    free(p);
+}
+
+static void gcs_waiting_unlink(gcs_pending_t *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else if (p->gcs->waiting == p)
+        p->gcs->waiting = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    p->prev = p->next = NULL;
+}
+
+static int gcs_attempt(gcs_pending_t *p);
+
+static void gcs_on_retry_timer(loop_t *loop, uint64_t id, void *data)
+{
+    gcs_pending_t *p = data;
+    gcs_waiting_unlink(p);
+    p->timer = 0;
+    if (gcs_attempt(p) != 0) {
+        p->cb(p->ctx, CR_ERPC, "cannot start gRPC call", NULL);
+        gcs_pending_free(p);
+    }
+}
+
+/* GcsStatus inside a reply: most GCS replies carry one as `status`. */
+static const Ray__Rpc__GcsStatus *gcs_reply_status(const ProtobufCMessage *reply)
+{
+    const ProtobufCFieldDescriptor *f =
+        protobuf_c_message_descriptor_get_field_by_name(reply->descriptor, "status");
+    if (!f || f->type != PROTOBUF_C_TYPE_MESSAGE || f->descriptor != &ray__rpc__gcs_status__descriptor)
+        return NULL;
+    return *(const Ray__Rpc__GcsStatus *const *)((const char *)reply + f->offset);
+}
+
+static void gcs_on_reply(void *ctx, const rpc_status_t *st, ProtobufCMessage *reply)
+{
+    gcs_pending_t *p = ctx;
+    gcs_client_t *gcs = p->gcs;
+    if (st->code == GRPC_STATUS_OK) {
+        const Ray__Rpc__GcsStatus *gs = gcs_reply_status(reply);
+        if (gs && gs->code != 0) {
+            char msg[512];
+            snprintf(msg, sizeof msg, "GCS %s failed: code %d: %s", p->method, gs->code,
+                     gs->message ? gs->message : "");
+            p->cb(p->ctx, CR_EGCS, msg, NULL);
+        } else {
+            p->cb(p->ctx, 0, "", reply);
+        }
+        gcs_pending_free(p);
+        return;
+    }
+    bool transient = st->code == GRPC_STATUS_UNAVAILABLE || st->code == GRPC_STATUS_DEADLINE_EXCEEDED;
+    uint64_t now = loop_update_time(gcs->loop);
+    if (p->retry && transient && now < p->give_up_at) {
+        if (p->attempts == 1 || p->attempts % 10 == 0)
+            log_warn("GCS at %s unavailable for %s (%s); retrying", gcs->address, p->method,
+                     st->message);
+        uint64_t delay = p->backoff_ms;
+        if (now + delay > p->give_up_at)
+            delay = p->give_up_at - now;
+        p->backoff_ms = p->backoff_ms * 2 > GCS_BACKOFF_MAX_MS ? GCS_BACKOFF_MAX_MS : p->backoff_ms * 2;
+        p->timer = loop_add_timer(gcs->loop, delay, gcs_on_retry_timer, p);
+        p->next = gcs->waiting;
+        if (gcs->waiting)
+            gcs->waiting->prev = p;
+        gcs->waiting = p;
+        return;
+    }
+    char msg[512];
+    if (p->retry && transient) {
+        snprintf(msg, sizeof msg, "GCS at %s unreachable for %.1f s (%s: %s)", gcs->address,
+                 gcs->reconnect_timeout_ms / 1000.0, p->method, st->message);
+        p->cb(p->ctx, CR_ETIMEOUT, msg, NULL);
+    } else {
+        snprintf(msg, sizeof msg, "%s failed: gRPC status %d: %s", p->method, (int)st->code,
+                 st->message);
+        p->cb(p->ctx, CR_ERPC, msg, NULL);
+    }
+    gcs_pending_free(p);
+}
+
+static int gcs_attempt(gcs_pending_t *p)
+{
+    p->attempts++;
+    return rpc_unary_bytes(p->gcs->channel, p->method, p->request, p->request_len, p->reply_desc,
+                           p->gcs->call_timeout_ms, gcs_on_reply, p);
+}
+
+int gcs_call(gcs_client_t *gcs, const char *method, const ProtobufCMessage *request,
+             const ProtobufCMessageDescriptor *reply_desc, bool retry, gcs_reply_cb cb, void *ctx)
+{
+    gcs_pending_t *p = calloc(1, sizeof *p);
+    if (!p)
+        abort();
+    p->gcs = gcs;
+    p->method = method;
+    p->request_len = protobuf_c_message_get_packed_size(request);
+    p->request = malloc(p->request_len ? p->request_len : 1);
+    if (!p->request)
+        abort();
+    protobuf_c_message_pack(request, p->request);
+    p->reply_desc = reply_desc;
+    p->retry = retry;
+    p->give_up_at = loop_update_time(gcs->loop) + gcs->reconnect_timeout_ms;
+    p->backoff_ms = GCS_BACKOFF_INITIAL_MS;
+    p->cb = cb;
+    p->ctx = ctx;
+    int rc = gcs_attempt(p);
+    if (rc != 0)
+        gcs_pending_free(p);
+    return rc;
+}
+
+gcs_client_t *gcs_client_create(loop_t *loop, cq_bridge_t *bridge, const gcs_client_options_t *opts)
+{
+    gcs_client_t *gcs = calloc(1, sizeof *gcs);
+    if (!gcs)
+        abort();
+    gcs->loop = loop;
+    gcs->address = strdup(opts->address);
+    gcs->reconnect_timeout_ms = opts->reconnect_timeout_ms ? opts->reconnect_timeout_ms : 60000;
+    gcs->call_timeout_ms = opts->call_timeout_ms ? opts->call_timeout_ms : 10000;
+    gcs->channel = rpc_channel_create(bridge, opts->address);
+    if (!gcs->address || !gcs->channel) {
+        gcs_client_destroy(gcs);
+        return NULL;
+    }
+    if (opts->cluster_id_hex && opts->cluster_id_hex[0])
+        rpc_channel_add_metadata(gcs->channel, "ray_cluster_id", opts->cluster_id_hex);
+    return gcs;
+}
+
+void gcs_client_destroy(gcs_client_t *gcs)
+{
+    if (!gcs)
+        return;
+    while (gcs->waiting) {
+        gcs_pending_t *p = gcs->waiting;
+        gcs_waiting_unlink(p);
+        loop_cancel_timer(gcs->loop, p->timer);
+        gcs_pending_free(p);
+    }
+    /* In-flight attempts are cancelled silently; their gcs_pending_t is
+     * reclaimed by nobody, so keep that window small: the client is only
+     * destroyed at exit. */
+    rpc_channel_destroy(gcs->channel);
+    free(gcs->address);
+    free(gcs);
+}
+
+rpc_channel_t *gcs_client_channel(gcs_client_t *gcs) { return gcs->channel; }
+const char *gcs_client_address(const gcs_client_t *gcs) { return gcs->address; }
+
+int gcs_get_internal_config(gcs_client_t *gcs, gcs_reply_cb cb, void *ctx)
+{
+    Ray__Rpc__GetInternalConfigRequest req = RAY__RPC__GET_INTERNAL_CONFIG_REQUEST__INIT;
+    return gcs_call(gcs, "/ray.rpc.InternalKVGcsService/GetInternalConfig", &req.base,
+                    &ray__rpc__get_internal_config_reply__descriptor, true, cb, ctx);
+}
+
+int gcs_register_node(gcs_client_t *gcs, const Ray__Rpc__GcsNodeInfo *info, gcs_reply_cb cb,
+                      void *ctx)
+{
+    Ray__Rpc__RegisterNodeRequest req = RAY__RPC__REGISTER_NODE_REQUEST__INIT;
+    req.node_info = (Ray__Rpc__GcsNodeInfo *)info;
+    return gcs_call(gcs, "/ray.rpc.NodeInfoGcsService/RegisterNode", &req.base,
+                    &ray__rpc__register_node_reply__descriptor, true, cb, ctx);
+}
+
+int gcs_unregister_node(gcs_client_t *gcs, const uint8_t node_id[28], int reason,
+                        const char *message, gcs_reply_cb cb, void *ctx)
+{
+    Ray__Rpc__UnregisterNodeRequest req = RAY__RPC__UNREGISTER_NODE_REQUEST__INIT;
+    Ray__Rpc__NodeDeathInfo death = RAY__RPC__NODE_DEATH_INFO__INIT;
+    req.node_id.data = (uint8_t *)node_id;
+    req.node_id.len = 28;
+    death.reason = reason;
+    death.reason_message = (char *)message;
+    req.node_death_info = &death;
+    return gcs_call(gcs, "/ray.rpc.NodeInfoGcsService/UnregisterNode", &req.base,
+                    &ray__rpc__unregister_node_reply__descriptor, false, cb, ctx);
+}
+
+int gcs_check_alive(gcs_client_t *gcs, const uint8_t node_id[28], gcs_reply_cb cb, void *ctx)
+{
+    Ray__Rpc__CheckAliveRequest req = RAY__RPC__CHECK_ALIVE_REQUEST__INIT;
+    ProtobufCBinaryData id = {.len = 28, .data = (uint8_t *)node_id};
+    req.n_node_ids = 1;
+    req.node_ids = &id;
+    return gcs_call(gcs, "/ray.rpc.NodeInfoGcsService/CheckAlive", &req.base,
+                    &ray__rpc__check_alive_reply__descriptor, false, cb, ctx);
+}

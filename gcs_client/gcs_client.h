@@ -1,0 +1,57 @@
+/* Asynchronous client of Ray's GCS.
+ *
+ * One channel to the GCS address; every call carries the `ray_cluster_id`
+ * metadata GCS checks.  Calls the daemon cannot do without (the config fetch,
+ * registration) are retried with exponential backoff while GCS is
+ * unreachable, up to the reconnect timeout (Ray's
+ * gcs_rpc_server_reconnect_timeout_s); then they fail with CR_ETIMEOUT and
+ * the caller decides (the raylet exits).  Callbacks run on the loop thread. */
+#ifndef CRAYLET_GCS_CLIENT_GCS_CLIENT_H
+#define CRAYLET_GCS_CLIENT_GCS_CLIENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/cq_bridge.h"
+#include "common/loop.h"
+#include "common/rpc.h"
+#include "proto/ray_proto.h"
+
+typedef struct gcs_client gcs_client_t;
+
+typedef struct gcs_client_options {
+    const char *address;       /* "host:port"; copied */
+    const char *cluster_id_hex; /* copied; sent as ray_cluster_id */
+    uint64_t reconnect_timeout_ms; /* give up on retried calls after this */
+    uint64_t call_timeout_ms;      /* deadline of one attempt */
+} gcs_client_options_t;
+
+/* Returns NULL on failure (logged).  The loop and bridge must outlive it. */
+gcs_client_t *gcs_client_create(loop_t *loop, cq_bridge_t *bridge, const gcs_client_options_t *opts);
+/* Cancels outstanding calls without running their callbacks. */
+void gcs_client_destroy(gcs_client_t *gcs);
+
+rpc_channel_t *gcs_client_channel(gcs_client_t *gcs);
+const char *gcs_client_address(const gcs_client_t *gcs);
+
+/* err is 0, CR_ETIMEOUT (GCS unreachable for the whole reconnect timeout),
+ * CR_ERPC (a non-retryable gRPC failure) or CR_EGCS (GCS answered with an
+ * error status); message explains it.  `reply` is NULL unless err == 0, and
+ * is freed when the callback returns. */
+typedef void (*gcs_reply_cb)(void *ctx, int err, const char *message, ProtobufCMessage *reply);
+
+/* Generic call.  `retry` selects backoff-and-retry on UNAVAILABLE /
+ * DEADLINE_EXCEEDED until the reconnect timeout.  A reply carrying a
+ * `GcsStatus status` field with a non-zero code is reported as CR_EGCS. */
+int gcs_call(gcs_client_t *gcs, const char *method, const ProtobufCMessage *request,
+             const ProtobufCMessageDescriptor *reply_desc, bool retry, gcs_reply_cb cb, void *ctx);
+
+/* Convenience wrappers over gcs_call for the raylet's fixed calls. */
+int gcs_get_internal_config(gcs_client_t *gcs, gcs_reply_cb cb, void *ctx);
+int gcs_register_node(gcs_client_t *gcs, const Ray__Rpc__GcsNodeInfo *info, gcs_reply_cb cb,
+                      void *ctx);
+int gcs_unregister_node(gcs_client_t *gcs, const uint8_t node_id[28], int reason,
+                        const char *message, gcs_reply_cb cb, void *ctx);
+int gcs_check_alive(gcs_client_t *gcs, const uint8_t node_id[28], gcs_reply_cb cb, void *ctx);
+
+#endif

@@ -1,0 +1,134 @@
+"""Patches applied to Ray modules right after they are imported.
+
+Nothing on disk is changed.  ``ray._private.services.start_raylet`` builds the
+raylet command from the module global ``RAYLET_EXECUTABLE`` at call time; we
+wrap it so that, while ``RAY_RAYLET_PATH`` is set, that global names the
+chosen binary for the duration of the call.  ``ray start`` gains a
+``--raylet-path`` option that sets ``RAY_RAYLET_PATH`` in its own environment,
+so every process it starts (and that may start raylets) inherits the choice.
+"""
+
+import functools
+import os
+import sys
+
+ENV_VAR = "RAY_RAYLET_PATH"
+
+
+def validate_executable(path):
+    """Return the absolute path if it names an executable regular file.
+
+    Raises ValueError with a one-line reason otherwise.
+    """
+    if not path:
+        raise ValueError("empty path")
+    full = os.path.abspath(os.path.expanduser(path))
+    if not os.path.exists(full):
+        raise ValueError("%s does not exist" % full)
+    if not os.path.isfile(full):
+        raise ValueError("%s is not a regular file" % full)
+    if not os.access(full, os.X_OK):
+        raise ValueError("%s is not executable" % full)
+    return full
+
+
+def raylet_path_from_env(environ=None):
+    """The validated RAY_RAYLET_PATH, or None when unset or empty."""
+    env = os.environ if environ is None else environ
+    value = env.get(ENV_VAR, "")
+    if not value:
+        return None
+    try:
+        return validate_executable(value)
+    except ValueError as e:
+        raise RuntimeError("%s=%r: %s" % (ENV_VAR, value, e)) from None
+
+
+def _warn_name(path):
+    # `ray stop`, services._is_raylet_process and the dashboard agent find the
+    # raylet by "raylet" in its executable name.
+    if "raylet" not in os.path.basename(path):
+        sys.stderr.write(
+            "craylet: warning: %s does not have 'raylet' in its name; "
+            "`ray stop` and the dashboard agent will not recognise it\n" % path
+        )
+
+
+def patch_services(mod):
+    if getattr(mod, "_craylet_patched", False):
+        return
+    original_start_raylet = mod.start_raylet
+    mod.CRAYLET_STOCK_RAYLET_EXECUTABLE = mod.RAYLET_EXECUTABLE
+
+    @functools.wraps(original_start_raylet)
+    def start_raylet(*args, **kwargs):
+        path = raylet_path_from_env()
+        if path is None:
+            return original_start_raylet(*args, **kwargs)
+        _warn_name(path)
+        saved = mod.RAYLET_EXECUTABLE
+        mod.RAYLET_EXECUTABLE = path
+        try:
+            return original_start_raylet(*args, **kwargs)
+        finally:
+            mod.RAYLET_EXECUTABLE = saved
+
+    start_raylet._craylet_original = original_start_raylet
+    mod.start_raylet = start_raylet
+    mod._craylet_patched = True
+
+
+def _raylet_path_callback(ctx, param, value):
+    import click
+
+    if value is None or value == "":
+        return None
+    try:
+        return validate_executable(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e), ctx=ctx, param=param)
+
+
+def patch_scripts(mod):
+    if getattr(mod, "_craylet_patched", False):
+        return
+    import click
+
+    cmd = getattr(mod, "start", None)
+    if not isinstance(cmd, click.Command):
+        raise TypeError("ray.scripts.scripts.start is not a click command")
+    if any(p.name == "raylet_path" for p in cmd.params):
+        mod._craylet_patched = True
+        return
+
+    option = click.Option(
+        ["--raylet-path"],
+        required=False,
+        default=None,
+        type=str,
+        callback=_raylet_path_callback,
+        help=(
+            "Path of the raylet executable to launch instead of the raylet "
+            "bundled with Ray (for example craylet). Also exported as %s to "
+            "the processes this command starts." % ENV_VAR
+        ),
+    )
+    # Put it next to the other raylet options in --help.
+    index = len(cmd.params)
+    for i, p in enumerate(cmd.params):
+        if p.name == "node_manager_port":
+            index = i + 1
+            break
+    cmd.params.insert(index, option)
+
+    original_callback = cmd.callback
+
+    @functools.wraps(original_callback)
+    def callback(*args, raylet_path=None, **kwargs):
+        if raylet_path:
+            _warn_name(raylet_path)
+            os.environ[ENV_VAR] = raylet_path
+        return original_callback(*args, **kwargs)
+
+    cmd.callback = callback
+    mod._craylet_patched = True

@@ -1,0 +1,116 @@
+#include "raylet/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/json.h"
+#include "common/log.h"
+
+typedef enum { CONFIG_INT, CONFIG_BOOL } config_kind_t;
+
+typedef struct config_key {
+    const char *name;
+    config_kind_t kind;
+    size_t offset;
+} config_key_t;
+
+static const config_key_t config_keys[] = {
+    {"raylet_report_resources_period_milliseconds", CONFIG_INT,
+     offsetof(config_t, raylet_report_resources_period_milliseconds)},
+    {"raylet_liveness_self_check_interval_ms", CONFIG_INT,
+     offsetof(config_t, raylet_liveness_self_check_interval_ms)},
+    {"gcs_rpc_server_reconnect_timeout_s", CONFIG_INT,
+     offsetof(config_t, gcs_rpc_server_reconnect_timeout_s)},
+    {"enable_pipe_based_agent_to_parent_health_check", CONFIG_BOOL,
+     offsetof(config_t, enable_pipe_based_agent_to_parent_health_check)},
+    {"agent_port_file_timeout_ms", CONFIG_INT, offsetof(config_t, agent_port_file_timeout_ms)},
+};
+
+static bool config_parse_int(const char *s, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool config_parse_bool(const char *s, bool *out)
+{
+    if (!strcmp(s, "1") || !strcasecmp(s, "true")) {
+        *out = true;
+        return true;
+    }
+    if (!strcmp(s, "0") || !strcasecmp(s, "false")) {
+        *out = false;
+        return true;
+    }
+    return false;
+}
+
+void config_init(config_t *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->raylet_report_resources_period_milliseconds = 100;
+    cfg->raylet_liveness_self_check_interval_ms = 60000;
+    cfg->gcs_rpc_server_reconnect_timeout_s = 60;
+    cfg->enable_pipe_based_agent_to_parent_health_check = true;
+    cfg->agent_port_file_timeout_ms = 30000;
+    cfg->system_config_json = strdup("{}");
+    if (!cfg->system_config_json)
+        abort();
+    for (size_t i = 0; i < sizeof config_keys / sizeof config_keys[0]; i++) {
+        const config_key_t *k = &config_keys[i];
+        char var[128];
+        snprintf(var, sizeof var, "RAY_%s", k->name);
+        const char *v = getenv(var);
+        if (!v)
+            continue;
+        bool ok = k->kind == CONFIG_INT ? config_parse_int(v, (int64_t *)((char *)cfg + k->offset))
+                                        : config_parse_bool(v, (bool *)((char *)cfg + k->offset));
+        if (!ok)
+            log_warn("ignoring %s=%s: not a valid %s", var, v, k->kind == CONFIG_INT ? "integer" : "boolean");
+    }
+}
+
+int config_apply_json(config_t *cfg, const char *json)
+{
+    char *copy = strdup(json ? json : "");
+    if (!copy)
+        abort();
+    free(cfg->system_config_json);
+    cfg->system_config_json = copy;
+    if (!json || !*json)
+        return 0;
+
+    json_t *root = NULL;
+    char err[128];
+    if (json_parse(json, strlen(json), &root, err, sizeof err) != 0 || root->type != JSON_OBJECT) {
+        log_warn("system config from GCS is not a JSON object (%s); using defaults", err);
+        json_free(root);
+        return CR_EBADMSG;
+    }
+    for (size_t i = 0; i < sizeof config_keys / sizeof config_keys[0]; i++) {
+        const config_key_t *k = &config_keys[i];
+        const json_t *v = json_object_get(root, k->name);
+        if (!v)
+            continue;
+        bool ok = k->kind == CONFIG_INT ? json_int64(v, (int64_t *)((char *)cfg + k->offset))
+                                        : json_bool(v, (bool *)((char *)cfg + k->offset));
+        if (!ok)
+            log_warn("system config key %s has the wrong type; ignored", k->name);
+    }
+    json_free(root);
+    return 0;
+}
+
+void config_free(config_t *cfg)
+{
+    free(cfg->system_config_json);
+    cfg->system_config_json = NULL;
+}

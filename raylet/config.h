@@ -1,0 +1,31 @@
+/* The subset of Ray's system config (RayConfig) the daemon reads.
+ *
+ * Same precedence as the stock raylet: built-in default, then the
+ * RAY_<name> environment variable, then the JSON system config that GCS
+ * hands out (ray.init(_system_config=...) / ray start --system-config).
+ * The JSON text itself is kept verbatim: workers fetch it back through
+ * NodeManagerService.GetSystemConfig. */
+#ifndef CRAYLET_RAYLET_CONFIG_H
+#define CRAYLET_RAYLET_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct config {
+    int64_t raylet_report_resources_period_milliseconds;
+    int64_t raylet_liveness_self_check_interval_ms;
+    int64_t gcs_rpc_server_reconnect_timeout_s;
+    bool enable_pipe_based_agent_to_parent_health_check;
+    int64_t agent_port_file_timeout_ms; /* craylet's own: how long agents may take to bind */
+    char *system_config_json;           /* owned; "{}" until GCS answers */
+} config_t;
+
+/* Defaults overridden by RAY_<name> variables.  Malformed values are logged
+ * and ignored. */
+void config_init(config_t *cfg);
+/* Apply the JSON from GetInternalConfig (copied).  Returns 0, or CR_EBADMSG
+ * if it is not a JSON object (the text is still kept for GetSystemConfig). */
+int config_apply_json(config_t *cfg, const char *json);
+void config_free(config_t *cfg);
+
+#endif

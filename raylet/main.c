@@ -1,0 +1,66 @@
+/* craylet: a native replacement for Ray's raylet.
+ *
+ * Launched by `ray start` / `ray.init()` with the stock raylet's flags (see
+ * raylet/flags.h).  Exit codes: 0 after an orderly stop, 1 for a runtime
+ * failure (GCS unreachable, an agent died), 2 for bad flags. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "raylet/flags.h"
+#include "raylet/raylet.h"
+
+/* Route everything, including what gRPC and libc print, to the log files
+ * Ray names, as the stock raylet does; Ray itself points our stdout and
+ * stderr at /dev/null when it redirects logs. */
+static int main_redirect_output(const flags_t *flags)
+{
+    int rc = log_open(flags->stdout_filepath, flags->stderr_filepath);
+    if (rc != 0)
+        return rc;
+    if (flags->stdout_filepath) {
+        int fd = open(flags->stdout_filepath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            close(fd);
+        }
+    }
+    if (flags->stderr_filepath) {
+        int fd = open(flags->stderr_filepath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    flags_t flags;
+    char err[512];
+    if (flags_parse(argc, argv, &flags, err, sizeof err) != 0) {
+        fprintf(stderr, "craylet: %s\n", err);
+        return 2;
+    }
+    int rc = main_redirect_output(&flags);
+    if (rc != 0) {
+        fprintf(stderr, "craylet: cannot open the log files: %s\n", cr_strerror(rc));
+        flags_free(&flags);
+        return 1;
+    }
+    raylet_t *r = raylet_create(&flags);
+    if (!r) {
+        flags_free(&flags);
+        log_close();
+        return 1;
+    }
+    int code = raylet_run(r);
+    raylet_destroy(r);
+    log_info("craylet exiting with code %d", code);
+    log_close();
+    return code;
+}

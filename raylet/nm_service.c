@@ -1,0 +1,169 @@
+/* NodeManagerService: the gRPC methods GCS, workers and the dashboard call
+ * on a raylet, plus grpc.health.v1 (GCS's liveness probe).
+ *
+ * Methods not listed here are answered UNIMPLEMENTED by the rpc layer at
+ * once, so no caller waits on something this build does not do. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "raylet/raylet_int.h"
+
+static void nm_health_check(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    struct raylet *r = ctx;
+    const Grpc__Health__V1__HealthCheckRequest *req = (const Grpc__Health__V1__HealthCheckRequest *)msg;
+    /* GCS asks for the node id as the service name; "" is the whole server. */
+    if (req->service && req->service[0] && strcmp(req->service, r->node_hex) != 0) {
+        rpc_call_fail(call, GRPC_STATUS_NOT_FOUND, "unknown service");
+        return;
+    }
+    Grpc__Health__V1__HealthCheckResponse reply = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
+    reply.status = r->state == RAYLET_STOPPING
+                       ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
+                       : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+    rpc_call_reply(call, &reply.base);
+}
+
+static void nm_get_resource_load(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    struct raylet *r = ctx;
+    size_t n = res_node_count(r->resources);
+    Ray__Rpc__ResourcesData data = RAY__RPC__RESOURCES_DATA__INIT;
+    Ray__Rpc__ResourcesData__ResourcesAvailableEntry *avail = calloc(n ? n : 1, sizeof *avail);
+    Ray__Rpc__ResourcesData__ResourcesTotalEntry *total = calloc(n ? n : 1, sizeof *total);
+    Ray__Rpc__ResourcesData__ResourcesAvailableEntry **availp = calloc(n ? n : 1, sizeof *availp);
+    Ray__Rpc__ResourcesData__ResourcesTotalEntry **totalp = calloc(n ? n : 1, sizeof *totalp);
+    if (!avail || !total || !availp || !totalp)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        res_entry_t e;
+        res_node_entry_at(r->resources, i, &e);
+        ray__rpc__resources_data__resources_available_entry__init(&avail[i]);
+        ray__rpc__resources_data__resources_total_entry__init(&total[i]);
+        avail[i].key = total[i].key = (char *)e.name;
+        avail[i].value = res_amount_to_double(e.available);
+        total[i].value = res_amount_to_double(e.total);
+        availp[i] = &avail[i];
+        totalp[i] = &total[i];
+    }
+    data.node_id.data = r->node_id;
+    data.node_id.len = 28;
+    data.n_resources_available = data.n_resources_total = n;
+    data.resources_available = availp;
+    data.resources_total = totalp;
+    data.node_manager_address = r->flags.node_ip_address;
+    Ray__Rpc__ResourceLoad load = RAY__RPC__RESOURCE_LOAD__INIT;
+    data.resource_load_by_shape = &load;
+    uint64_t now = loop_now_ms(r->loop);
+    data.idle_duration_ms = (int64_t)(now > r->idle_since_ms ? now - r->idle_since_ms : 0);
+
+    Ray__Rpc__GetResourceLoadReply reply = RAY__RPC__GET_RESOURCE_LOAD_REPLY__INIT;
+    reply.resources = &data;
+    rpc_call_reply(call, &reply.base);
+    free(avail);
+    free(total);
+    free(availp);
+    free(totalp);
+}
+
+static void nm_get_system_config(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    struct raylet *r = ctx;
+    Ray__Rpc__GetSystemConfigReply reply = RAY__RPC__GET_SYSTEM_CONFIG_REPLY__INIT;
+    reply.system_config = r->config.system_config_json;
+    rpc_call_reply(call, &reply.base);
+}
+
+static void nm_get_agent_pids(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    struct raylet *r = ctx;
+    Ray__Rpc__GetAgentPIDsReply reply = RAY__RPC__GET_AGENT_PIDS_REPLY__INIT;
+    if (r->dashboard_agent && !agent_exited(r->dashboard_agent)) {
+        reply._dashboard_agent_pid_case = RAY__RPC__GET_AGENT_PIDS_REPLY___DASHBOARD_AGENT_PID_DASHBOARD_AGENT_PID;
+        reply.dashboard_agent_pid = agent_pid(r->dashboard_agent);
+    }
+    if (r->runtime_env_agent && !agent_exited(r->runtime_env_agent)) {
+        reply._runtime_env_agent_pid_case =
+            RAY__RPC__GET_AGENT_PIDS_REPLY___RUNTIME_ENV_AGENT_PID_RUNTIME_ENV_AGENT_PID;
+        reply.runtime_env_agent_pid = agent_pid(r->runtime_env_agent);
+    }
+    rpc_call_reply(call, &reply.base);
+}
+
+static void nm_get_worker_pids(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    /* No workers run before the worker pool lands (next issue). */
+    Ray__Rpc__GetWorkerPIDsReply reply = RAY__RPC__GET_WORKER_PIDS_REPLY__INIT;
+    rpc_call_reply(call, &reply.base);
+}
+
+static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    Ray__Rpc__GetNodeStatsReply reply = RAY__RPC__GET_NODE_STATS_REPLY__INIT;
+    Ray__Rpc__ObjectStoreStats store = RAY__RPC__OBJECT_STORE_STATS__INIT;
+    reply.store_stats = &store;
+    rpc_call_reply(call, &reply.base);
+}
+
+static void nm_notify_gcs_restart(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    /* The subscriber and the RaySyncer stream both reconnect by themselves
+     * once their calls fail against the new GCS. */
+    log_info("GCS restarted");
+    Ray__Rpc__NotifyGCSRestartReply reply = RAY__RPC__NOTIFY_GCSRESTART_REPLY__INIT;
+    rpc_call_reply(call, &reply.base);
+}
+
+static void nm_shutdown_raylet(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    struct raylet *r = ctx;
+    const Ray__Rpc__ShutdownRayletRequest *req = (const Ray__Rpc__ShutdownRayletRequest *)msg;
+    bool graceful = req->graceful;
+    Ray__Rpc__ShutdownRayletReply reply = RAY__RPC__SHUTDOWN_RAYLET_REPLY__INIT;
+    rpc_call_reply(call, &reply.base);
+    log_info("ShutdownRaylet requested (graceful=%d)", graceful);
+    raylet_shutdown(r, 0, graceful, RAY__RPC__NODE_DEATH_INFO__REASON__EXPECTED_TERMINATION,
+                    "Terminated by autoscaler.");
+}
+
+static void nm_is_local_worker_dead(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    /* No worker has ever run here yet, so any worker id asked about is dead. */
+    Ray__Rpc__IsLocalWorkerDeadReply reply = RAY__RPC__IS_LOCAL_WORKER_DEAD_REPLY__INIT;
+    reply.is_dead = 1;
+    rpc_call_reply(call, &reply.base);
+}
+
+int nm_service_register(struct raylet *r)
+{
+    static const struct {
+        const char *path;
+        const ProtobufCMessageDescriptor *desc;
+        rpc_method_fn fn;
+    } methods[] = {
+        {"/grpc.health.v1.Health/Check", &grpc__health__v1__health_check_request__descriptor, nm_health_check},
+        {"/ray.rpc.NodeManagerService/GetResourceLoad", &ray__rpc__get_resource_load_request__descriptor,
+         nm_get_resource_load},
+        {"/ray.rpc.NodeManagerService/GetSystemConfig", &ray__rpc__get_system_config_request__descriptor,
+         nm_get_system_config},
+        {"/ray.rpc.NodeManagerService/GetAgentPIDs", &ray__rpc__get_agent_pids_request__descriptor,
+         nm_get_agent_pids},
+        {"/ray.rpc.NodeManagerService/GetWorkerPIDs", &ray__rpc__get_worker_pids_request__descriptor,
+         nm_get_worker_pids},
+        {"/ray.rpc.NodeManagerService/GetNodeStats", &ray__rpc__get_node_stats_request__descriptor,
+         nm_get_node_stats},
+        {"/ray.rpc.NodeManagerService/NotifyGCSRestart", &ray__rpc__notify_gcsrestart_request__descriptor,
+         nm_notify_gcs_restart},
+        {"/ray.rpc.NodeManagerService/ShutdownRaylet", &ray__rpc__shutdown_raylet_request__descriptor,
+         nm_shutdown_raylet},
+        {"/ray.rpc.NodeManagerService/IsLocalWorkerDead", &ray__rpc__is_local_worker_dead_request__descriptor,
+         nm_is_local_worker_dead},
+    };
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        int rc = rpc_server_add_method(r->server, methods[i].path, methods[i].desc, methods[i].fn, r);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}

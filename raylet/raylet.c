@@ -1,0 +1,702 @@
+#include "raylet/raylet.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <grpc/grpc.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "raylet/raylet_int.h"
+
+#define RAYLET_PORT_POLL_MS 50
+#define RAYLET_UNREGISTER_WAIT_MS 3000
+#define RAYLET_AGENT_GRACE_MS 2000
+
+static uint64_t raylet_wall_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static int raylet_hex_to_bytes(const char *hex, uint8_t *out, size_t n)
+{
+    if (strlen(hex) != 2 * n)
+        return CR_EBADMSG;
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return CR_EBADMSG;
+        out[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+/* ---- Unix sockets -------------------------------------------------------- */
+
+static int raylet_listen_unix(const char *path)
+{
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof addr.sun_path) {
+        log_error("socket path too long (%zu bytes, limit %zu): %s", strlen(path),
+                  sizeof addr.sun_path - 1, path);
+        return -ENAMETOOLONG;
+    }
+    strcpy(addr.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    unlink(path); /* a stale socket from a crashed predecessor */
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 1024) != 0) {
+        int err = -errno;
+        log_error("cannot listen on %s: %s", path, strerror(errno));
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+/* The worker and plasma protocols arrive with the next issue; until then a
+ * client is told so by a closed connection and a log line, not a hang. */
+static void raylet_on_unix_accept(loop_t *loop, int fd, unsigned events, void *data)
+{
+    const char *what = data;
+    for (;;) {
+        int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+        if (c < 0)
+            break;
+        log_warn("closing a %s connection: that protocol is not served yet", what);
+        close(c);
+    }
+}
+
+/* ---- registration --------------------------------------------------------- */
+
+static void raylet_on_check_alive_timer(loop_t *loop, uint64_t id, void *data);
+
+static void raylet_on_check_alive(void *ctx, int err, const char *message, ProtobufCMessage *reply)
+{
+    struct raylet *r = ctx;
+    if (r->state != RAYLET_RUNNING)
+        return;
+    if (err == 0) {
+        const Ray__Rpc__CheckAliveReply *a = (const Ray__Rpc__CheckAliveReply *)reply;
+        if (a->n_raylet_alive >= 1 && !a->raylet_alive[0]) {
+            log_error("GCS reports this node dead; exiting");
+            raylet_shutdown(r, 1, false, 0, NULL);
+            return;
+        }
+    } else {
+        log_warn("liveness self-check failed: %s", message);
+    }
+    r->check_alive_timer = loop_add_timer(r->loop, (uint64_t)r->config.raylet_liveness_self_check_interval_ms,
+                                          raylet_on_check_alive_timer, r);
+}
+
+static void raylet_on_check_alive_timer(loop_t *loop, uint64_t id, void *data)
+{
+    struct raylet *r = data;
+    r->check_alive_timer = 0;
+    if (gcs_check_alive(r->gcs, r->node_id, raylet_on_check_alive, r) != 0)
+        raylet_on_check_alive(r, CR_ERPC, "cannot start CheckAlive", NULL);
+}
+
+static raylet_peer_t *raylet_peer_find(struct raylet *r, const uint8_t *node_id, bool create)
+{
+    for (size_t i = 0; i < r->peer_count; i++)
+        if (memcmp(r->peers[i].node_id, node_id, 28) == 0)
+            return &r->peers[i];
+    if (!create)
+        return NULL;
+    if (r->peer_count == r->peer_cap) {
+        r->peer_cap = r->peer_cap ? 2 * r->peer_cap : 8;
+        r->peers = realloc(r->peers, r->peer_cap * sizeof *r->peers);
+        if (!r->peers)
+            abort();
+    }
+    raylet_peer_t *p = &r->peers[r->peer_count++];
+    memset(p, 0, sizeof *p);
+    memcpy(p->node_id, node_id, 28);
+    p->total = res_set_create();
+    p->available = res_set_create();
+    return p;
+}
+
+static void raylet_peer_remove(struct raylet *r, const uint8_t *node_id)
+{
+    raylet_peer_t *p = raylet_peer_find(r, node_id, false);
+    if (!p)
+        return;
+    res_set_destroy(p->total);
+    res_set_destroy(p->available);
+    *p = r->peers[--r->peer_count];
+}
+
+static void raylet_on_pub_message(void *ctx, const Ray__Rpc__PubMessage *m)
+{
+    struct raylet *r = ctx;
+    if (m->inner_message_case != RAY__RPC__PUB_MESSAGE__INNER_MESSAGE_NODE_ADDRESS_AND_LIVENESS_MESSAGE)
+        return; /* jobs and worker deltas matter once workers run (next issue) */
+    const Ray__Rpc__GcsNodeAddressAndLiveness *n = m->node_address_and_liveness_message;
+    if (!n || n->node_id.len != 28)
+        return;
+    bool self = memcmp(n->node_id.data, r->node_id, 28) == 0;
+    if (n->state == RAY__RPC__GCS_NODE_INFO__GCS_NODE_STATE__DEAD) {
+        if (self && r->state == RAYLET_RUNNING) {
+            log_error("GCS marked this node dead; exiting");
+            raylet_shutdown(r, 1, false, 0, NULL);
+        } else if (!self) {
+            raylet_peer_remove(r, n->node_id.data);
+            log_info("node %s:%d left the cluster", n->node_manager_address, n->node_manager_port);
+        }
+    } else if (!self) {
+        log_info("node %s:%d is alive", n->node_manager_address, n->node_manager_port);
+    }
+}
+
+static void raylet_on_subscribed(void *ctx)
+{
+    struct raylet *r = ctx;
+    log_debug("subscribed to GCS channels (%zu peers known)", r->peer_count);
+}
+
+/* RaySyncer: our view out, the others' in. */
+
+static uint64_t raylet_view_version(void *ctx)
+{
+    struct raylet *r = ctx;
+    return res_node_version(r->resources);
+}
+
+static void raylet_fill_view(void *ctx, Ray__Rpc__Syncer__ResourceViewSyncMessage *v)
+{
+    struct raylet *r = ctx;
+    size_t n = res_node_count(r->resources);
+    Ray__Rpc__Syncer__ResourceViewSyncMessage__ResourcesAvailableEntry *avail = calloc(n ? n : 1, sizeof *avail);
+    Ray__Rpc__Syncer__ResourceViewSyncMessage__ResourcesTotalEntry *total = calloc(n ? n : 1, sizeof *total);
+    v->resources_available = calloc(n ? n : 1, sizeof *v->resources_available);
+    v->resources_total = calloc(n ? n : 1, sizeof *v->resources_total);
+    if (!avail || !total || !v->resources_available || !v->resources_total)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        res_entry_t e;
+        res_node_entry_at(r->resources, i, &e);
+        ray__rpc__syncer__resource_view_sync_message__resources_available_entry__init(&avail[i]);
+        ray__rpc__syncer__resource_view_sync_message__resources_total_entry__init(&total[i]);
+        avail[i].key = total[i].key = (char *)e.name;
+        avail[i].value = res_amount_to_double(e.available);
+        total[i].value = res_amount_to_double(e.total);
+        v->resources_available[i] = &avail[i];
+        v->resources_total[i] = &total[i];
+    }
+    v->n_resources_available = v->n_resources_total = n;
+    uint64_t now = loop_now_ms(r->loop);
+    v->idle_duration_ms = (int64_t)(now > r->idle_since_ms ? now - r->idle_since_ms : 0);
+    if (v->idle_duration_ms == 0)
+        v->idle_duration_ms = 1; /* idle is reported as at least 1 ms */
+    size_t nl = r->flags.label_count + 1;
+    Ray__Rpc__Syncer__ResourceViewSyncMessage__LabelsEntry *labels = calloc(nl, sizeof *labels);
+    v->labels = calloc(nl, sizeof *v->labels);
+    if (!labels || !v->labels)
+        abort();
+    for (size_t i = 0; i < nl; i++) {
+        ray__rpc__syncer__resource_view_sync_message__labels_entry__init(&labels[i]);
+        if (i < r->flags.label_count) {
+            labels[i].key = r->flags.labels[i].key;
+            labels[i].value = r->flags.labels[i].value;
+        } else {
+            labels[i].key = "ray.io/node-id";
+            labels[i].value = r->node_hex;
+        }
+        v->labels[i] = &labels[i];
+    }
+    v->n_labels = nl;
+}
+
+static void raylet_release_view(void *ctx, Ray__Rpc__Syncer__ResourceViewSyncMessage *v)
+{
+    if (v->n_resources_available)
+        free(v->resources_available[0]);
+    if (v->n_resources_total)
+        free(v->resources_total[0]);
+    if (v->n_labels)
+        free(v->labels[0]);
+    free(v->resources_available);
+    free(v->resources_total);
+    free(v->labels);
+}
+
+static void raylet_on_remote_view(void *ctx, const uint8_t node_id[28],
+                                  const Ray__Rpc__Syncer__ResourceViewSyncMessage *v)
+{
+    struct raylet *r = ctx;
+    raylet_peer_t *p = raylet_peer_find(r, node_id, true);
+    /* Each view replaces the previous one whole. */
+    res_set_destroy(p->total);
+    res_set_destroy(p->available);
+    p->total = res_set_create();
+    p->available = res_set_create();
+    for (size_t i = 0; i < v->n_resources_total; i++) {
+        res_amount_t a;
+        if (res_amount_from_double(v->resources_total[i]->value, &a) == 0)
+            res_set_put(p->total, v->resources_total[i]->key, a);
+    }
+    for (size_t i = 0; i < v->n_resources_available; i++) {
+        res_amount_t a;
+        if (res_amount_from_double(v->resources_available[i]->value, &a) == 0)
+            res_set_put(p->available, v->resources_available[i]->key, a);
+    }
+    p->draining = v->is_draining;
+}
+
+static void raylet_on_registered(void *ctx, int err, const char *message, ProtobufCMessage *reply)
+{
+    struct raylet *r = ctx;
+    if (r->state != RAYLET_REGISTERING)
+        return;
+    if (err) {
+        log_error("cannot register this node with GCS: %s", message);
+        raylet_shutdown(r, 1, false, 0, NULL);
+        return;
+    }
+    r->state = RAYLET_RUNNING;
+    log_info("node %s registered with GCS at %s (node manager port %d, object manager port %d)",
+             r->node_hex, r->flags.gcs_address, r->node_manager_port, r->object_manager_port);
+
+    static const int channels[] = {
+        RAY__RPC__CHANNEL_TYPE__GCS_NODE_ADDRESS_AND_LIVENESS_CHANNEL,
+        RAY__RPC__CHANNEL_TYPE__GCS_WORKER_DELTA_CHANNEL,
+        RAY__RPC__CHANNEL_TYPE__GCS_JOB_CHANNEL,
+    };
+    r->sub = gcs_sub_create(r->loop, r->gcs, channels, 3, raylet_on_pub_message, raylet_on_subscribed, r);
+    static const syncer_callbacks_t cbs = {
+        .local_version = raylet_view_version,
+        .fill_view = raylet_fill_view,
+        .release_view = raylet_release_view,
+        .on_remote_view = raylet_on_remote_view,
+    };
+    r->syncer = syncer_create(r->loop, r->gcs, r->node_id,
+                              (uint64_t)r->config.raylet_report_resources_period_milliseconds, &cbs, r);
+    r->check_alive_timer = loop_add_timer(r->loop, (uint64_t)r->config.raylet_liveness_self_check_interval_ms,
+                                          raylet_on_check_alive_timer, r);
+}
+
+static void raylet_register(struct raylet *r)
+{
+    r->state = RAYLET_REGISTERING;
+    Ray__Rpc__GcsNodeInfo info = RAY__RPC__GCS_NODE_INFO__INIT;
+    info.node_id.data = r->node_id;
+    info.node_id.len = 28;
+    info.node_manager_address = r->flags.node_ip_address;
+    info.raylet_socket_name = r->flags.raylet_socket_name;
+    info.object_store_socket_name = r->flags.store_socket_name;
+    info.node_manager_port = r->node_manager_port;
+    info.object_manager_port = r->object_manager_port;
+    info.state = RAY__RPC__GCS_NODE_INFO__GCS_NODE_STATE__ALIVE;
+    char hostname[256] = "";
+    gethostname(hostname, sizeof hostname - 1);
+    info.node_manager_hostname = hostname;
+    info.metrics_export_port = r->metrics_export_port;
+    info.runtime_env_agent_port = r->runtime_env_agent_port;
+    info.metrics_agent_port = r->metrics_agent_port;
+    info.dashboard_agent_listen_port = r->dashboard_agent_listen_port;
+    info.node_name = r->flags.node_name ? r->flags.node_name : r->flags.node_ip_address;
+    const char *env;
+    if ((env = getenv("RAY_CLOUD_INSTANCE_ID")))
+        info.instance_id = (char *)env;
+    if ((env = getenv("RAY_NODE_TYPE_NAME")))
+        info.node_type_name = (char *)env;
+    if ((env = getenv("RAY_CLOUD_INSTANCE_TYPE_NAME")))
+        info.instance_type_name = (char *)env;
+    info.start_time_ms = r->start_wall_ms;
+    info.is_head_node = r->flags.head;
+
+    size_t n = res_node_count(r->resources);
+    Ray__Rpc__GcsNodeInfo__ResourcesTotalEntry *res = calloc(n ? n : 1, sizeof *res);
+    Ray__Rpc__GcsNodeInfo__ResourcesTotalEntry **resp = calloc(n ? n : 1, sizeof *resp);
+    if (!res || !resp)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        res_entry_t e;
+        res_node_entry_at(r->resources, i, &e);
+        ray__rpc__gcs_node_info__resources_total_entry__init(&res[i]);
+        res[i].key = (char *)e.name;
+        res[i].value = res_amount_to_double(e.total);
+        resp[i] = &res[i];
+    }
+    info.n_resources_total = n;
+    info.resources_total = resp;
+
+    size_t nl = r->flags.label_count + 1;
+    Ray__Rpc__GcsNodeInfo__LabelsEntry *labels = calloc(nl, sizeof *labels);
+    Ray__Rpc__GcsNodeInfo__LabelsEntry **labelp = calloc(nl, sizeof *labelp);
+    if (!labels || !labelp)
+        abort();
+    for (size_t i = 0; i < nl; i++) {
+        ray__rpc__gcs_node_info__labels_entry__init(&labels[i]);
+        labels[i].key = i < r->flags.label_count ? r->flags.labels[i].key : "ray.io/node-id";
+        labels[i].value = i < r->flags.label_count ? r->flags.labels[i].value : r->node_hex;
+        labelp[i] = &labels[i];
+    }
+    info.n_labels = nl;
+    info.labels = labelp;
+
+    Ray__Rpc__NodeSnapshot snapshot = RAY__RPC__NODE_SNAPSHOT__INIT;
+    snapshot.state = RAY__RPC__NODE_SNAPSHOT__STATE__ACTIVE;
+    info.state_snapshot = &snapshot;
+
+    if (gcs_register_node(r->gcs, &info, raylet_on_registered, r) != 0) {
+        log_error("cannot start RegisterNode");
+        raylet_shutdown(r, 1, false, 0, NULL);
+    }
+    free(res);
+    free(resp);
+    free(labels);
+    free(labelp);
+}
+
+/* ---- agents and their port files ----------------------------------------- */
+
+typedef struct raylet_port_file {
+    const char *name;
+    size_t offset; /* of the int in struct raylet */
+} raylet_port_file_t;
+
+static const raylet_port_file_t raylet_port_files[] = {
+    {"metrics_agent_port", offsetof(struct raylet, metrics_agent_port)},
+    {"metrics_export_port", offsetof(struct raylet, metrics_export_port)},
+    {"dashboard_agent_listen_port", offsetof(struct raylet, dashboard_agent_listen_port)},
+    {"runtime_env_agent_port", offsetof(struct raylet, runtime_env_agent_port)},
+};
+#define RAYLET_PORT_UNKNOWN (-2)
+
+static void raylet_on_port_timer(loop_t *loop, uint64_t id, void *data)
+{
+    struct raylet *r = data;
+    r->port_timer = 0;
+    const char *missing = NULL;
+    for (size_t i = 0; i < sizeof raylet_port_files / sizeof raylet_port_files[0]; i++) {
+        int *port = (int *)((char *)r + raylet_port_files[i].offset);
+        if (*port != RAYLET_PORT_UNKNOWN)
+            continue;
+        int rc = agent_read_port_file(r->flags.session_dir, raylet_port_files[i].name, r->node_hex, port);
+        if (rc == CR_EBADMSG) {
+            log_error("port file %s_%s in %s does not hold a port", raylet_port_files[i].name,
+                      r->node_hex, r->flags.session_dir);
+            raylet_shutdown(r, 1, false, 0, NULL);
+            return;
+        }
+        if (rc != 0) {
+            *port = RAYLET_PORT_UNKNOWN;
+            missing = raylet_port_files[i].name;
+        }
+    }
+    if (!missing) {
+        raylet_register(r);
+        return;
+    }
+    if (loop_now_ms(loop) >= r->port_wait_deadline) {
+        log_error("timed out after %lld ms waiting for the agents' port file %s_%s",
+                  (long long)r->config.agent_port_file_timeout_ms, missing, r->node_hex);
+        raylet_shutdown(r, 1, false, 0, NULL);
+        return;
+    }
+    r->port_timer = loop_add_timer(loop, RAYLET_PORT_POLL_MS, raylet_on_port_timer, r);
+}
+
+static int raylet_start_agent(struct raylet *r, const char *name, const char *command, agent_t **out)
+{
+    if (!command || !*command) {
+        log_warn("no %s command given; running without it", name);
+        return 0;
+    }
+    agent_options_t opts = {
+        .name = name,
+        .command = command,
+        .node_manager_port = r->node_manager_port,
+        .node_id_hex = r->node_hex,
+        .pipe_health_check = r->config.enable_pipe_based_agent_to_parent_health_check,
+    };
+    return agent_spawn(&opts, out);
+}
+
+static void raylet_start_serving(struct raylet *r)
+{
+    const char *host = strcmp(r->flags.node_ip_address, "127.0.0.1") == 0 ? "127.0.0.1" : "0.0.0.0";
+    r->server = rpc_server_create(r->bridge);
+    if (nm_service_register(r) != 0 ||
+        rpc_server_listen(r->server, host, r->flags.node_manager_port, &r->node_manager_port) != 0 ||
+        rpc_server_start(r->server) != 0) {
+        log_error("cannot serve NodeManagerService on port %d", r->flags.node_manager_port);
+        raylet_shutdown(r, 1, false, 0, NULL);
+        return;
+    }
+    r->object_server = rpc_server_create(r->bridge);
+    if (rpc_server_listen(r->object_server, host, r->flags.object_manager_port, &r->object_manager_port) != 0 ||
+        rpc_server_start(r->object_server) != 0) {
+        log_error("cannot bind the object manager port %d", r->flags.object_manager_port);
+        raylet_shutdown(r, 1, false, 0, NULL);
+        return;
+    }
+    log_info("serving gRPC on %s:%d (object manager port %d)", host, r->node_manager_port,
+             r->object_manager_port);
+
+    if (raylet_start_agent(r, "dashboard_agent", r->flags.dashboard_agent_command, &r->dashboard_agent) != 0 ||
+        raylet_start_agent(r, "runtime_env_agent", r->flags.runtime_env_agent_command,
+                           &r->runtime_env_agent) != 0) {
+        raylet_shutdown(r, 1, false, 0, NULL);
+        return;
+    }
+    /* Ports given on the command line are final; 0 means "the agent picks
+     * and writes a port file".  With no agent there is nothing to wait for. */
+    r->metrics_agent_port = r->flags.metrics_agent_port;
+    r->metrics_export_port = r->flags.metrics_export_port;
+    r->dashboard_agent_listen_port = r->flags.dashboard_agent_listen_port;
+    r->runtime_env_agent_port = r->flags.runtime_env_agent_port;
+    if (r->metrics_agent_port == 0)
+        r->metrics_agent_port = r->dashboard_agent ? RAYLET_PORT_UNKNOWN : -1;
+    if (r->metrics_export_port == 0)
+        r->metrics_export_port = r->dashboard_agent ? RAYLET_PORT_UNKNOWN : -1;
+    if (r->dashboard_agent_listen_port == 0)
+        r->dashboard_agent_listen_port = r->dashboard_agent ? RAYLET_PORT_UNKNOWN : -1;
+    if (r->runtime_env_agent_port == 0)
+        r->runtime_env_agent_port = r->runtime_env_agent ? RAYLET_PORT_UNKNOWN : -1;
+    r->state = RAYLET_WAITING_AGENTS;
+    r->port_wait_deadline = loop_update_time(r->loop) + (uint64_t)r->config.agent_port_file_timeout_ms;
+    raylet_on_port_timer(r->loop, 0, r);
+}
+
+static void raylet_on_config(void *ctx, int err, const char *message, ProtobufCMessage *reply)
+{
+    struct raylet *r = ctx;
+    if (r->state != RAYLET_FETCHING_CONFIG)
+        return;
+    if (err) {
+        log_error("cannot get the system config from GCS: %s", message);
+        fprintf(stderr, "craylet: cannot reach GCS at %s: %s\n", r->flags.gcs_address, message);
+        raylet_shutdown(r, 1, false, 0, NULL);
+        return;
+    }
+    const Ray__Rpc__GetInternalConfigReply *c = (const Ray__Rpc__GetInternalConfigReply *)reply;
+    config_apply_json(&r->config, c->config);
+    raylet_start_serving(r);
+}
+
+/* ---- signals and shutdown ------------------------------------------------- */
+
+static void raylet_reap_children(struct raylet *r)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0)
+            break;
+        agent_t *agents[2] = {r->dashboard_agent, r->runtime_env_agent};
+        for (int i = 0; i < 2; i++) {
+            if (!agents[i] || agent_pid(agents[i]) != pid)
+                continue;
+            agent_mark_exited(agents[i], status);
+            if (r->state == RAYLET_STOPPING)
+                continue;
+            char msg[160];
+            snprintf(msg, sizeof msg, "%s failed and raylet fate-shares with it.", agent_name(agents[i]));
+            log_error("%s (pid %d, %s %d)", msg, (int)pid,
+                      WIFSIGNALED(status) ? "signal" : "exit code",
+                      WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+            raylet_shutdown(r, 1, true, RAY__RPC__NODE_DEATH_INFO__REASON__UNEXPECTED_TERMINATION, msg);
+        }
+    }
+}
+
+static void raylet_on_signal(loop_t *loop, int signo, void *data)
+{
+    struct raylet *r = data;
+    if (signo == SIGCHLD) {
+        raylet_reap_children(r);
+        return;
+    }
+    /* Ray's agents look for this exact phrase in raylet.out to tell a
+     * graceful stop from a crash. */
+    log_info("Raylet received SIG%s; shutting down", signo == SIGTERM ? "TERM" : "INT");
+    raylet_shutdown(r, 0, true, RAY__RPC__NODE_DEATH_INFO__REASON__EXPECTED_TERMINATION,
+                    "received SIGTERM");
+}
+
+static void raylet_on_stop_timer(loop_t *loop, uint64_t id, void *data)
+{
+    struct raylet *r = data;
+    r->stop_timer = 0;
+    log_warn("UnregisterNode did not finish in time; exiting anyway");
+    loop_stop(loop);
+}
+
+static void raylet_on_unregistered(void *ctx, int err, const char *message, ProtobufCMessage *reply)
+{
+    struct raylet *r = ctx;
+    if (err)
+        log_warn("UnregisterNode failed: %s", message);
+    else
+        log_info("node unregistered from GCS");
+    if (r->stop_timer)
+        loop_cancel_timer(r->loop, r->stop_timer);
+    r->stop_timer = 0;
+    loop_stop(r->loop);
+}
+
+void raylet_shutdown(struct raylet *r, int exit_code, bool unregister, int death_reason,
+                     const char *message)
+{
+    if (r->state == RAYLET_STOPPING)
+        return;
+    bool registered = r->state == RAYLET_RUNNING;
+    r->state = RAYLET_STOPPING;
+    r->exit_code = exit_code;
+    if (r->port_timer)
+        loop_cancel_timer(r->loop, r->port_timer);
+    if (r->check_alive_timer)
+        loop_cancel_timer(r->loop, r->check_alive_timer);
+    r->port_timer = r->check_alive_timer = 0;
+    if (unregister && registered &&
+        gcs_unregister_node(r->gcs, r->node_id, death_reason, message ? message : "",
+                            raylet_on_unregistered, r) == 0) {
+        r->stop_timer = loop_add_timer(r->loop, RAYLET_UNREGISTER_WAIT_MS, raylet_on_stop_timer, r);
+        return;
+    }
+    loop_stop(r->loop);
+}
+
+/* ---- construction ----------------------------------------------------------- */
+
+raylet_t *raylet_create(flags_t *flags)
+{
+    struct raylet *r = calloc(1, sizeof *r);
+    if (!r)
+        abort();
+    r->flags = *flags;
+    memset(flags, 0, sizeof *flags);
+    r->raylet_listen_fd = r->store_listen_fd = -1;
+    r->start_wall_ms = raylet_wall_ms();
+    config_init(&r->config);
+    if (raylet_hex_to_bytes(r->flags.node_id, r->node_id, 28) != 0) {
+        log_error("--node_id is not 56 hex characters");
+        goto fail;
+    }
+    snprintf(r->node_hex, sizeof r->node_hex, "%s", r->flags.node_id);
+
+    signal(SIGPIPE, SIG_IGN);
+    r->loop = loop_create();
+    if (!r->loop)
+        goto fail;
+    /* Before any thread exists (gRPC's included), so all inherit the mask. */
+    static const int signals[] = {SIGTERM, SIGINT, SIGCHLD};
+    if (loop_watch_signals(r->loop, signals, 3, raylet_on_signal, r) != 0) {
+        log_error("cannot watch signals");
+        goto fail;
+    }
+    grpc_init();
+    r->grpc_started = true;
+    r->bridge = cq_bridge_create(r->loop);
+    if (!r->bridge)
+        goto fail;
+
+    r->resources = res_node_create(NULL);
+    for (size_t i = 0; i < r->flags.resource_count; i++) {
+        res_amount_t a;
+        if (res_amount_from_double(r->flags.resources[i].value, &a) != 0 ||
+            res_node_add_total(r->resources, r->flags.resources[i].name, a) != 0) {
+            log_error("resource %s=%g cannot be represented", r->flags.resources[i].name,
+                      r->flags.resources[i].value);
+            goto fail;
+        }
+    }
+    r->idle_since_ms = loop_update_time(r->loop);
+
+    gcs_client_options_t go = {
+        .address = r->flags.gcs_address,
+        .cluster_id_hex = r->flags.cluster_id,
+        .reconnect_timeout_ms = (uint64_t)r->config.gcs_rpc_server_reconnect_timeout_s * 1000,
+    };
+    r->gcs = gcs_client_create(r->loop, r->bridge, &go);
+    if (!r->gcs)
+        goto fail;
+
+    r->raylet_listen_fd = raylet_listen_unix(r->flags.raylet_socket_name);
+    r->store_listen_fd = raylet_listen_unix(r->flags.store_socket_name);
+    if (r->raylet_listen_fd < 0 || r->store_listen_fd < 0)
+        goto fail;
+    loop_add_fd(r->loop, r->raylet_listen_fd, LOOP_READABLE, raylet_on_unix_accept, "raylet socket");
+    loop_add_fd(r->loop, r->store_listen_fd, LOOP_READABLE, raylet_on_unix_accept, "plasma store");
+
+    r->state = RAYLET_FETCHING_CONFIG;
+    if (gcs_get_internal_config(r->gcs, raylet_on_config, r) != 0)
+        goto fail;
+    log_info("craylet starting: node %s, GCS %s, %s node", r->node_hex, r->flags.gcs_address,
+             r->flags.head ? "head" : "worker");
+    return r;
+fail:
+    raylet_destroy(r);
+    return NULL;
+}
+
+int raylet_run(raylet_t *r)
+{
+    int rc = loop_run(r->loop);
+    if (rc != 0) {
+        log_error("event loop failed: %s", cr_strerror(rc));
+        return 1;
+    }
+    return r->exit_code;
+}
+
+static void raylet_close_unix(loop_t *loop, int *fd, const char *path)
+{
+    if (*fd < 0)
+        return;
+    loop_del_fd(loop, *fd);
+    close(*fd);
+    *fd = -1;
+    if (path)
+        unlink(path);
+}
+
+void raylet_destroy(raylet_t *r)
+{
+    if (!r)
+        return;
+    syncer_destroy(r->syncer);
+    gcs_sub_destroy(r->sub);
+    if (r->dashboard_agent)
+        agent_destroy(r->dashboard_agent, RAYLET_AGENT_GRACE_MS);
+    if (r->runtime_env_agent)
+        agent_destroy(r->runtime_env_agent, RAYLET_AGENT_GRACE_MS);
+    if (r->loop) {
+        raylet_close_unix(r->loop, &r->raylet_listen_fd, r->flags.raylet_socket_name);
+        raylet_close_unix(r->loop, &r->store_listen_fd, r->flags.store_socket_name);
+    }
+    rpc_server_destroy(r->server);
+    rpc_server_destroy(r->object_server);
+    gcs_client_destroy(r->gcs);
+    cq_bridge_destroy(r->bridge);
+    for (size_t i = 0; i < r->peer_count; i++) {
+        res_set_destroy(r->peers[i].total);
+        res_set_destroy(r->peers[i].available);
+    }
+    free(r->peers);
+    res_node_destroy(r->resources);
+    if (r->grpc_started)
+        grpc_shutdown();
+    loop_destroy(r->loop);
+    config_free(&r->config);
+    flags_free(&r->flags);
+    free(r);
+}

@@ -1,0 +1,86 @@
+/* Internal state shared by the raylet/ modules that make up the daemon
+ * (raylet.c: lifecycle; nm_service.c: NodeManagerService).  Nothing outside
+ * raylet/ includes this. */
+#ifndef CRAYLET_RAYLET_RAYLET_INT_H
+#define CRAYLET_RAYLET_RAYLET_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/cq_bridge.h"
+#include "common/loop.h"
+#include "common/rpc.h"
+#include "gcs_client/gcs_client.h"
+#include "gcs_client/pubsub.h"
+#include "gcs_client/syncer.h"
+#include "raylet/agent.h"
+#include "raylet/config.h"
+#include "raylet/flags.h"
+#include "raylet/resources.h"
+
+typedef enum {
+    RAYLET_FETCHING_CONFIG,
+    RAYLET_WAITING_AGENTS,
+    RAYLET_REGISTERING,
+    RAYLET_RUNNING,
+    RAYLET_STOPPING,
+} raylet_state_t;
+
+/* What GCS last told us about another node (RaySyncer). */
+typedef struct raylet_peer {
+    uint8_t node_id[28];
+    res_set_t *total;     /* owned */
+    res_set_t *available; /* owned */
+    bool draining;
+} raylet_peer_t;
+
+struct raylet {
+    flags_t flags;
+    config_t config;
+    loop_t *loop;
+    cq_bridge_t *bridge;
+    gcs_client_t *gcs;
+    rpc_server_t *server;        /* NodeManagerService + health, on node_manager_port */
+    rpc_server_t *object_server; /* ObjectManagerService's port (methods come later) */
+    gcs_sub_t *sub;
+    syncer_t *syncer;
+    agent_t *dashboard_agent;
+    agent_t *runtime_env_agent;
+    res_node_t *resources;
+
+    bool grpc_started;
+    raylet_state_t state;
+    int exit_code;
+    uint8_t node_id[28];
+    char node_hex[57];
+
+    int node_manager_port;
+    int object_manager_port;
+    int metrics_agent_port;
+    int metrics_export_port;
+    int runtime_env_agent_port;
+    int dashboard_agent_listen_port;
+
+    int raylet_listen_fd; /* --raylet_socket_name */
+    int store_listen_fd;  /* --store_socket_name */
+
+    uint64_t start_wall_ms;
+    uint64_t idle_since_ms; /* loop time the node last became idle */
+    uint64_t port_wait_deadline;
+    uint64_t port_timer;
+    uint64_t check_alive_timer;
+    uint64_t stop_timer;
+
+    raylet_peer_t *peers;
+    size_t peer_count, peer_cap;
+};
+
+/* Register every NodeManagerService / health method on r->server. */
+int nm_service_register(struct raylet *r);
+
+/* Begin an orderly shutdown: unregister from GCS when `unregister`, then
+ * stop the loop.  `exit_code` becomes raylet_run()'s result.  Idempotent. */
+void raylet_shutdown(struct raylet *r, int exit_code, bool unregister, int death_reason,
+                     const char *message);
+
+#endif
