@@ -29,6 +29,7 @@ typedef struct gcs_pending {
     size_t request_len;
     const ProtobufCMessageDescriptor *reply_desc;
     bool retry;
+    uint64_t timeout_ms; /* per attempt; 0 = none */
     uint64_t give_up_at;
     uint64_t backoff_ms;
     uint64_t timer;
@@ -128,11 +129,19 @@ static int gcs_attempt(gcs_pending_t *p)
 {
     p->attempts++;
     return rpc_unary_bytes(p->gcs->channel, p->method, p->request, p->request_len, p->reply_desc,
-                           p->gcs->call_timeout_ms, gcs_on_reply, p);
+                           p->timeout_ms, gcs_on_reply, p);
 }
 
 int gcs_call(gcs_client_t *gcs, const char *method, const ProtobufCMessage *request,
              const ProtobufCMessageDescriptor *reply_desc, bool retry, gcs_reply_cb cb, void *ctx)
+{
+    return gcs_call_with_timeout(gcs, method, request, reply_desc, retry, gcs->call_timeout_ms, cb,
+                                 ctx);
+}
+
+int gcs_call_with_timeout(gcs_client_t *gcs, const char *method, const ProtobufCMessage *request,
+                          const ProtobufCMessageDescriptor *reply_desc, bool retry,
+                          uint64_t timeout_ms, gcs_reply_cb cb, void *ctx)
 {
     gcs_pending_t *p = calloc(1, sizeof *p);
     if (!p)
@@ -146,6 +155,7 @@ int gcs_call(gcs_client_t *gcs, const char *method, const ProtobufCMessage *requ
     protobuf_c_message_pack(request, p->request);
     p->reply_desc = reply_desc;
     p->retry = retry;
+    p->timeout_ms = timeout_ms == GCS_NO_DEADLINE ? 0 : timeout_ms;
     p->give_up_at = loop_update_time(gcs->loop) + gcs->reconnect_timeout_ms;
     p->backoff_ms = GCS_BACKOFF_INITIAL_MS;
     p->cb = cb;

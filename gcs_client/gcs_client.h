@@ -45,6 +45,12 @@ typedef void (*gcs_reply_cb)(void *ctx, int err, const char *message, ProtobufCM
  * `GcsStatus status` field with a non-zero code is reported as CR_EGCS. */
 int gcs_call(gcs_client_t *gcs, const char *method, const ProtobufCMessage *request,
              const ProtobufCMessageDescriptor *reply_desc, bool retry, gcs_reply_cb cb, void *ctx);
+/* The same with an explicit per-attempt deadline; GCS_NO_DEADLINE for long
+ * polls, which GCS itself holds open until there is news. */
+#define GCS_NO_DEADLINE UINT64_MAX
+int gcs_call_with_timeout(gcs_client_t *gcs, const char *method, const ProtobufCMessage *request,
+                          const ProtobufCMessageDescriptor *reply_desc, bool retry,
+                          uint64_t timeout_ms, gcs_reply_cb cb, void *ctx);
 
 /* Convenience wrappers over gcs_call for the raylet's fixed calls. */
 int gcs_get_internal_config(gcs_client_t *gcs, gcs_reply_cb cb, void *ctx);

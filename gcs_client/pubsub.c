@@ -170,8 +170,9 @@ static void sub_poll(gcs_sub_t *sub)
     sub_call_t *c = sub_call_new(sub);
     /* No retry inside gcs_call: a long poll has no deadline worth retrying
      * against; failures resubscribe from scratch. */
-    int rc = gcs_call(sub->gcs, "/ray.rpc.InternalPubSubGcsService/GcsSubscriberPoll", &req.base,
-                      &ray__rpc__gcs_subscriber_poll_reply__descriptor, false, sub_on_poll, c);
+    int rc = gcs_call_with_timeout(sub->gcs, "/ray.rpc.InternalPubSubGcsService/GcsSubscriberPoll",
+                                   &req.base, &ray__rpc__gcs_subscriber_poll_reply__descriptor, false,
+                                   GCS_NO_DEADLINE, sub_on_poll, c);
     if (rc != 0) {
         sub_call_finish(c);
         sub_retry_later(sub);

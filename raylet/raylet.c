@@ -15,6 +15,7 @@
 #include <grpc/grpc.h>
 
 #include "common/error.h"
+#include "common/id.h"
 #include "common/log.h"
 #include "raylet/raylet_int.h"
 
@@ -27,19 +28,6 @@ static uint64_t raylet_wall_ms(void)
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
-}
-
-static int raylet_hex_to_bytes(const char *hex, uint8_t *out, size_t n)
-{
-    if (strlen(hex) != 2 * n)
-        return CR_EBADMSG;
-    for (size_t i = 0; i < n; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return CR_EBADMSG;
-        out[i] = (uint8_t)v;
-    }
-    return 0;
 }
 
 /* ---- Unix sockets -------------------------------------------------------- */
@@ -157,10 +145,13 @@ static void raylet_on_pub_message(void *ctx, const Ray__Rpc__PubMessage *m)
             raylet_shutdown(r, 1, false, 0, NULL);
         } else if (!self) {
             raylet_peer_remove(r, n->node_id.data);
-            log_info("node %s:%d left the cluster", n->node_manager_address, n->node_manager_port);
+            char hex[ID_HEX_BUF];
+            log_info("node %s left the cluster", id_to_hex(n->node_id.data, 28, hex));
         }
     } else if (!self) {
-        log_info("node %s:%d is alive", n->node_manager_address, n->node_manager_port);
+        char hex[ID_HEX_BUF];
+        log_info("node %s at %s:%d is alive", id_to_hex(n->node_id.data, 28, hex),
+                 n->node_manager_address, n->node_manager_port);
     }
 }
 
@@ -587,7 +578,7 @@ raylet_t *raylet_create(flags_t *flags)
     r->raylet_listen_fd = r->store_listen_fd = -1;
     r->start_wall_ms = raylet_wall_ms();
     config_init(&r->config);
-    if (raylet_hex_to_bytes(r->flags.node_id, r->node_id, 28) != 0) {
+    if (id_from_hex(r->flags.node_id, strlen(r->flags.node_id), r->node_id, 28) != 0) {
         log_error("--node_id is not 56 hex characters");
         goto fail;
     }
