@@ -32,6 +32,8 @@ void loop_destroy(loop_t *loop);
 
 /* Runs until loop_stop() is called; returns 0, or -errno if epoll fails. */
 int loop_run(loop_t *loop);
+/* loop_run() returns once the current iteration's dispatch is done (at once
+ * if called before loop_run); the loop may then be run again. */
 void loop_stop(loop_t *loop);
 
 /* Cached monotonic time in milliseconds, refreshed on each iteration. */
@@ -41,13 +43,17 @@ uint64_t loop_update_time(loop_t *loop);
 
 /* Watch fd for `events` (LOOP_READABLE | LOOP_WRITABLE).  One registration per
  * fd; adding an fd twice returns -EEXIST.  The caller keeps ownership of fd and
- * must loop_del_fd() before closing it. */
+ * must loop_del_fd() before closing it.  A hang-up or error is passed to the
+ * callback as LOOP_HANGUP / LOOP_ERROR together with the readiness bits the
+ * registration asked for, so a reader also sees EOF through read(). */
 int loop_add_fd(loop_t *loop, int fd, unsigned events, loop_fd_cb cb, void *data);
 int loop_mod_fd(loop_t *loop, int fd, unsigned events);
 void loop_del_fd(loop_t *loop, int fd);
 
 /* One-shot timer firing after `delay_ms`.  Returns an id > 0 (never reused
- * during the loop's life).  A callback wanting a periodic timer re-arms itself. */
+ * during the loop's life).  A callback wanting a periodic timer re-arms itself.
+ * Timers armed from a timer callback run on a later iteration, even with a
+ * zero delay.  `cb` may be NULL (a pure wake-up). */
 uint64_t loop_add_timer(loop_t *loop, uint64_t delay_ms, loop_timer_cb cb, void *data);
 /* Cancelling an id that already fired or was cancelled is a no-op. */
 void loop_cancel_timer(loop_t *loop, uint64_t timer_id);
@@ -64,7 +70,9 @@ void loop_async_destroy(loop_async_t *async);
 
 /* Deliver `signos` through a signalfd.  Blocks those signals in the calling
  * thread, so call it before starting other threads (they inherit the mask).
- * Returns 0 or -errno.  One call per loop. */
+ * Returns 0 or -errno (-EEXIST on a second call).  One call per loop.  The
+ * signals stay blocked after loop_destroy(): unblocking one that is pending
+ * would run its default action. */
 int loop_watch_signals(loop_t *loop, const int *signos, int count, loop_signal_cb cb, void *data);
 
 #endif

@@ -10,5 +10,6 @@
 #include "proto/gen/node_manager.pb-c.h"
 #include "proto/gen/pubsub.pb-c.h"
 #include "proto/gen/ray_syncer.pb-c.h"
+#include "proto/gen/core_worker.pb-c.h"
 
 #endif

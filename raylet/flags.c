@@ -516,11 +516,13 @@ static int flag_parse_args(flag_ctx_t *c, int argc, char **argv)
              * so a following token that is not itself a flag is taken to
              * be its value and skipped too; either way it would only have
              * been ignored as a positional argument. */
+            size_t shown = name_len + (size_t)(body - arg);
+            int shown_len = shown > FLAG_NAME_MAX ? FLAG_NAME_MAX : (int)shown;
             if (!eq && i + 1 < argc && !flag_looks_like_flag(argv[i + 1])) {
-                log_warn("ignoring unknown flag %.*s and its value", (int)(name_len + (body - arg)), arg);
+                log_warn("ignoring unknown flag %.*s and its value", shown_len, arg);
                 i++;
             } else {
-                log_warn("ignoring unknown flag %.*s", (int)(name_len + (body - arg)), arg);
+                log_warn("ignoring unknown flag %.*s", shown_len, arg);
             }
             continue;
         }

@@ -4,8 +4,13 @@
  * gflags treats '-' and '_' in a flag name alike, so both spellings are
  * accepted; values come as --name=value or --name value; booleans may be bare
  * (--head), or take =true/false/1/0.  Unknown flags are logged and ignored so
- * a newer Ray does not stop the daemon.  Values are validated here, once: a
- * malformed value is an error that names the flag. */
+ * a newer Ray does not stop the daemon; since a bare "--unknown" may be a
+ * flag that takes a value, a following token that does not itself look like
+ * a flag is skipped with it (it would otherwise be ignored as a positional
+ * argument anyway).  Values are validated here, once: a malformed value is
+ * an error that names the flag.  Required: the socket names, node_id,
+ * node_ip_address, gcs-address, session_dir, cluster-id and a positive
+ * object_store_memory; the agent commands are left to main to insist on. */
 #ifndef CRAYLET_RAYLET_FLAGS_H
 #define CRAYLET_RAYLET_FLAGS_H
 

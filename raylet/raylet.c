@@ -130,12 +130,21 @@ static void raylet_peer_remove(struct raylet *r, const uint8_t *node_id)
     *p = r->peers[--r->peer_count];
 }
 
-static void raylet_on_pub_message(void *ctx, const Ray__Rpc__PubMessage *m)
+/* Another node is alive at this address (liveness channel or snapshot). */
+static void raylet_peer_seen(struct raylet *r, const Ray__Rpc__GcsNodeAddressAndLiveness *n)
 {
-    struct raylet *r = ctx;
-    if (m->inner_message_case != RAY__RPC__PUB_MESSAGE__INNER_MESSAGE_NODE_ADDRESS_AND_LIVENESS_MESSAGE)
-        return; /* jobs and worker deltas matter once workers run (next issue) */
-    const Ray__Rpc__GcsNodeAddressAndLiveness *n = m->node_address_and_liveness_message;
+    raylet_peer_t *p = raylet_peer_find(r, n->node_id.data, true);
+    bool known = p->address[0] != '\0';
+    snprintf(p->address, sizeof p->address, "%s", n->node_manager_address ? n->node_manager_address : "");
+    p->port = n->node_manager_port;
+    if (!known) {
+        char hex[ID_HEX_BUF];
+        log_info("node %s at %s:%d is alive", id_to_hex(n->node_id.data, 28, hex), p->address, p->port);
+    }
+}
+
+static void raylet_on_liveness(struct raylet *r, const Ray__Rpc__GcsNodeAddressAndLiveness *n)
+{
     if (!n || n->node_id.len != 28)
         return;
     bool self = memcmp(n->node_id.data, r->node_id, 28) == 0;
@@ -143,22 +152,45 @@ static void raylet_on_pub_message(void *ctx, const Ray__Rpc__PubMessage *m)
         if (self && r->state == RAYLET_RUNNING) {
             log_error("GCS marked this node dead; exiting");
             raylet_shutdown(r, 1, false, 0, NULL);
-        } else if (!self) {
-            raylet_peer_remove(r, n->node_id.data);
+        } else if (!self && raylet_peer_find(r, n->node_id.data, false)) {
             char hex[ID_HEX_BUF];
+            raylet_peer_remove(r, n->node_id.data);
             log_info("node %s left the cluster", id_to_hex(n->node_id.data, 28, hex));
         }
     } else if (!self) {
-        char hex[ID_HEX_BUF];
-        log_info("node %s at %s:%d is alive", id_to_hex(n->node_id.data, 28, hex),
-                 n->node_manager_address, n->node_manager_port);
+        raylet_peer_seen(r, n);
     }
 }
 
+static void raylet_on_pub_message(void *ctx, const Ray__Rpc__PubMessage *m)
+{
+    struct raylet *r = ctx;
+    /* Jobs and worker deltas matter once workers run (next issue). */
+    if (m->inner_message_case == RAY__RPC__PUB_MESSAGE__INNER_MESSAGE_NODE_ADDRESS_AND_LIVENESS_MESSAGE)
+        raylet_on_liveness(r, m->node_address_and_liveness_message);
+}
+
+static void raylet_on_node_snapshot(void *ctx, int err, const char *message, ProtobufCMessage *reply)
+{
+    struct raylet *r = ctx;
+    if (err) {
+        log_warn("cannot list the cluster's nodes: %s", message);
+        return;
+    }
+    const Ray__Rpc__GetAllNodeAddressAndLivenessReply *a = (const Ray__Rpc__GetAllNodeAddressAndLivenessReply *)reply;
+    for (size_t i = 0; i < a->n_node_info_list; i++)
+        raylet_on_liveness(r, a->node_info_list[i]);
+}
+
+/* After each (re)subscription: a snapshot of the nodes, so that nodes which
+ * joined before we subscribed are known too. */
 static void raylet_on_subscribed(void *ctx)
 {
     struct raylet *r = ctx;
-    log_debug("subscribed to GCS channels (%zu peers known)", r->peer_count);
+    Ray__Rpc__GetAllNodeAddressAndLivenessRequest req = RAY__RPC__GET_ALL_NODE_ADDRESS_AND_LIVENESS_REQUEST__INIT;
+    gcs_call(r->gcs, "/ray.rpc.NodeInfoGcsService/GetAllNodeAddressAndLiveness", &req.base,
+             &ray__rpc__get_all_node_address_and_liveness_reply__descriptor, false,
+             raylet_on_node_snapshot, r);
 }
 
 /* RaySyncer: our view out, the others' in. */

@@ -29,6 +29,8 @@ typedef enum {
 /* What GCS last told us about another node (RaySyncer). */
 typedef struct raylet_peer {
     uint8_t node_id[28];
+    char address[64];   /* node manager address, "" until known */
+    int port;           /* node manager port */
     res_set_t *total;     /* owned */
     res_set_t *available; /* owned */
     bool draining;

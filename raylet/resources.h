@@ -25,10 +25,10 @@
 typedef int64_t res_amount_t;
 
 #define RES_UNIT ((res_amount_t)10000)
-/* Largest amount accepted from outside: 2^53 / 10000 units, so every amount
- * also converts to a double exactly and sums of many never overflow int64.
- * In bytes (memory resources) that is about 900 TB. */
-#define RES_AMOUNT_MAX ((res_amount_t)9007199254740992LL)
+/* Largest amount a resource may hold: 2^62 fixed-point units, i.e. about
+ * 4.6e14 whole units (460 TB for the byte-valued memory resources), leaving
+ * int64 headroom so adding one accepted amount to another cannot overflow. */
+#define RES_AMOUNT_MAX ((res_amount_t)4611686018427387904LL)
 
 /* Convert a double to fixed point, rounding to the nearest 1/10000.  Fails
  * with -EINVAL for a NaN, infinite or negative value and -ERANGE for one

@@ -9,6 +9,7 @@
                      the machine-wide `ray stop`) and the test errors if a
                      raylet, agent or worker of it had to be SIGKILLed.
     cluster          one Cluster, same teardown.
+    shim_installed   fails the test early when `ray start` lacks --raylet-path.
 
 Run:  .venv/bin/python -m pytest tests/integration
       CRAYLET_BIN=stock .venv/bin/python -m pytest tests/integration   (harness check)
@@ -52,8 +53,8 @@ def stock_raylet():
     return helpers.STOCK
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _shim_installed():
+@pytest.fixture(scope="session")
+def shim_installed():
     """The --raylet-path option comes from python_shim; fail early without it."""
     r = __import__("subprocess").run([str(helpers.RAY), "start", "--help"],
                                      capture_output=True, text=True, timeout=120)
@@ -63,7 +64,7 @@ def _shim_installed():
 
 
 @pytest.fixture
-def cluster_factory(request):
+def cluster_factory(request, shim_installed):
     clusters = []
 
     def make(env=None):

@@ -1,0 +1,665 @@
+#include "raylet/worker_pool.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/cmdline.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/proc.h"
+#include "proto/ray_proto.h"
+
+#define POOL_REAP_PERIOD_MS 200
+#define POOL_KILL_GRACE_MS 3000
+#define POOL_EXIT_TIMEOUT_MS 5000
+
+struct pool_pop {
+    pool_pop_t *next, *prev;
+    uint8_t job_id[ID_JOB_SIZE];
+    int language;
+    int runtime_env_hash;
+    pool_pop_cb cb;
+    void *ctx;
+};
+
+struct pool {
+    loop_t *loop;
+    cq_bridge_t *bridge;
+    pool_options_t opts;
+    char **argv_template; /* the parsed --python_worker_command */
+    size_t argc_template;
+    int *ports; /* free worker ports (a stack) */
+    size_t port_count, port_cap;
+    pool_callbacks_t cbs;
+    void *ctx;
+    worker_t workers; /* list head, all records */
+    pool_pop_t pops;  /* list head, waiting pops in FIFO order */
+    uint64_t reap_timer;
+    bool destroying;
+};
+
+static uint64_t pool_wall_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+static bool pool_job_eq(const uint8_t *a, const uint8_t *b) { return memcmp(a, b, ID_JOB_SIZE) == 0; }
+
+/* ---- worker ports ---------------------------------------------------------- */
+
+static bool pool_port_bindable(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_ANY);
+    bool ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Ports are tried in order and a port some other process holds is skipped
+ * (and put back at the bottom) rather than handed to a worker that would
+ * then fail to bind. */
+static int pool_take_port(pool_t *pool)
+{
+    for (size_t tries = pool->port_count; tries > 0; tries--) {
+        int port = pool->ports[--pool->port_count];
+        if (pool_port_bindable(port))
+            return port;
+        memmove(pool->ports + 1, pool->ports, pool->port_count * sizeof *pool->ports);
+        pool->ports[0] = port;
+        pool->port_count++;
+    }
+    return 0;
+}
+
+static void pool_give_port(pool_t *pool, int port)
+{
+    if (port <= 0)
+        return;
+    if (pool->port_count == pool->port_cap) {
+        pool->port_cap = pool->port_cap ? pool->port_cap * 2 : 64;
+        pool->ports = realloc(pool->ports, pool->port_cap * sizeof *pool->ports);
+        if (!pool->ports)
+            abort();
+    }
+    /* To the bottom: recently freed ports may linger in TIME_WAIT. */
+    memmove(pool->ports + 1, pool->ports, pool->port_count * sizeof *pool->ports);
+    pool->ports[0] = port;
+    pool->port_count++;
+}
+
+/* ---- lists ------------------------------------------------------------------ */
+
+static void pool_link_worker(pool_t *pool, worker_t *w)
+{
+    w->next = pool->workers.next;
+    w->prev = &pool->workers;
+    pool->workers.next->prev = w;
+    pool->workers.next = w;
+}
+
+static void pool_unlink_worker(worker_t *w)
+{
+    w->prev->next = w->next;
+    w->next->prev = w->prev;
+    w->next = w->prev = NULL;
+}
+
+static void pool_unlink_pop(pool_pop_t *p)
+{
+    p->prev->next = p->next;
+    p->next->prev = p->prev;
+}
+
+static size_t pool_starting(const pool_t *pool)
+{
+    size_t n = 0;
+    for (const worker_t *w = pool->workers.next; w != &pool->workers; w = w->next)
+        if ((w->state == WORKER_STARTING || w->state == WORKER_REGISTERED) && w->type != WORKER_TYPE_DRIVER)
+            n++;
+    return n;
+}
+
+size_t pool_count(const pool_t *pool, worker_state_t state)
+{
+    size_t n = 0;
+    for (const worker_t *w = pool->workers.next; w != &pool->workers; w = w->next)
+        if (w->state == state)
+            n++;
+    return n;
+}
+
+/* ---- spawning ----------------------------------------------------------------- */
+
+static void pool_on_register_timeout(loop_t *loop, uint64_t id, void *data);
+
+static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int language)
+{
+    if (!pool->argv_template || pool->argc_template == 0) {
+        log_error("cannot start a worker: no --python_worker_command");
+        return NULL;
+    }
+    worker_t *w = calloc(1, sizeof *w);
+    if (!w)
+        abort();
+    if (id_random(w->id, sizeof w->id) != 0) {
+        free(w);
+        return NULL;
+    }
+    id_to_hex(w->id, sizeof w->id, w->id_hex);
+    memcpy(w->job_id, job_id, ID_JOB_SIZE);
+    w->type = WORKER_TYPE_WORKER;
+    w->language = language;
+    w->launch_wall_ms = pool_wall_ms();
+
+    char port[16], a_id[128], a_time[64], a_node[160], a_hash[48];
+    snprintf(port, sizeof port, "%d", pool->opts.node_manager_port);
+    snprintf(a_id, sizeof a_id, "--worker-id=%s", w->id_hex);
+    snprintf(a_time, sizeof a_time, "--worker-launch-time-ms=%llu", (unsigned long long)w->launch_wall_ms);
+    snprintf(a_node, sizeof a_node, "--node-id=%s", pool->opts.node_id_hex);
+    snprintf(a_hash, sizeof a_hash, "--runtime-env-hash=%d", w->runtime_env_hash);
+
+    size_t cap = pool->argc_template + 8;
+    char **argv = calloc(cap, sizeof *argv);
+    if (!argv)
+        abort();
+    size_t n = 0;
+    for (size_t i = 0; i < pool->argc_template; i++) {
+        const char *tok = pool->argv_template[i];
+        if (strcmp(tok, "RAY_WORKER_DYNAMIC_OPTION_PLACEHOLDER") == 0)
+            continue; /* per-process options are for Java/C++ workers */
+        /* With no runtime env to set up, Python runs default_worker.py
+         * directly instead of going through setup_worker.py. */
+        if (i == 1 && strstr(tok, "setup_worker.py"))
+            continue;
+        argv[n++] = cmdline_replace(tok, "RAY_NODE_MANAGER_PORT_PLACEHOLDER", port);
+    }
+    argv[n++] = strdup(a_id);
+    argv[n++] = strdup(a_time);
+    argv[n++] = strdup(a_node);
+    argv[n++] = strdup(a_hash);
+    if (pool->opts.ray_debugger_external)
+        argv[n++] = strdup("--ray-debugger-external");
+    argv[n] = NULL;
+
+    char job_hex[ID_HEX_BUF], env_job[64], env_pid[48];
+    id_to_hex(job_id, ID_JOB_SIZE, job_hex);
+    snprintf(env_job, sizeof env_job, "RAY_JOB_ID=%s", job_hex);
+    snprintf(env_pid, sizeof env_pid, "RAY_RAYLET_PID=%d", (int)getpid());
+    /* setproctitle would otherwise wipe /proc/<pid>/environ. */
+    const char *overrides[] = {env_job, env_pid, "SPT_NOENV=1"};
+    char **envp = proc_env_build(overrides, 3);
+
+    proc_spawn_options_t so = {.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1};
+    int rc = proc_spawn(argv, envp, &so, &w->pid);
+    proc_env_free(envp);
+    for (size_t i = 0; i < n; i++)
+        free(argv[i]);
+    free(argv);
+    if (rc != 0) {
+        log_error("cannot start a worker: %s", cr_strerror(rc));
+        free(w);
+        return NULL;
+    }
+    w->state = WORKER_STARTING;
+    w->started_ms = loop_now_ms(pool->loop);
+    pool_link_worker(pool, w);
+    log_debug("started worker %s, pid %d, job %s", w->id_hex, (int)w->pid, job_hex);
+    /* The timer only needs the id: a dead worker's record is gone by then. */
+    /* The timer carries the worker id and the pool, not the record: the
+     * worker may be long gone when it fires. */
+    uint8_t *key = malloc(ID_UNIQUE_SIZE + sizeof(pool_t *));
+    if (!key)
+        abort();
+    memcpy(key, w->id, ID_UNIQUE_SIZE);
+    memcpy(key + ID_UNIQUE_SIZE, &pool, sizeof pool);
+    loop_add_timer(pool->loop, pool->opts.register_timeout_ms, pool_on_register_timeout, key);
+    return w;
+}
+
+/* Whoever's turn it is gets the worker: the oldest waiting pop that fits. */
+static bool pool_serve_pop(pool_t *pool, worker_t *w)
+{
+    for (pool_pop_t *p = pool->pops.next; p != &pool->pops; p = p->next) {
+        if (p->language != w->language || p->runtime_env_hash != w->runtime_env_hash ||
+            !pool_job_eq(p->job_id, w->job_id))
+            continue;
+        pool_unlink_pop(p);
+        w->state = WORKER_LEASED; /* the callback's owner decides from here */
+        p->cb(p->ctx, w, 0);
+        free(p);
+        return true;
+    }
+    return false;
+}
+
+/* Start workers for waiting pops, within the start-up concurrency limit. */
+static void pool_start_for_pops(pool_t *pool)
+{
+    if (pool->destroying)
+        return;
+    size_t starting = pool_starting(pool);
+    for (pool_pop_t *p = pool->pops.next; p != &pool->pops; p = p->next) {
+        if (starting >= (size_t)pool->opts.maximum_startup_concurrency)
+            return;
+        /* One starting worker per waiting pop of the same kind. */
+        size_t want = 0, have = 0;
+        for (pool_pop_t *q = pool->pops.next; q != p->next; q = q->next)
+            if (pool_job_eq(q->job_id, p->job_id) && q->language == p->language)
+                want++;
+        for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next)
+            if ((w->state == WORKER_STARTING || w->state == WORKER_REGISTERED) &&
+                pool_job_eq(w->job_id, p->job_id) && w->language == p->language)
+                have++;
+        if (have >= want)
+            continue;
+        if (!pool_spawn(pool, p->job_id, p->language)) {
+            pool_unlink_pop(p);
+            p->cb(p->ctx, NULL, CR_ECLOSED);
+            free(p);
+            return; /* the list changed under us; the next event retries */
+        }
+        starting++;
+    }
+}
+
+pool_pop_t *pool_pop(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int language,
+                     int runtime_env_hash, pool_pop_cb cb, void *ctx)
+{
+    /* Newest idle first: its caches are warmest. */
+    for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next) {
+        if (w->state != WORKER_IDLE || w->exit_requested || w->language != language ||
+            w->runtime_env_hash != runtime_env_hash || !pool_job_eq(w->job_id, job_id))
+            continue;
+        w->state = WORKER_LEASED;
+        cb(ctx, w, 0);
+        return NULL;
+    }
+    pool_pop_t *p = calloc(1, sizeof *p);
+    if (!p)
+        abort();
+    memcpy(p->job_id, job_id, ID_JOB_SIZE);
+    p->language = language;
+    p->runtime_env_hash = runtime_env_hash;
+    p->cb = cb;
+    p->ctx = ctx;
+    p->prev = pool->pops.prev;
+    p->next = &pool->pops;
+    pool->pops.prev->next = p;
+    pool->pops.prev = p;
+    pool_start_for_pops(pool);
+    return p;
+}
+
+void pool_pop_cancel(pool_t *pool, pool_pop_t *pop)
+{
+    if (!pop)
+        return;
+    pool_unlink_pop(pop);
+    free(pop);
+}
+
+void pool_push_idle(pool_t *pool, worker_t *w)
+{
+    w->lease = NULL;
+    w->blocked = false;
+    if (w->is_actor || w->exit_requested)
+        return;
+    if (pool_serve_pop(pool, w))
+        return;
+    w->state = WORKER_IDLE;
+    w->idle_since_ms = loop_now_ms(pool->loop);
+    /* Move to the front so pops find the newest idle worker first. */
+    pool_unlink_worker(w);
+    pool_link_worker(pool, w);
+}
+
+/* ---- registration ----------------------------------------------------------- */
+
+worker_t *pool_find(pool_t *pool, const uint8_t id[ID_UNIQUE_SIZE])
+{
+    for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next)
+        if (memcmp(w->id, id, ID_UNIQUE_SIZE) == 0)
+            return w;
+    return NULL;
+}
+
+worker_t *pool_register(pool_t *pool, conn_t *conn, worker_type_t type, const uint8_t id[ID_UNIQUE_SIZE],
+                        pid_t pid, const uint8_t job_id[ID_JOB_SIZE], int language,
+                        int runtime_env_hash, char *err, size_t err_len)
+{
+    worker_t *w = pool_find(pool, id);
+    if (type == WORKER_TYPE_DRIVER) {
+        if (w) {
+            snprintf(err, err_len, "worker id already registered");
+            return NULL;
+        }
+        if (id_is_nil(job_id, ID_JOB_SIZE)) {
+            snprintf(err, err_len, "a driver must carry a job id");
+            return NULL;
+        }
+        w = calloc(1, sizeof *w);
+        if (!w)
+            abort();
+        memcpy(w->id, id, ID_UNIQUE_SIZE);
+        id_to_hex(w->id, sizeof w->id, w->id_hex);
+        memcpy(w->job_id, job_id, ID_JOB_SIZE);
+        w->type = type;
+        w->language = language;
+        w->runtime_env_hash = runtime_env_hash;
+        w->state = WORKER_DRIVER;
+        pool_link_worker(pool, w);
+    } else {
+        if (type != WORKER_TYPE_WORKER) {
+            snprintf(err, err_len, "I/O workers are not started by this raylet");
+            return NULL;
+        }
+        if (!w || w->state != WORKER_STARTING) {
+            snprintf(err, err_len, "Unknown worker");
+            return NULL;
+        }
+        w->state = WORKER_REGISTERED;
+    }
+    w->pid = pid;
+    w->conn = conn;
+    w->assigned_port = pool_take_port(pool);
+    return w;
+}
+
+int pool_assigned_port(const worker_t *w) { return w->assigned_port; }
+
+void pool_announce(pool_t *pool, worker_t *w, int port)
+{
+    w->port = port;
+    if (w->type == WORKER_TYPE_DRIVER || w->state != WORKER_REGISTERED)
+        return;
+    pool_push_idle(pool, w);
+    pool_start_for_pops(pool);
+}
+
+rpc_channel_t *pool_channel(pool_t *pool, worker_t *w)
+{
+    if (w->channel)
+        return w->channel;
+    if (w->port <= 0)
+        return NULL;
+    char target[96];
+    snprintf(target, sizeof target, "%s:%d", pool->opts.node_ip_address, w->port);
+    w->channel = rpc_channel_create(pool->bridge, target);
+    return w->channel;
+}
+
+static void pool_free_worker(pool_t *pool, worker_t *w)
+{
+    pool_unlink_worker(w);
+    pool_give_port(pool, w->assigned_port);
+    rpc_channel_destroy(w->channel);
+    free(w);
+}
+
+void pool_disconnect(pool_t *pool, worker_t *w, int exit_type, const char *detail)
+{
+    if (w->state == WORKER_DEAD)
+        return;
+    worker_state_t was = w->state;
+    w->state = WORKER_DEAD;
+    if (pool->cbs.on_worker_dead)
+        pool->cbs.on_worker_dead(pool->ctx, w, exit_type, detail);
+    if (w->conn) {
+        conn_close(w->conn, NULL);
+        w->conn = NULL;
+    }
+    /* A worker that broke off without saying goodbye may still be running
+     * (wedged); never leave it behind.  Drivers are the user's processes. */
+    if (w->type != WORKER_TYPE_DRIVER && w->pid > 0 && exit_type == RAY__RPC__WORKER_EXIT_TYPE__SYSTEM_ERROR &&
+        was != WORKER_STARTING)
+        kill(w->pid, SIGKILL);
+    else if (w->type != WORKER_TYPE_DRIVER && was == WORKER_STARTING && w->pid > 0)
+        kill(w->pid, SIGKILL);
+    pool_free_worker(pool, w);
+    pool_start_for_pops(pool);
+}
+
+bool pool_on_child_exit(pool_t *pool, pid_t pid, int wait_status)
+{
+    for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next) {
+        if (w->pid != pid || w->type == WORKER_TYPE_DRIVER)
+            continue;
+        w->pid = -1; /* reaped: never signal this pid again */
+        char detail[160];
+        if (WIFSIGNALED(wait_status))
+            snprintf(detail, sizeof detail, "worker process %d was killed by signal %d", (int)pid,
+                     WTERMSIG(wait_status));
+        else
+            snprintf(detail, sizeof detail, "worker process %d exited with code %d", (int)pid,
+                     WEXITSTATUS(wait_status));
+        /* A registered worker's socket reports its exit too; whichever comes
+         * first cleans up.  An orderly exit was already reported. */
+        pool_disconnect(pool, w,
+                        w->exit_requested ? RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT
+                                          : RAY__RPC__WORKER_EXIT_TYPE__SYSTEM_ERROR,
+                        detail);
+        return true;
+    }
+    return false;
+}
+
+static void pool_on_register_timeout(loop_t *loop, uint64_t id, void *data)
+{
+    uint8_t *key = data;
+    (void)loop;
+    (void)id;
+    pool_t *pool;
+    memcpy(&pool, key + ID_UNIQUE_SIZE, sizeof pool);
+    worker_t *w = pool_find(pool, key);
+    free(key);
+    if (!w || w->state != WORKER_STARTING)
+        return;
+    log_warn("worker %s (pid %d) did not register within %llu ms; killing it", w->id_hex, (int)w->pid,
+             (unsigned long long)pool->opts.register_timeout_ms);
+    pool_disconnect(pool, w, RAY__RPC__WORKER_EXIT_TYPE__SYSTEM_ERROR, "worker did not register in time");
+}
+
+/* ---- idle reaping and job ends ---------------------------------------------- */
+
+typedef struct pool_exit_call {
+    pool_t *pool;
+    uint8_t id[ID_UNIQUE_SIZE];
+} pool_exit_call_t;
+
+static void pool_on_exit_reply(void *ctx, const rpc_status_t *st, ProtobufCMessage *reply)
+{
+    pool_exit_call_t *c = ctx;
+    worker_t *w = pool_find(c->pool, c->id);
+    if (w && w->state != WORKER_DEAD) {
+        bool refused = st->code == GRPC_STATUS_OK && !((Ray__Rpc__ExitReply *)reply)->success;
+        if (refused) {
+            /* It still owns objects others use: keep it. */
+            w->exit_requested = false;
+            w->idle_since_ms = loop_now_ms(c->pool->loop);
+        } else if (st->code != GRPC_STATUS_OK && w->pid > 0) {
+            kill(w->pid, SIGKILL);
+        }
+    }
+    free(c);
+}
+
+static void pool_request_exit(pool_t *pool, worker_t *w, bool force)
+{
+    rpc_channel_t *ch = pool_channel(pool, w);
+    w->exit_requested = true;
+    if (!ch) {
+        if (w->pid > 0)
+            kill(w->pid, SIGKILL);
+        return;
+    }
+    pool_exit_call_t *c = malloc(sizeof *c);
+    if (!c)
+        abort();
+    c->pool = pool;
+    memcpy(c->id, w->id, ID_UNIQUE_SIZE);
+    Ray__Rpc__ExitRequest req = RAY__RPC__EXIT_REQUEST__INIT;
+    req.force_exit = force;
+    if (rpc_unary(ch, "/ray.rpc.CoreWorkerService/Exit", &req.base, &ray__rpc__exit_reply__descriptor,
+                  POOL_EXIT_TIMEOUT_MS, pool_on_exit_reply, c) != 0) {
+        free(c);
+        if (w->pid > 0)
+            kill(w->pid, SIGKILL);
+    }
+}
+
+static void pool_on_reap_timer(loop_t *loop, uint64_t id, void *data)
+{
+    pool_t *pool = data;
+    pool->reap_timer = loop_add_timer(loop, POOL_REAP_PERIOD_MS, pool_on_reap_timer, pool);
+    size_t idle = 0;
+    for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next)
+        if (w->state == WORKER_IDLE && !w->exit_requested)
+            idle++;
+    if (idle <= (size_t)pool->opts.soft_limit)
+        return;
+    uint64_t now = loop_now_ms(loop);
+    /* Oldest idle first: they sit at the back of the list. */
+    for (worker_t *w = pool->workers.prev; w != &pool->workers && idle > (size_t)pool->opts.soft_limit;
+         w = w->prev) {
+        if (w->state != WORKER_IDLE || w->exit_requested || now - w->idle_since_ms < pool->opts.idle_timeout_ms)
+            continue;
+        pool_request_exit(pool, w, false);
+        idle--;
+    }
+}
+
+typedef struct pool_kill_timer {
+    pool_t *pool;
+    pid_t pid;
+} pool_kill_timer_t;
+
+static void pool_on_kill_timer(loop_t *loop, uint64_t id, void *data)
+{
+    pool_kill_timer_t *k = data;
+    for (worker_t *w = k->pool->workers.next; w != &k->pool->workers; w = w->next)
+        if (w->pid == k->pid && w->type != WORKER_TYPE_DRIVER)
+            kill(k->pid, SIGKILL);
+    free(k);
+}
+
+void pool_kill_job(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE])
+{
+    for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next) {
+        if (w->type == WORKER_TYPE_DRIVER || w->state == WORKER_DEAD || !pool_job_eq(w->job_id, job_id))
+            continue;
+        if (w->state == WORKER_STARTING) {
+            kill(w->pid, SIGKILL);
+            continue;
+        }
+        pool_request_exit(pool, w, true);
+        pool_kill_timer_t *k = malloc(sizeof *k);
+        if (!k)
+            abort();
+        k->pool = pool;
+        k->pid = w->pid;
+        loop_add_timer(pool->loop, POOL_KILL_GRACE_MS, pool_on_kill_timer, k);
+    }
+    /* Pops for a finished job will never be served. */
+    for (pool_pop_t *p = pool->pops.next; p != &pool->pops;) {
+        pool_pop_t *next = p->next;
+        if (pool_job_eq(p->job_id, job_id)) {
+            pool_unlink_pop(p);
+            p->cb(p->ctx, NULL, CR_ECLOSED);
+            free(p);
+        }
+        p = next;
+    }
+}
+
+void pool_prestart(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int language, size_t n)
+{
+    size_t starting = pool_starting(pool);
+    for (size_t i = 0; i < n && starting < (size_t)pool->opts.maximum_startup_concurrency; i++, starting++)
+        if (!pool_spawn(pool, job_id, language))
+            break;
+}
+
+size_t pool_pids(pool_t *pool, int32_t *pids, size_t max)
+{
+    size_t n = 0;
+    for (worker_t *w = pool->workers.next; w != &pool->workers && n < max; w = w->next)
+        if (w->state != WORKER_DEAD && w->pid > 0)
+            pids[n++] = (int32_t)w->pid;
+    return n;
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+pool_t *pool_create(loop_t *loop, cq_bridge_t *bridge, const pool_options_t *opts,
+                    const pool_callbacks_t *cbs, void *ctx)
+{
+    pool_t *pool = calloc(1, sizeof *pool);
+    if (!pool)
+        abort();
+    pool->loop = loop;
+    pool->bridge = bridge;
+    pool->opts = *opts;
+    pool->opts.python_worker_command = NULL;
+    pool->opts.worker_port_list = NULL;
+    if (pool->opts.maximum_startup_concurrency < 1)
+        pool->opts.maximum_startup_concurrency = 1;
+    pool->cbs = *cbs;
+    pool->ctx = ctx;
+    pool->workers.next = pool->workers.prev = &pool->workers;
+    pool->pops.next = pool->pops.prev = &pool->pops;
+    if (opts->python_worker_command && *opts->python_worker_command &&
+        cmdline_split(opts->python_worker_command, &pool->argv_template, &pool->argc_template) != 0) {
+        log_error("cannot parse --python_worker_command");
+        free(pool);
+        return NULL;
+    }
+    if (opts->worker_port_count > 0) {
+        for (size_t i = opts->worker_port_count; i > 0; i--)
+            pool_give_port(pool, opts->worker_port_list[i - 1]);
+    } else if (opts->min_worker_port > 0 && opts->max_worker_port >= opts->min_worker_port) {
+        for (int p = opts->max_worker_port; p >= opts->min_worker_port; p--)
+            pool_give_port(pool, p);
+    }
+    pool->reap_timer = loop_add_timer(loop, POOL_REAP_PERIOD_MS, pool_on_reap_timer, pool);
+    return pool;
+}
+
+void pool_destroy(pool_t *pool)
+{
+    if (!pool)
+        return;
+    pool->destroying = true;
+    loop_cancel_timer(pool->loop, pool->reap_timer);
+    while (pool->pops.next != &pool->pops) {
+        pool_pop_t *p = pool->pops.next;
+        pool_unlink_pop(p);
+        free(p);
+    }
+    /* Workers get SIGKILL: with the raylet gone they would exit anyway, and
+     * `ray stop` expects nothing left behind. */
+    while (pool->workers.next != &pool->workers) {
+        worker_t *w = pool->workers.next;
+        if (w->type != WORKER_TYPE_DRIVER && w->pid > 0)
+            kill(w->pid, SIGKILL);
+        if (w->conn)
+            conn_close(w->conn, NULL);
+        pool_free_worker(pool, w);
+    }
+    cmdline_free(pool->argv_template);
+    free(pool->ports);
+    free(pool);
+}

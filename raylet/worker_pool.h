@@ -1,0 +1,101 @@
+/* The worker pool: starting Python workers, matching them when they
+ * register, handing them to leases, and reaping them.
+ *
+ * Workers are spawned from --python_worker_command (parsed once into an
+ * argv, never through a shell) with the per-worker flags Ray's
+ * default_worker.py expects, the raylet-chosen --worker-id among them; a
+ * registering worker is matched by that id.  At most
+ * maximum_startup_concurrency workers may be starting at once; pops beyond
+ * that wait.  Idle workers above the soft limit are asked to exit after the
+ * idle timeout; a worker that does not register in time is killed.
+ *
+ * The pool owns every worker_t.  Before a record is freed, on_worker_dead
+ * runs so that leases and the GCS report can let go of it. */
+#ifndef CRAYLET_RAYLET_WORKER_POOL_H
+#define CRAYLET_RAYLET_WORKER_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/cq_bridge.h"
+#include "common/loop.h"
+#include "raylet/worker.h"
+
+typedef struct pool pool_t;
+
+typedef struct pool_options {
+    const char *python_worker_command; /* copied */
+    int node_manager_port;
+    const char *node_id_hex;
+    const char *node_ip_address;
+    int maximum_startup_concurrency;
+    int min_worker_port, max_worker_port; /* 0,0: workers pick their own */
+    const int *worker_port_list;          /* overrides the range; copied */
+    size_t worker_port_count;
+    uint64_t register_timeout_ms;
+    uint64_t idle_timeout_ms;
+    int soft_limit;                       /* idle workers kept beyond the timeout */
+    bool ray_debugger_external;
+} pool_options_t;
+
+typedef struct pool_callbacks {
+    /* `w` is about to be freed; `exit_type` is an rpc::WorkerExitType. */
+    void (*on_worker_dead)(void *ctx, worker_t *w, int exit_type, const char *detail);
+} pool_callbacks_t;
+
+pool_t *pool_create(loop_t *loop, cq_bridge_t *bridge, const pool_options_t *opts,
+                    const pool_callbacks_t *cbs, void *ctx);
+/* Kills every worker process still alive and frees all records. */
+void pool_destroy(pool_t *pool);
+
+/* ---- leasing a worker ----------------------------------------------------- */
+
+typedef struct pool_pop pool_pop_t;
+/* `w` is NULL when err < 0 (e.g. the spawn failed). */
+typedef void (*pool_pop_cb)(void *ctx, worker_t *w, int err);
+
+/* Ask for a worker of this job/language/runtime env.  An idle one is handed
+ * over at once (callback runs before this returns, and NULL is returned);
+ * otherwise one is started or awaited and a handle is returned that can be
+ * cancelled until the callback runs. */
+pool_pop_t *pool_pop(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int language,
+                     int runtime_env_hash, pool_pop_cb cb, void *ctx);
+void pool_pop_cancel(pool_t *pool, pool_pop_t *pop);
+
+/* A leased worker is free again (lease returned). */
+void pool_push_idle(pool_t *pool, worker_t *w);
+
+/* ---- the worker socket's events ------------------------------------------- */
+
+/* A client sent RegisterClientRequest.  For workers the id must match a
+ * worker we started; drivers are added.  Returns the record, or NULL with a
+ * reason in err (the caller replies success=false). */
+worker_t *pool_register(pool_t *pool, conn_t *conn, worker_type_t type, const uint8_t id[ID_UNIQUE_SIZE],
+                        pid_t pid, const uint8_t job_id[ID_JOB_SIZE], int language,
+                        int runtime_env_hash, char *err, size_t err_len);
+/* The port the worker should bind its gRPC server on (0: any). */
+int pool_assigned_port(const worker_t *w);
+/* AnnounceWorkerPort from a worker: it is ready for work. */
+void pool_announce(pool_t *pool, worker_t *w, int port);
+/* The worker is gone (disconnect message, hang-up, or process exit).
+ * Runs on_worker_dead, kills the process if still alive, frees the record. */
+void pool_disconnect(pool_t *pool, worker_t *w, int exit_type, const char *detail);
+/* SIGCHLD for a pid (already reaped by the caller).  Returns true if it was
+ * one of our workers. */
+bool pool_on_child_exit(pool_t *pool, pid_t pid, int wait_status);
+
+/* ---- queries and control ------------------------------------------------- */
+
+worker_t *pool_find(pool_t *pool, const uint8_t id[ID_UNIQUE_SIZE]);
+/* A channel to the worker's CoreWorkerService (created on first use);
+ * NULL before the worker announced its port. */
+rpc_channel_t *pool_channel(pool_t *pool, worker_t *w);
+/* Ask the workers of a finished job to exit, SIGKILL after a grace period. */
+void pool_kill_job(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE]);
+/* Fill pids[] with live worker and driver pids; returns the count. */
+size_t pool_pids(pool_t *pool, int32_t *pids, size_t max);
+size_t pool_count(const pool_t *pool, worker_state_t state);
+/* Start n idle workers ahead of demand (PrestartWorkers). */
+void pool_prestart(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int language, size_t n);
+
+#endif
