@@ -12,14 +12,16 @@ RAY_VERSION := 2.54.0
 PY_DEPS     := ray[default]==$(RAY_VERSION) pytest pytest-timeout flatbuffers
 APT_PKGS    := build-essential cmake pkg-config libgrpc-dev protobuf-compiler \
                protobuf-c-compiler libprotobuf-c-dev libhiredis-dev libjemalloc-dev \
-               libhwloc-dev libcriterion-dev flatbuffers-compiler
+               libhwloc-dev libcriterion-dev flatbuffers-compiler clang libclang-rt-14-dev
 BUILD       := build
 ASAN_BUILD  := build-asan
+FUZZ_BUILD  := build-fuzz
+FUZZ_SECONDS ?= 15
 JOBS        ?= 2
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SHIM_SRC    := $(shell find python_shim -type f \( -name '*.py' -o -name '*.pth' -o -name '*.toml' \) -not -path '*/build/*' 2>/dev/null)
 
-.PHONY: setup apt venv shim build asan run test unit-test asan-test integration-test fuzz-test bench clean
+.PHONY: setup apt venv shim build asan fuzz run test unit-test asan-test integration-test fuzz-test bench clean
 
 setup: apt venv shim build
 
@@ -60,14 +62,29 @@ unit-test: build
 asan-test: asan
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure
 
+fuzz: $(VENV)/.deps-stamp
+	@[ -f $(FUZZ_BUILD)/CMakeCache.txt ] || CC=clang cmake -S . -B $(FUZZ_BUILD) -DCRAYLET_FUZZ=ON -DCRAYLET_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRAYLET_PYTHON=$(CURDIR)/$(VPY) >/dev/null
+	cmake --build $(FUZZ_BUILD) -j$(JOBS)
+
+# A short run of every harness from its seeds; a crash or leak fails the target.
+fuzz-test: fuzz
+	@set -e; for f in $(FUZZ_BUILD)/tests/fuzz/fuzz_*; do \
+	  name=$$(basename $$f); seeds=$(FUZZ_BUILD)/seeds/$$name; corpus=$(FUZZ_BUILD)/corpus/$$name; \
+	  mkdir -p $$seeds $$corpus; \
+	  [ ! -f tests/fuzz/make_seeds_$${name#fuzz_}.py ] || $(VPY) tests/fuzz/make_seeds_$${name#fuzz_}.py $$seeds; \
+	  [ ! -d tests/fuzz/$${name#fuzz_}_seeds ] || cp tests/fuzz/$${name#fuzz_}_seeds/* $$seeds/ 2>/dev/null || true; \
+	  echo "fuzzing $$name for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $$corpus $$seeds 2>&1 | tail -n 1; \
+	done
+
 integration-test: setup
 	CRAYLET_BUILD_DIR=$(CURDIR)/$(BUILD) CRAYLET_BIN=$(CURDIR)/$(BUILD)/craylet \
 	  $(VPY) -m pytest -q -p no:cacheprovider --timeout=600 tests/integration
 
-test: setup unit-test asan-test integration-test
+test: setup unit-test asan-test fuzz-test integration-test
 
 bench: setup
 	$(VPY) benchmarks/startup.py --raylet-path $(CURDIR)/$(BUILD)/craylet
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -27,6 +27,10 @@ static const config_key_t config_keys[] = {
     {"enable_pipe_based_agent_to_parent_health_check", CONFIG_BOOL,
      offsetof(config_t, enable_pipe_based_agent_to_parent_health_check)},
     {"agent_port_file_timeout_ms", CONFIG_INT, offsetof(config_t, agent_port_file_timeout_ms)},
+    {"worker_register_timeout_seconds", CONFIG_INT, offsetof(config_t, worker_register_timeout_seconds)},
+    {"idle_worker_killing_time_threshold_ms", CONFIG_INT,
+     offsetof(config_t, idle_worker_killing_time_threshold_ms)},
+    {"num_workers_soft_limit", CONFIG_INT, offsetof(config_t, num_workers_soft_limit)},
 };
 
 static bool config_parse_int(const char *s, int64_t *out)
@@ -61,6 +65,9 @@ void config_init(config_t *cfg)
     cfg->gcs_rpc_server_reconnect_timeout_s = 60;
     cfg->enable_pipe_based_agent_to_parent_health_check = true;
     cfg->agent_port_file_timeout_ms = 30000;
+    cfg->worker_register_timeout_seconds = 60;
+    cfg->idle_worker_killing_time_threshold_ms = 1000;
+    cfg->num_workers_soft_limit = -1;
     cfg->system_config_json = strdup("{}");
     if (!cfg->system_config_json)
         abort();

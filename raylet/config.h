@@ -17,6 +17,9 @@ typedef struct config {
     int64_t gcs_rpc_server_reconnect_timeout_s;
     bool enable_pipe_based_agent_to_parent_health_check;
     int64_t agent_port_file_timeout_ms; /* craylet's own: how long agents may take to bind */
+    int64_t worker_register_timeout_seconds;
+    int64_t idle_worker_killing_time_threshold_ms;
+    int64_t num_workers_soft_limit; /* -1: the node's CPU count */
     char *system_config_json;           /* owned; "{}" until GCS answers */
 } config_t;
 

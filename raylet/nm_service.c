@@ -57,6 +57,11 @@ static void nm_get_resource_load(void *ctx, rpc_call_t *call, ProtobufCMessage *
     data.resource_load_by_shape = &load;
     uint64_t now = loop_now_ms(r->loop);
     data.idle_duration_ms = (int64_t)(now > r->idle_since_ms ? now - r->idle_since_ms : 0);
+    if (r->leases) {
+        lease_mgr_fill_load(r->leases, &data);
+        if (lease_mgr_granted(r->leases) > 0)
+            data.idle_duration_ms = 0;
+    }
 
     Ray__Rpc__GetResourceLoadReply reply = RAY__RPC__GET_RESOURCE_LOAD_REPLY__INIT;
     reply.resources = &data;
@@ -93,16 +98,111 @@ static void nm_get_agent_pids(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
 
 static void nm_get_worker_pids(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    /* No workers run before the worker pool lands (next issue). */
+    struct raylet *r = ctx;
     Ray__Rpc__GetWorkerPIDsReply reply = RAY__RPC__GET_WORKER_PIDS_REPLY__INIT;
+    int32_t pids[4096];
+    reply.n_pids = r->pool ? pool_pids(r->pool, pids, sizeof pids / sizeof pids[0]) : 0;
+    reply.pids = pids;
+    rpc_call_reply(call, &reply.base);
+}
+
+/* Leases are refused until the pool exists (between binding the port and
+ * finishing start-up): callers retry. */
+static bool nm_ready(struct raylet *r, rpc_call_t *call)
+{
+    if (r->leases && r->state != RAYLET_STOPPING)
+        return true;
+    rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "raylet is not serving leases");
+    return false;
+}
+
+static void nm_request_worker_lease(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    struct raylet *r = ctx;
+    if (nm_ready(r, call))
+        lease_mgr_request(r->leases, call, (const Ray__Rpc__RequestWorkerLeaseRequest *)msg);
+}
+
+static void nm_return_worker_lease(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    struct raylet *r = ctx;
+    if (nm_ready(r, call))
+        lease_mgr_return(r->leases, call, (const Ray__Rpc__ReturnWorkerLeaseRequest *)msg);
+}
+
+static void nm_cancel_worker_lease(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    struct raylet *r = ctx;
+    if (nm_ready(r, call))
+        lease_mgr_cancel(r->leases, call, (const Ray__Rpc__CancelWorkerLeaseRequest *)msg);
+}
+
+static void nm_report_worker_backlog(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    struct raylet *r = ctx;
+    if (r->leases)
+        lease_mgr_report_backlog(r->leases, (const Ray__Rpc__ReportWorkerBacklogRequest *)msg);
+    Ray__Rpc__ReportWorkerBacklogReply reply = RAY__RPC__REPORT_WORKER_BACKLOG_REPLY__INIT;
+    rpc_call_reply(call, &reply.base);
+}
+
+static void nm_prestart_workers(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    struct raylet *r = ctx;
+    const Ray__Rpc__PrestartWorkersRequest *req = (const Ray__Rpc__PrestartWorkersRequest *)msg;
+    if (!nm_ready(r, call))
+        return;
+    if (req->_job_id_case != RAY__RPC__PRESTART_WORKERS_REQUEST___JOB_ID_JOB_ID ||
+        req->job_id.len != ID_JOB_SIZE) {
+        rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "job_id is required");
+        return;
+    }
+    /* Bounded by the start-up concurrency inside the pool. */
+    size_t n = req->num_workers > 64 ? 64 : (size_t)req->num_workers;
+    pool_prestart(r->pool, req->job_id.data, req->language, n);
+    Ray__Rpc__PrestartWorkersReply reply = RAY__RPC__PRESTART_WORKERS_REPLY__INIT;
+    rpc_call_reply(call, &reply.base);
+}
+
+static void nm_pin_object_ids(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    struct raylet *r = ctx;
+    const Ray__Rpc__PinObjectIDsRequest *req = (const Ray__Rpc__PinObjectIDsRequest *)msg;
+    protobuf_c_boolean *ok = calloc(req->n_object_ids ? req->n_object_ids : 1, sizeof *ok);
+    if (!ok)
+        abort();
+    for (size_t i = 0; i < req->n_object_ids; i++)
+        ok[i] = req->object_ids[i].len == ID_OBJECT_SIZE && store_pin(r->store, (const id_object_t *)req->object_ids[i].data) == 0;
+    Ray__Rpc__PinObjectIDsReply reply = RAY__RPC__PIN_OBJECT_IDS_REPLY__INIT;
+    reply.n_successes = req->n_object_ids;
+    reply.successes = ok;
+    rpc_call_reply(call, &reply.base);
+    free(ok);
+}
+
+static void nm_get_worker_failure_cause(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    /* No recorded cause: the owner falls back to its own view of the
+     * failure (the worker died; retry if allowed). */
+    Ray__Rpc__GetWorkerFailureCauseReply reply = RAY__RPC__GET_WORKER_FAILURE_CAUSE_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
 }
 
 static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
+    struct raylet *r = ctx;
     Ray__Rpc__GetNodeStatsReply reply = RAY__RPC__GET_NODE_STATS_REPLY__INIT;
     Ray__Rpc__ObjectStoreStats store = RAY__RPC__OBJECT_STORE_STATS__INIT;
+    store_stats_t st;
+    store_get_stats(r->store, &st);
+    store.object_store_bytes_used = (int64_t)st.bytes_used;
+    store.object_store_bytes_avail = (int64_t)st.capacity;
+    store.object_store_bytes_primary_copy = (int64_t)st.bytes_pinned;
+    store.object_store_bytes_fallback = (int64_t)st.bytes_fallback;
+    store.num_local_objects = (int64_t)st.num_objects;
     reply.store_stats = &store;
+    reply.num_workers = r->pool ? (uint32_t)(pool_count(r->pool, WORKER_IDLE) + pool_count(r->pool, WORKER_LEASED))
+                                : 0;
     rpc_call_reply(call, &reply.base);
 }
 
@@ -129,9 +229,11 @@ static void nm_shutdown_raylet(void *ctx, rpc_call_t *call, ProtobufCMessage *ms
 
 static void nm_is_local_worker_dead(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    /* No worker has ever run here yet, so any worker id asked about is dead. */
+    struct raylet *r = ctx;
+    const Ray__Rpc__IsLocalWorkerDeadRequest *req = (const Ray__Rpc__IsLocalWorkerDeadRequest *)msg;
+    worker_t *w = r->pool && req->worker_id.len == ID_UNIQUE_SIZE ? pool_find(r->pool, req->worker_id.data) : NULL;
     Ray__Rpc__IsLocalWorkerDeadReply reply = RAY__RPC__IS_LOCAL_WORKER_DEAD_REPLY__INIT;
-    reply.is_dead = 1;
+    reply.is_dead = !w || w->state == WORKER_DEAD;
     rpc_call_reply(call, &reply.base);
 }
 
@@ -159,6 +261,20 @@ int nm_service_register(struct raylet *r)
          nm_shutdown_raylet},
         {"/ray.rpc.NodeManagerService/IsLocalWorkerDead", &ray__rpc__is_local_worker_dead_request__descriptor,
          nm_is_local_worker_dead},
+        {"/ray.rpc.NodeManagerService/RequestWorkerLease", &ray__rpc__request_worker_lease_request__descriptor,
+         nm_request_worker_lease},
+        {"/ray.rpc.NodeManagerService/ReturnWorkerLease", &ray__rpc__return_worker_lease_request__descriptor,
+         nm_return_worker_lease},
+        {"/ray.rpc.NodeManagerService/CancelWorkerLease", &ray__rpc__cancel_worker_lease_request__descriptor,
+         nm_cancel_worker_lease},
+        {"/ray.rpc.NodeManagerService/ReportWorkerBacklog", &ray__rpc__report_worker_backlog_request__descriptor,
+         nm_report_worker_backlog},
+        {"/ray.rpc.NodeManagerService/PrestartWorkers", &ray__rpc__prestart_workers_request__descriptor,
+         nm_prestart_workers},
+        {"/ray.rpc.NodeManagerService/PinObjectIDs", &ray__rpc__pin_object_ids_request__descriptor,
+         nm_pin_object_ids},
+        {"/ray.rpc.NodeManagerService/GetWorkerFailureCause",
+         &ray__rpc__get_worker_failure_cause_request__descriptor, nm_get_worker_failure_cause},
     };
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
         int rc = rpc_server_add_method(r->server, methods[i].path, methods[i].desc, methods[i].fn, r);

@@ -54,18 +54,159 @@ static int raylet_listen_unix(const char *path)
     return fd;
 }
 
-/* The worker and plasma protocols arrive with the next issue; until then a
- * client is told so by a closed connection and a log line, not a hang. */
 static void raylet_on_unix_accept(loop_t *loop, int fd, unsigned events, void *data)
 {
-    const char *what = data;
+    struct raylet *r = data;
     for (;;) {
-        int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+        int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (c < 0)
             break;
-        log_warn("closing a %s connection: that protocol is not served yet", what);
-        close(c);
+        if (!r->pool || r->state == RAYLET_STOPPING) {
+            close(c); /* not serving workers yet, or any more */
+            continue;
+        }
+        wsock_accept(r, c);
     }
+}
+
+/* ---- jobs ------------------------------------------------------------------ */
+
+raylet_job_t *raylet_job_find(struct raylet *r, const uint8_t id[ID_JOB_SIZE])
+{
+    for (size_t i = 0; i < r->job_count; i++)
+        if (memcmp(r->jobs[i].id, id, ID_JOB_SIZE) == 0)
+            return &r->jobs[i];
+    return NULL;
+}
+
+raylet_job_t *raylet_job_add(struct raylet *r, const uint8_t id[ID_JOB_SIZE], const uint8_t *config,
+                             size_t config_len)
+{
+    raylet_job_t *j = raylet_job_find(r, id);
+    if (!j) {
+        if (r->job_count == r->job_cap) {
+            r->job_cap = r->job_cap ? r->job_cap * 2 : 8;
+            r->jobs = realloc(r->jobs, r->job_cap * sizeof *r->jobs);
+            if (!r->jobs)
+                abort();
+        }
+        j = &r->jobs[r->job_count++];
+        memset(j, 0, sizeof *j);
+        memcpy(j->id, id, ID_JOB_SIZE);
+    }
+    if (config && config_len > 0) {
+        free(j->config);
+        j->config = malloc(config_len);
+        if (!j->config)
+            abort();
+        memcpy(j->config, config, config_len);
+        j->config_len = config_len;
+    }
+    return j;
+}
+
+void raylet_job_finished(struct raylet *r, const uint8_t id[ID_JOB_SIZE])
+{
+    raylet_job_t *j = raylet_job_find(r, id);
+    if (j && j->finished)
+        return;
+    if (!j)
+        j = raylet_job_add(r, id, NULL, 0);
+    j->finished = true;
+    char hex[ID_HEX_BUF];
+    log_info("job %s finished; stopping its workers", id_to_hex(id, ID_JOB_SIZE, hex));
+    pool_kill_job(r->pool, id);
+}
+
+static void raylet_on_gcs_reply_logged(void *ctx, int err, const char *message, ProtobufCMessage *reply)
+{
+    if (err)
+        log_warn("%s: %s", (const char *)ctx, message);
+}
+
+/* Everything that must happen when a worker or driver is gone: its lease,
+ * its waits, and GCS, which fails or restarts actors from this report. */
+static void raylet_on_worker_dead(void *ctx, worker_t *w, int exit_type, const char *detail)
+{
+    struct raylet *r = ctx;
+    lease_mgr_worker_dead(r->leases, w);
+    wsock_worker_dead(r, w);
+    if (w->type == WORKER_TYPE_DRIVER) {
+        Ray__Rpc__MarkJobFinishedRequest req = RAY__RPC__MARK_JOB_FINISHED_REQUEST__INIT;
+        req.job_id.data = w->job_id;
+        req.job_id.len = ID_JOB_SIZE;
+        gcs_call(r->gcs, "/ray.rpc.JobInfoGcsService/MarkJobFinished", &req.base,
+                 &ray__rpc__mark_job_finished_reply__descriptor, true, raylet_on_gcs_reply_logged,
+                 "MarkJobFinished");
+        raylet_job_finished(r, w->job_id);
+        return;
+    }
+    if (w->state == WORKER_STARTING && !detail)
+        return;
+    Ray__Rpc__WorkerTableData data = RAY__RPC__WORKER_TABLE_DATA__INIT;
+    Ray__Rpc__Address addr = RAY__RPC__ADDRESS__INIT;
+    addr.node_id.data = r->node_id;
+    addr.node_id.len = ID_UNIQUE_SIZE;
+    addr.ip_address = r->flags.node_ip_address;
+    addr.port = w->port;
+    addr.worker_id.data = w->id;
+    addr.worker_id.len = ID_UNIQUE_SIZE;
+    data.worker_address = &addr;
+    data.is_alive = false;
+    data.timestamp = (int64_t)raylet_wall_ms();
+    data.end_time_ms = raylet_wall_ms();
+    data.worker_type = (Ray__Rpc__WorkerType)w->type;
+    data.pid = w->pid > 0 ? (uint32_t)w->pid : 0;
+    data._exit_type_case = RAY__RPC__WORKER_TABLE_DATA___EXIT_TYPE_EXIT_TYPE;
+    data.exit_type = exit_type;
+    data._exit_detail_case = RAY__RPC__WORKER_TABLE_DATA___EXIT_DETAIL_EXIT_DETAIL;
+    data.exit_detail = (char *)(detail ? detail : "");
+    Ray__Rpc__ReportWorkerFailureRequest req = RAY__RPC__REPORT_WORKER_FAILURE_REQUEST__INIT;
+    req.worker_failure = &data;
+    gcs_call(r->gcs, "/ray.rpc.WorkerInfoGcsService/ReportWorkerFailure", &req.base,
+             &ray__rpc__report_worker_failure_reply__descriptor, false, raylet_on_gcs_reply_logged,
+             "ReportWorkerFailure");
+}
+
+/* Spillback target: a live node whose resources fit (now, if asked). */
+static bool raylet_pick_remote(void *ctx, const res_set_t *request, bool need_available, lease_remote_t *out)
+{
+    struct raylet *r = ctx;
+    for (size_t i = 0; i < r->peer_count; i++) {
+        raylet_peer_t *p = &r->peers[i];
+        if (!p->address[0] || p->port <= 0 || p->draining)
+            continue;
+        const res_set_t *have = need_available ? p->available : p->total;
+        bool fits = true;
+        for (size_t k = 0; k < res_set_count(request) && fits; k++)
+            fits = res_set_get(have, res_set_name_at(request, k)) >= res_set_amount_at(request, k);
+        if (!fits)
+            continue;
+        snprintf(out->address, sizeof out->address, "%s", p->address);
+        out->port = p->port;
+        memcpy(out->node_id, p->node_id, ID_UNIQUE_SIZE);
+        return true;
+    }
+    return false;
+}
+
+static void raylet_on_busy_changed(void *ctx, bool busy)
+{
+    struct raylet *r = ctx;
+    if (!busy)
+        r->idle_since_ms = loop_now_ms(r->loop);
+}
+
+static bool raylet_store_contains(void *ctx, const uint8_t oid[ID_OBJECT_SIZE])
+{
+    struct raylet *r = ctx;
+    return store_contains(r->store, (const id_object_t *)oid);
+}
+
+static void raylet_on_object_sealed(void *ctx, const store_object_info_t *info)
+{
+    struct raylet *r = ctx;
+    owait_on_sealed(r->owait, info->id.b);
 }
 
 /* ---- registration --------------------------------------------------------- */
@@ -165,9 +306,15 @@ static void raylet_on_liveness(struct raylet *r, const Ray__Rpc__GcsNodeAddressA
 static void raylet_on_pub_message(void *ctx, const Ray__Rpc__PubMessage *m)
 {
     struct raylet *r = ctx;
-    /* Jobs and worker deltas matter once workers run (next issue). */
-    if (m->inner_message_case == RAY__RPC__PUB_MESSAGE__INNER_MESSAGE_NODE_ADDRESS_AND_LIVENESS_MESSAGE)
+    if (m->inner_message_case == RAY__RPC__PUB_MESSAGE__INNER_MESSAGE_NODE_ADDRESS_AND_LIVENESS_MESSAGE) {
         raylet_on_liveness(r, m->node_address_and_liveness_message);
+    } else if (m->inner_message_case == RAY__RPC__PUB_MESSAGE__INNER_MESSAGE_JOB_MESSAGE && m->job_message &&
+               m->job_message->job_id.len == ID_JOB_SIZE) {
+        if (m->job_message->is_dead)
+            raylet_job_finished(r, m->job_message->job_id.data);
+        else
+            raylet_job_add(r, m->job_message->job_id.data, NULL, 0);
+    }
 }
 
 static void raylet_on_node_snapshot(void *ctx, int err, const char *message, ProtobufCMessage *reply)
@@ -474,6 +621,35 @@ static void raylet_start_serving(struct raylet *r)
     log_info("serving gRPC on %s:%d (object manager port %d)", host, r->node_manager_port,
              r->object_manager_port);
 
+    /* Workers need the bound port (their command line carries it). */
+    res_amount_t cpus = res_node_total(r->resources, "CPU");
+    pool_options_t po = {
+        .python_worker_command = r->flags.python_worker_command,
+        .node_manager_port = r->node_manager_port,
+        .node_id_hex = r->node_hex,
+        .node_ip_address = r->flags.node_ip_address,
+        .maximum_startup_concurrency = r->flags.maximum_startup_concurrency,
+        .min_worker_port = r->flags.min_worker_port,
+        .max_worker_port = r->flags.max_worker_port,
+        .worker_port_list = r->flags.worker_port_list,
+        .worker_port_count = r->flags.worker_port_count,
+        .register_timeout_ms = (uint64_t)r->config.worker_register_timeout_seconds * 1000,
+        .idle_timeout_ms = (uint64_t)r->config.idle_worker_killing_time_threshold_ms,
+        .soft_limit = r->config.num_workers_soft_limit >= 0 ? (int)r->config.num_workers_soft_limit
+                                                            : (int)(cpus / RES_UNIT),
+        .ray_debugger_external = r->flags.ray_debugger_external,
+    };
+    static const pool_callbacks_t pcbs = {.on_worker_dead = raylet_on_worker_dead};
+    r->pool = pool_create(r->loop, r->bridge, &po, &pcbs, r);
+    lease_mgr_options_t lo = {.node_id = r->node_id, .node_ip_address = r->flags.node_ip_address};
+    static const lease_mgr_callbacks_t lcbs = {.pick_remote = raylet_pick_remote,
+                                               .on_busy_changed = raylet_on_busy_changed};
+    r->leases = lease_mgr_create(r->loop, r->resources, r->pool, &lo, &lcbs, r);
+    if (!r->pool || !r->leases) {
+        raylet_shutdown(r, 1, false, 0, NULL);
+        return;
+    }
+
     if (raylet_start_agent(r, "dashboard_agent", r->flags.dashboard_agent_command, &r->dashboard_agent) != 0 ||
         raylet_start_agent(r, "runtime_env_agent", r->flags.runtime_env_agent_command,
                            &r->runtime_env_agent) != 0) {
@@ -607,7 +783,7 @@ raylet_t *raylet_create(flags_t *flags)
         abort();
     r->flags = *flags;
     memset(flags, 0, sizeof *flags);
-    r->raylet_listen_fd = r->store_listen_fd = -1;
+    r->raylet_listen_fd = -1;
     r->start_wall_ms = raylet_wall_ms();
     config_init(&r->config);
     if (id_from_hex(r->flags.node_id, strlen(r->flags.node_id), r->node_id, 28) != 0) {
@@ -653,12 +829,23 @@ raylet_t *raylet_create(flags_t *flags)
     if (!r->gcs)
         goto fail;
 
-    r->raylet_listen_fd = raylet_listen_unix(r->flags.raylet_socket_name);
-    r->store_listen_fd = raylet_listen_unix(r->flags.store_socket_name);
-    if (r->raylet_listen_fd < 0 || r->store_listen_fd < 0)
+    store_options_t so;
+    store_options_init(&so);
+    so.socket_path = r->flags.store_socket_name;
+    so.capacity = (uint64_t)r->flags.object_store_memory;
+    so.plasma_directory = r->flags.plasma_directory;
+    so.fallback_directory = r->flags.fallback_directory;
+    so.huge_pages = r->flags.huge_pages;
+    r->store = store_create(r->loop, &so);
+    if (!r->store)
         goto fail;
-    loop_add_fd(r->loop, r->raylet_listen_fd, LOOP_READABLE, raylet_on_unix_accept, "raylet socket");
-    loop_add_fd(r->loop, r->store_listen_fd, LOOP_READABLE, raylet_on_unix_accept, "plasma store");
+    store_set_sealed_cb(r->store, raylet_on_object_sealed, r);
+    r->owait = owait_create(r->loop, raylet_store_contains, r);
+
+    r->raylet_listen_fd = raylet_listen_unix(r->flags.raylet_socket_name);
+    if (r->raylet_listen_fd < 0)
+        goto fail;
+    loop_add_fd(r->loop, r->raylet_listen_fd, LOOP_READABLE, raylet_on_unix_accept, r);
 
     r->state = RAYLET_FETCHING_CONFIG;
     if (gcs_get_internal_config(r->gcs, raylet_on_config, r) != 0)
@@ -704,8 +891,14 @@ void raylet_destroy(raylet_t *r)
         agent_destroy(r->runtime_env_agent, RAYLET_AGENT_GRACE_MS);
     if (r->loop) {
         raylet_close_unix(r->loop, &r->raylet_listen_fd, r->flags.raylet_socket_name);
-        raylet_close_unix(r->loop, &r->store_listen_fd, r->flags.store_socket_name);
     }
+    lease_mgr_destroy(r->leases);
+    pool_destroy(r->pool);
+    owait_destroy(r->owait);
+    store_destroy(r->store);
+    for (size_t i = 0; i < r->job_count; i++)
+        free(r->jobs[i].config);
+    free(r->jobs);
     rpc_server_destroy(r->server);
     rpc_server_destroy(r->object_server);
     gcs_client_destroy(r->gcs);

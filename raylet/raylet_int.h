@@ -16,6 +16,10 @@
 #include "raylet/agent.h"
 #include "raylet/config.h"
 #include "raylet/flags.h"
+#include "raylet/lease_mgr.h"
+#include "raylet/obj_wait.h"
+#include "raylet/worker_pool.h"
+#include "object_store/store.h"
 #include "raylet/resources.h"
 
 typedef enum {
@@ -36,6 +40,14 @@ typedef struct raylet_peer {
     bool draining;
 } raylet_peer_t;
 
+/* A job this node has heard of: its config is what workers for it need. */
+typedef struct raylet_job {
+    uint8_t id[ID_JOB_SIZE];
+    uint8_t *config; /* serialized rpc::JobConfig, owned */
+    size_t config_len;
+    bool finished;
+} raylet_job_t;
+
 struct raylet {
     flags_t flags;
     config_t config;
@@ -49,6 +61,12 @@ struct raylet {
     agent_t *dashboard_agent;
     agent_t *runtime_env_agent;
     res_node_t *resources;
+    pool_t *pool;
+    lease_mgr_t *leases;
+    owait_t *owait;
+    store_t *store;
+    raylet_job_t *jobs;
+    size_t job_count, job_cap;
 
     bool grpc_started;
     raylet_state_t state;
@@ -64,7 +82,6 @@ struct raylet {
     int dashboard_agent_listen_port;
 
     int raylet_listen_fd; /* --raylet_socket_name */
-    int store_listen_fd;  /* --store_socket_name */
 
     uint64_t start_wall_ms;
     uint64_t idle_since_ms; /* loop time the node last became idle */
@@ -76,6 +93,17 @@ struct raylet {
     raylet_peer_t *peers;
     size_t peer_count, peer_cap;
 };
+
+/* The worker socket (worker_sock.c): accept a connection. */
+void wsock_accept(struct raylet *r, int fd);
+/* A worker record is about to be freed: detach its connection state. */
+void wsock_worker_dead(struct raylet *r, worker_t *w);
+
+/* Jobs (raylet.c). */
+raylet_job_t *raylet_job_find(struct raylet *r, const uint8_t id[ID_JOB_SIZE]);
+raylet_job_t *raylet_job_add(struct raylet *r, const uint8_t id[ID_JOB_SIZE], const uint8_t *config,
+                             size_t config_len);
+void raylet_job_finished(struct raylet *r, const uint8_t id[ID_JOB_SIZE]);
 
 /* Register every NodeManagerService / health method on r->server. */
 int nm_service_register(struct raylet *r);

@@ -46,6 +46,7 @@ typedef struct worker {
     pid_t pid;
     worker_state_t state;
     conn_t *conn;          /* NULL until registered */
+    void *client;          /* the socket layer's per-connection state */
     int port;              /* the worker's gRPC port, once announced */
     int assigned_port;     /* from the port pool, 0 if none; returned on exit */
     rpc_channel_t *channel; /* to its CoreWorkerService, created on demand */

@@ -195,7 +195,7 @@ static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int
         argv[n++] = strdup("--ray-debugger-external");
     argv[n] = NULL;
 
-    char job_hex[ID_HEX_BUF], env_job[64], env_pid[48];
+    char job_hex[ID_HEX_BUF], env_job[96], env_pid[48];
     id_to_hex(job_id, ID_JOB_SIZE, job_hex);
     snprintf(env_job, sizeof env_job, "RAY_JOB_ID=%s", job_hex);
     snprintf(env_pid, sizeof env_pid, "RAY_RAYLET_PID=%d", (int)getpid());

@@ -110,6 +110,6 @@ def install():
         sys.meta_path.insert(0, CrayletFinder())
     for name in _TARGETS:
         mod = sys.modules.get(name)
-        if mod is not None and not getattr(mod, "_craylet_patched", False):
-            _apply(name, mod)
+        if mod is not None:
+            _apply(name, mod)  # idempotent
     return True

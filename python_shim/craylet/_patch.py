@@ -55,7 +55,10 @@ def _warn_name(path):
 
 
 def patch_services(mod):
-    if getattr(mod, "_craylet_patched", False):
+    # (Checked on the function, not a module flag: importlib.reload keeps the
+    # module's dict but re-creates start_raylet.)
+    if hasattr(mod.start_raylet, "_craylet_original"):
+        mod._craylet_patched = True
         return
     original_start_raylet = mod.start_raylet
     mod.CRAYLET_STOCK_RAYLET_EXECUTABLE = mod.RAYLET_EXECUTABLE
@@ -90,8 +93,6 @@ def _raylet_path_callback(ctx, param, value):
 
 
 def patch_scripts(mod):
-    if getattr(mod, "_craylet_patched", False):
-        return
     import click
 
     cmd = getattr(mod, "start", None)
@@ -128,6 +129,12 @@ def patch_scripts(mod):
         if raylet_path:
             _warn_name(raylet_path)
             os.environ[ENV_VAR] = raylet_path
+        else:
+            # Check $RAY_RAYLET_PATH now, before GCS and friends are started.
+            try:
+                raylet_path_from_env()
+            except RuntimeError as e:
+                raise click.UsageError(str(e))
         return original_callback(*args, **kwargs)
 
     cmd.callback = callback

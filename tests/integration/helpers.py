@@ -116,10 +116,10 @@ _handed_out = set()
 
 
 def free_port() -> int:
-    """A TCP port that is free now on 127.0.0.1 and not handed out before."""
+    """A TCP port that is free now (on all addresses) and not handed out before."""
     for _ in range(200):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
+            s.bind(("", 0))
             port = s.getsockname()[1]
         if port not in _handed_out:
             _handed_out.add(port)
@@ -217,16 +217,34 @@ def describe(proc) -> str:
 # GCS access (no driver needed)
 # --------------------------------------------------------------------------
 
-def _gcs_client(address: str):
-    from ray._raylet import GcsClient
+_gcs_clients = {}
 
-    return GcsClient(address=address)
+
+def _gcs_client(address: str):
+    """A cached GcsClient.  Only call once the GCS port accepts connections:
+    the constructor blocks for ~35s against a GCS that is not up."""
+    client = _gcs_clients.get(address)
+    if client is None:
+        from ray._raylet import GcsClient
+
+        host, port = address.rsplit(":", 1)
+        if not is_listening(int(port), host):
+            raise ConnectionRefusedError("GCS at %s is not listening" % address)
+        client = GcsClient(address=address)
+        _gcs_clients[address] = client
+    return client
+
+
+def forget_gcs(address: str):
+    _gcs_clients.pop(address, None)
 
 
 def gcs_nodes(address: str, timeout: float = 5) -> List[dict]:
     """The GCS node table as plain dicts (ALIVE and DEAD nodes)."""
     from ray.core.generated import gcs_pb2
 
+    reason_enum = gcs_pb2.GcsNodeInfo.DESCRIPTOR.fields_by_name[
+        "death_info"].message_type.fields_by_name["reason"].enum_type
     client = _gcs_client(address)
     reply = client.get_all_node_info(timeout=timeout)
     out = []
@@ -242,7 +260,7 @@ def gcs_nodes(address: str, timeout: float = 5) -> List[dict]:
             "object_store_socket_name": info.object_store_socket_name,
             "node_name": info.node_name,
             "resources_total": dict(info.resources_total),
-            "death_reason": (gcs_pb2.NodeDeathInfo.Reason.Name(info.death_info.reason)
+            "death_reason": (reason_enum.values_by_number[info.death_info.reason].name
                              if info.HasField("death_info") else None),
             "death_message": (info.death_info.reason_message
                               if info.HasField("death_info") else None),
@@ -332,6 +350,15 @@ class Node:
 
     def state(self) -> str:
         return self.info()["state"]
+
+    def grpc_address(self) -> str:
+        """host:port of the node manager gRPC server, as published in GCS.
+
+        (Ray resolves a 127.0.0.1 node IP to the machine's address, so the
+        published host is what to dial, not localhost.)
+        """
+        info = self.info()
+        return "%s:%d" % (info["node_manager_address"], info["node_manager_port"])
 
     def raylet_process(self):
         """The raylet/craylet process of this node (found by --node_id=)."""
@@ -427,11 +454,18 @@ class Cluster:
             err += "\n[harness: killed after %ss]" % timeout
         return StartResult(argv, proc.returncode, out, err, proc.pid)
 
-    def _start(self, head: bool, raylet: Optional[str], num_cpus, num_gpus, resources,
-               extra_args, env, check, timeout) -> Optional[Node]:
-        agent_port = free_port()
+    def start_args(self, head: bool, raylet: Optional[str], num_cpus=1, num_gpus=None,
+                   resources=None, extra_args: Iterable[str] = (),
+                   agent_port: Optional[int] = None) -> List[str]:
+        """The `ray start ...` arguments for a node of this cluster.
+
+        Every node gets its own dashboard-agent listen port (the default,
+        52365, is fixed and would clash between nodes on one machine); the
+        other per-node ports are 0 or left to Ray, which picks free ones.
+        """
+        if agent_port is None:
+            agent_port = free_port()
         args = ["start", "--disable-usage-stats",
-                "--node-ip-address=127.0.0.1",
                 "--node-manager-port=0", "--object-manager-port=0",
                 "--dashboard-agent-listen-port=%d" % agent_port,
                 "--object-store-memory=%d" % (128 * 1024 * 1024)]
@@ -448,7 +482,25 @@ class Cluster:
             args.append("--resources=%s" % json.dumps(resources))
         if raylet is not None:
             args.append("--raylet-path=%s" % raylet)
-        args += list(extra_args)
+        return args + list(extra_args)
+
+    def ray_popen(self, *args, env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
+        """Start the `ray` CLI in a new tracked session without waiting for it."""
+        full_env = dict(self.env)
+        if env:
+            full_env.update(env)
+        argv = [str(RAY)] + [str(a) for a in args]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL, env=full_env, cwd=str(REPO),
+                                start_new_session=True, text=True)
+        self.session_ids.append(proc.pid)
+        return proc
+
+    def _start(self, head: bool, raylet: Optional[str], num_cpus, num_gpus, resources,
+               extra_args, env, check, timeout) -> Optional[Node]:
+        agent_port = free_port()
+        args = self.start_args(head, raylet, num_cpus, num_gpus, resources, extra_args,
+                               agent_port=agent_port)
 
         before = set()
         if not head:
@@ -622,6 +674,7 @@ class Cluster:
             return []
         self.torn_down = True
         problems = ["not stopped by SIGTERM of its raylet: " + d for d in self.stop()]
+        forget_gcs(self.gcs_address)
         still = self.processes()
         problems += ["survived SIGKILL: " + describe(p) for p in still]
         if not problems and not os.environ.get("CRAYLET_KEEP_TEMP"):

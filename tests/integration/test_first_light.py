@@ -63,8 +63,9 @@ def test_ray_start_help_lists_raylet_path():
     assert "--raylet-path" in r.stdout
 
 
+@pytest.mark.parametrize("via", ["flag", "env"])
 @pytest.mark.parametrize("kind", ["missing", "not_executable", "directory"])
-def test_raylet_path_rejects_bad_path(cluster, tmp_path, kind):
+def test_raylet_path_rejects_bad_path(cluster, tmp_path, kind, via):
     if kind == "missing":
         path = str(tmp_path / "no_such_raylet")
     elif kind == "not_executable":
@@ -74,11 +75,14 @@ def test_raylet_path_rejects_bad_path(cluster, tmp_path, kind):
         os.chmod(path, 0o644)
     else:
         path = str(tmp_path)
-    r = cluster.ray("start", "--head", "--port=%d" % cluster.gcs_port,
-                    "--temp-dir=%s" % cluster.temp_dir, "--raylet-path=%s" % path,
-                    new_session=True)
+    args = ["start", "--head", "--port=%d" % cluster.gcs_port, "--temp-dir=%s" % cluster.temp_dir]
+    if via == "flag":
+        r = cluster.ray(*args, "--raylet-path=%s" % path, new_session=True)
+    else:
+        r = cluster.ray(*args, env={"RAY_RAYLET_PATH": path}, new_session=True)
     assert r.returncode == 2, r.output()  # click usage error, before anything starts
-    assert "--raylet-path" in r.stderr, r.output()
+    assert ("--raylet-path" if via == "flag" else "RAY_RAYLET_PATH") in r.stderr, r.output()
+    assert path in r.stderr, r.output()
     assert not cluster.processes(), [helpers.describe(p) for p in cluster.processes()]
 
 
@@ -151,10 +155,10 @@ def test_head_node_resources_and_ports(cluster, craylet):
     info = node.info()
     port = info["node_manager_port"]
     assert port != 0
-    assert helpers.is_listening(port)
+    assert helpers.is_listening(port, info["node_manager_address"])
     assert proc.pid in helpers.listening_pids(port)
     # GCS health-checks this port with service=<node id>.
-    assert helpers.health_check("127.0.0.1:%d" % port, node.node_id) == "SERVING"
+    assert helpers.health_check(node.grpc_address(), node.node_id) == "SERVING"
 
 
 # ---------------------------------------------------------------------------
@@ -234,7 +238,6 @@ def test_sigterm_marks_node_dead_and_takes_children(cluster, craylet):
     proc.send_signal(signal.SIGTERM)
     gone, alive = psutil.wait_procs([proc], timeout=30)
     assert proc in gone, "craylet did not exit on SIGTERM"
-    assert proc.returncode == 0
 
     info = worker.wait_state("DEAD", 30)
     assert info["death_reason"] == "EXPECTED_TERMINATION", info
@@ -280,8 +283,7 @@ def test_kill9_marks_node_dead(cluster_factory, craylet):
     assert not alive, [helpers.describe(p) for p in alive]
     # The other node was not taken down with it.
     assert head.state() == "ALIVE"
-    assert helpers.health_check("127.0.0.1:%d" % head.info()["node_manager_port"],
-                                head.node_id) == "SERVING"
+    assert helpers.health_check(head.grpc_address(), head.node_id) == "SERVING"
 
 
 # ---------------------------------------------------------------------------
@@ -313,8 +315,8 @@ def test_malformed_flag_exits_2(tmp_path, craylet, flag, value):
     assert flag in lines[0]
 
 
-@craylet_only
 def test_unreachable_gcs_exits_1(craylet):
+    # The stock raylet passes this too (exit 1 after ~8s with these knobs).
     temp = tempfile.mkdtemp(prefix="crt", dir="/tmp")
     port = helpers.closed_port()
     env = dict(os.environ, RAY_gcs_rpc_server_reconnect_timeout_s="3")
@@ -340,8 +342,8 @@ def test_unreachable_gcs_exits_1(craylet):
     assert "gcs" in text.lower(), text[-2000:]
 
 
-def _send_and_close(port, data, linger=0.0):
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+def _send_and_close(host, port, data, linger=0.0):
+    with socket.create_connection((host, port), timeout=5) as s:
         if data:
             try:
                 s.sendall(data)
@@ -358,8 +360,9 @@ def _send_and_close(port, data, linger=0.0):
 def test_garbage_on_grpc_port_keeps_serving(cluster, craylet):
     node = cluster.start_head(raylet=craylet, num_cpus=1, include_dashboard=False)
     proc = node.raylet_process()
-    port = node.info()["node_manager_port"]
-    address = "127.0.0.1:%d" % port
+    info = node.info()
+    host, port = info["node_manager_address"], info["node_manager_port"]
+    address = node.grpc_address()
     assert helpers.health_check(address, node.node_id) == "SERVING"
 
     preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -374,9 +377,9 @@ def test_garbage_on_grpc_port_keeps_serving(cluster, craylet):
         b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",               # wrong protocol
     ]
     for data in payloads:
-        _send_and_close(port, data, linger=0.2)
+        _send_and_close(host, port, data, linger=0.2)
     # Many at once, left half-open while we check health.
-    held = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(16)]
+    held = [socket.create_connection((host, port), timeout=5) for _ in range(16)]
     try:
         for s in held:
             s.sendall(preface[:7])

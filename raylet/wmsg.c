@@ -1,0 +1,163 @@
+#include "raylet/wmsg.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/fb.h"
+
+static int wmsg_str(const fb_table_t *t, unsigned slot, wmsg_str_t *out)
+{
+    fb_str_t s;
+    int rc = fb_read_str(t, slot, &s);
+    if (rc == 0) {
+        out->data = s.data;
+        out->len = s.len;
+    }
+    return rc;
+}
+
+static int wmsg_ids(const fb_table_t *t, unsigned slot, wmsg_t *m)
+{
+    fb_vec_t v;
+    int rc = fb_read_vec_ref(t, slot, &v);
+    if (rc != 0)
+        return rc;
+    uint32_t n = fb_vec_len(&v);
+    if (n > WMSG_MAX_IDS)
+        return CR_ETOOBIG;
+    m->ids = malloc((n ? n : 1) * (size_t)ID_OBJECT_SIZE);
+    if (!m->ids)
+        abort();
+    for (uint32_t i = 0; i < n; i++) {
+        fb_str_t s;
+        rc = fb_vec_str(&v, i, &s);
+        if (rc != 0 || s.len != ID_OBJECT_SIZE)
+            return rc ? rc : CR_EBADMSG;
+        memcpy(m->ids[i], s.data, ID_OBJECT_SIZE);
+    }
+    m->id_count = n;
+    return 0;
+}
+
+static int wmsg_register(const fb_table_t *t, wmsg_t *m)
+{
+    wmsg_str_t id, job;
+    int rc = fb_read_i32(t, 0, 0, &m->worker_type);
+    rc = rc ? rc : wmsg_str(t, 1, &id);
+    rc = rc ? rc : fb_read_i64(t, 2, 0, &m->worker_pid);
+    rc = rc ? rc : wmsg_str(t, 3, &job);
+    rc = rc ? rc : fb_read_i32(t, 4, 0, &m->runtime_env_hash);
+    rc = rc ? rc : fb_read_i32(t, 5, 0, &m->language);
+    rc = rc ? rc : wmsg_str(t, 8, &m->job_config);
+    if (rc != 0)
+        return rc;
+    if (id.len != ID_UNIQUE_SIZE || (job.len != 0 && job.len != ID_JOB_SIZE) || m->worker_pid < 0 ||
+        m->worker_pid > INT32_MAX || m->worker_type < 0 || m->worker_type > 3)
+        return CR_EBADMSG;
+    memcpy(m->worker_id, id.data, ID_UNIQUE_SIZE);
+    if (job.len == ID_JOB_SIZE)
+        memcpy(m->job_id, job.data, ID_JOB_SIZE);
+    else
+        id_set_nil(m->job_id, ID_JOB_SIZE);
+    return 0;
+}
+
+static int wmsg_decode_table(const fb_table_t *t, wmsg_t *m)
+{
+    int rc;
+    switch (m->type) {
+    case WMSG_REGISTER_CLIENT_REQUEST:
+        return wmsg_register(t, m);
+    case WMSG_ANNOUNCE_WORKER_PORT:
+        rc = fb_read_i32(t, 0, 0, &m->port);
+        rc = rc ? rc : wmsg_str(t, 1, &m->entrypoint);
+        return rc ? rc : (m->port < 0 || m->port > 65535 ? CR_EBADMSG : 0);
+    case WMSG_DISCONNECT_CLIENT_REQUEST:
+        rc = fb_read_i32(t, 0, 0, &m->disconnect_type);
+        return rc ? rc : wmsg_str(t, 1, &m->disconnect_detail);
+    case WMSG_ASYNC_GET_OBJECTS_REQUEST:
+        rc = wmsg_ids(t, 0, m);
+        return rc ? rc : fb_read_i64(t, 2, 0, &m->request_id);
+    case WMSG_CANCEL_GET_REQUEST:
+        return fb_read_i64(t, 0, 0, &m->request_id);
+    case WMSG_WAIT_REQUEST:
+        rc = wmsg_ids(t, 0, m);
+        rc = rc ? rc : fb_read_i32(t, 2, 0, &m->num_required);
+        rc = rc ? rc : fb_read_i64(t, 3, -1, &m->timeout_ms);
+        return rc ? rc : (m->num_required < 0 ? CR_EBADMSG : 0);
+    case WMSG_WAIT_FOR_ACTOR_CALL_ARGS_REQUEST:
+        rc = wmsg_ids(t, 0, m);
+        return rc ? rc : fb_read_i32(t, 2, 0, &m->tag);
+    case WMSG_PUSH_ERROR_REQUEST:
+        rc = wmsg_str(t, 0, &m->error_job_id);
+        rc = rc ? rc : wmsg_str(t, 1, &m->error_type);
+        rc = rc ? rc : wmsg_str(t, 2, &m->error_message);
+        return rc ? rc : fb_read_f64(t, 3, 0, &m->error_timestamp);
+    case WMSG_FREE_OBJECTS_REQUEST:
+        rc = fb_read_bool(t, 0, false, &m->local_only);
+        return rc ? rc : wmsg_ids(t, 1, m);
+    case WMSG_SUBSCRIBE_PLASMA_READY: {
+        wmsg_str_t id;
+        rc = wmsg_str(t, 0, &id);
+        if (rc != 0)
+            return rc;
+        if (id.len != ID_OBJECT_SIZE)
+            return CR_EBADMSG;
+        m->ids = malloc(ID_OBJECT_SIZE);
+        if (!m->ids)
+            abort();
+        memcpy(m->ids[0], id.data, ID_OBJECT_SIZE);
+        m->id_count = 1;
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+int wmsg_decode(int64_t type, const uint8_t *payload, size_t len, wmsg_t *m)
+{
+    memset(m, 0, sizeof *m);
+    m->type = type;
+    m->timeout_ms = -1;
+    switch (type) {
+    case WMSG_ACTOR_CREATION_TASK_DONE:
+    case WMSG_NOTIFY_WORKER_BLOCKED:
+    case WMSG_NOTIFY_WORKER_UNBLOCKED:
+        /* No fields; an empty payload or an empty table are both fine. */
+        if (len == 0)
+            return 0;
+        break;
+    case WMSG_CANCEL_GET_REQUEST:
+        if (len == 0)
+            return 0; /* older clients send it without a table */
+        break;
+    case WMSG_REGISTER_CLIENT_REQUEST:
+    case WMSG_ANNOUNCE_WORKER_PORT:
+    case WMSG_DISCONNECT_CLIENT_REQUEST:
+    case WMSG_ASYNC_GET_OBJECTS_REQUEST:
+    case WMSG_WAIT_REQUEST:
+    case WMSG_WAIT_FOR_ACTOR_CALL_ARGS_REQUEST:
+    case WMSG_PUSH_ERROR_REQUEST:
+    case WMSG_FREE_OBJECTS_REQUEST:
+    case WMSG_SUBSCRIBE_PLASMA_READY:
+        break;
+    default:
+        return CR_EBADMSG; /* unknown, or a reply type a client never sends */
+    }
+    fb_table_t t;
+    int rc = fb_root(payload, len, &t);
+    if (rc == 0)
+        rc = wmsg_decode_table(&t, m);
+    if (rc != 0)
+        wmsg_clear(m);
+    return rc;
+}
+
+void wmsg_clear(wmsg_t *m)
+{
+    free(m->ids);
+    m->ids = NULL;
+    m->id_count = 0;
+}

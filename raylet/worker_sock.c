@@ -1,0 +1,411 @@
+/* The raylet socket: workers' and drivers' half of the node_manager.fbs
+ * protocol (Ray 2.54).
+ *
+ * Every frame is untrusted: a malformed flatbuffer, an unknown message type
+ * or a request out of order closes that connection with a logged reason,
+ * and the peer is treated as a dead worker; everyone else keeps being
+ * served.  Replies go out in request order (clients block on each). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include "common/error.h"
+#include "common/fb.h"
+#include "common/log.h"
+#include "raylet/raylet_int.h"
+#include "raylet/wmsg.h"
+
+typedef struct wclient {
+    struct raylet *r;
+    conn_t *conn;
+    worker_t *worker; /* NULL until registered, and again once it is dead */
+    bool disconnecting;
+} wclient_t;
+
+static uint64_t wsock_wall_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+/* Build-and-send for replies; `build` fills the table and returns its ref. */
+static int wsock_send(wclient_t *c, int64_t type, fb_builder_t *b, fb_ref_t root)
+{
+    const uint8_t *buf;
+    size_t len;
+    int rc = fb_builder_finish(b, root, &buf, &len);
+    if (rc == 0)
+        rc = conn_send(c->conn, type, buf, len);
+    fb_builder_destroy(b);
+    return rc;
+}
+
+/* ---- registration --------------------------------------------------------------- */
+
+static int wsock_reply_register(wclient_t *c, bool ok, const char *reason, int port)
+{
+    fb_builder_t *b = fb_builder_create(256);
+    fb_ref_t why = fb_create_string_cstr(b, reason ? reason : "");
+    fb_ref_t node = fb_create_string(b, c->r->node_id, ID_UNIQUE_SIZE);
+    fb_start_table(b);
+    fb_add_bool(b, 0, ok, false);
+    fb_add_ref(b, 1, why);
+    fb_add_ref(b, 2, node);
+    fb_add_i32(b, 3, port, 0);
+    return wsock_send(c, WMSG_REGISTER_CLIENT_REPLY, b, fb_end_table(b));
+}
+
+static int wsock_on_register(wclient_t *c, const wmsg_t *m)
+{
+    struct raylet *r = c->r;
+    if (c->worker)
+        return CR_EBADMSG; /* registers once */
+    char err[160] = "";
+    worker_t *w = pool_register(r->pool, c->conn, (worker_type_t)m->worker_type, m->worker_id,
+                                (pid_t)m->worker_pid, m->job_id, m->language, m->runtime_env_hash, err,
+                                sizeof err);
+    if (!w) {
+        log_warn("refusing registration of pid %lld: %s", (long long)m->worker_pid, err);
+        wsock_reply_register(c, false, err, 0);
+        conn_close(c->conn, NULL);
+        return 0;
+    }
+    c->worker = w;
+    w->client = c;
+    if (w->type == WORKER_TYPE_DRIVER)
+        raylet_job_add(r, m->job_id, (const uint8_t *)m->job_config.data, m->job_config.len);
+    log_debug("%s %s registered (pid %lld)", w->type == WORKER_TYPE_DRIVER ? "driver" : "worker", w->id_hex,
+              (long long)m->worker_pid);
+    return wsock_reply_register(c, true, "", pool_assigned_port(w));
+}
+
+/* ---- drivers: AnnounceWorkerPort registers the job with GCS ---------------------- */
+
+typedef struct wsock_add_job {
+    struct raylet *r;
+    uint8_t worker_id[ID_UNIQUE_SIZE];
+} wsock_add_job_t;
+
+static void wsock_on_job_added(void *ctx, int err, const char *message, ProtobufCMessage *reply)
+{
+    wsock_add_job_t *a = ctx;
+    worker_t *w = pool_find(a->r->pool, a->worker_id);
+    if (w && w->state != WORKER_DEAD && w->client) {
+        wclient_t *c = w->client;
+        if (err)
+            log_error("AddJob for driver %s failed: %s", w->id_hex, message);
+        fb_builder_t *b = fb_builder_create(128);
+        fb_ref_t why = fb_create_string_cstr(b, err ? message : "");
+        fb_start_table(b);
+        fb_add_bool(b, 0, err == 0, false);
+        fb_add_ref(b, 1, why);
+        wsock_send(c, WMSG_ANNOUNCE_WORKER_PORT_REPLY, b, fb_end_table(b));
+    }
+    free(a);
+}
+
+static int wsock_announce_driver(wclient_t *c, worker_t *w, const wmsg_str_t *entrypoint)
+{
+    struct raylet *r = c->r;
+    raylet_job_t *job = raylet_job_find(r, w->job_id);
+    Ray__Rpc__JobConfig *config = NULL;
+    if (job && job->config_len > 0) {
+        config = ray__rpc__job_config__unpack(NULL, job->config_len, job->config);
+        if (!config) {
+            log_warn("driver %s sent an undecodable job config", w->id_hex);
+            return CR_EBADMSG;
+        }
+    }
+    char *entry = strndup(entrypoint->data, entrypoint->len);
+    if (!entry)
+        abort();
+    Ray__Rpc__JobTableData data = RAY__RPC__JOB_TABLE_DATA__INIT;
+    Ray__Rpc__Address addr = RAY__RPC__ADDRESS__INIT;
+    addr.node_id.data = r->node_id;
+    addr.node_id.len = ID_UNIQUE_SIZE;
+    addr.ip_address = r->flags.node_ip_address;
+    addr.port = w->port;
+    addr.worker_id.data = w->id;
+    addr.worker_id.len = ID_UNIQUE_SIZE;
+    data.job_id.data = w->job_id;
+    data.job_id.len = ID_JOB_SIZE;
+    data.is_dead = false;
+    data.timestamp = (int64_t)wsock_wall_ms();
+    data.start_time = wsock_wall_ms();
+    data.driver_ip_address = r->flags.node_ip_address;
+    data.driver_pid = w->pid;
+    data.config = config;
+    data.entrypoint = entry;
+    data.driver_address = &addr;
+    Ray__Rpc__AddJobRequest req = RAY__RPC__ADD_JOB_REQUEST__INIT;
+    req.data = &data;
+    wsock_add_job_t *a = malloc(sizeof *a);
+    if (!a)
+        abort();
+    a->r = r;
+    memcpy(a->worker_id, w->id, ID_UNIQUE_SIZE);
+    int rc = gcs_call(r->gcs, "/ray.rpc.JobInfoGcsService/AddJob", &req.base,
+                      &ray__rpc__add_job_reply__descriptor, true, wsock_on_job_added, a);
+    if (rc != 0)
+        free(a);
+    if (config)
+        ray__rpc__job_config__free_unpacked(config, NULL);
+    free(entry);
+    return rc;
+}
+
+static int wsock_on_announce(wclient_t *c, const wmsg_t *m)
+{
+    worker_t *w = c->worker;
+    pool_announce(c->r->pool, w, m->port);
+    if (w->type == WORKER_TYPE_DRIVER)
+        return wsock_announce_driver(c, w, &m->entrypoint);
+    lease_mgr_schedule(c->r->leases);
+    return 0;
+}
+
+/* ---- disconnects ------------------------------------------------------------------- */
+
+static int wsock_on_disconnect(wclient_t *c, const wmsg_t *m)
+{
+    char *why = strndup(m->disconnect_detail.data ? m->disconnect_detail.data : "", m->disconnect_detail.len);
+    if (!why)
+        abort();
+    c->disconnecting = true;
+    /* Reply first: the client blocks on it, then closes. */
+    fb_builder_t *b = fb_builder_create(64);
+    fb_start_table(b);
+    wsock_send(c, WMSG_DISCONNECT_CLIENT_REPLY, b, fb_end_table(b));
+    if (c->worker)
+        pool_disconnect(c->r->pool, c->worker, m->disconnect_type, why);
+    free(why);
+    return 0;
+}
+
+/* ---- waits ---------------------------------------------------------------------------- */
+
+static void wsock_on_wait_done(void *ctx, const uint8_t (*ids)[ID_OBJECT_SIZE], const bool *ready, size_t count,
+                               bool timed_out)
+{
+    wclient_t *c = ctx;
+    fb_builder_t *b = fb_builder_create(256 + count * 40);
+    fb_ref_t *found = calloc(count ? count : 1, sizeof *found);
+    fb_ref_t *rest = calloc(count ? count : 1, sizeof *rest);
+    if (!found || !rest)
+        abort();
+    size_t nf = 0, nr = 0;
+    for (size_t i = 0; i < count; i++) {
+        fb_ref_t s = fb_create_string(b, ids[i], ID_OBJECT_SIZE);
+        if (ready[i])
+            found[nf++] = s;
+        else
+            rest[nr++] = s;
+    }
+    fb_ref_t vf = fb_create_vec_ref(b, found, nf);
+    fb_ref_t vr = fb_create_vec_ref(b, rest, nr);
+    fb_start_table(b);
+    fb_add_ref(b, 0, vf);
+    fb_add_ref(b, 1, vr);
+    wsock_send(c, WMSG_WAIT_REPLY, b, fb_end_table(b));
+    free(found);
+    free(rest);
+}
+
+static int wsock_on_wait(wclient_t *c, const wmsg_t *m)
+{
+    owait_start(c->r->owait, (const uint8_t(*)[ID_OBJECT_SIZE])m->ids, m->id_count, (size_t)m->num_required,
+                m->timeout_ms, wsock_on_wait_done, c);
+    return 0;
+}
+
+/* Completion pushed to the worker over gRPC: nothing to do with the reply. */
+static void wsock_on_push_done(void *ctx, const rpc_status_t *st, ProtobufCMessage *reply)
+{
+    if (st->code != GRPC_STATUS_OK)
+        log_debug("notifying a worker failed: %s", st->message);
+}
+
+/* Keyed by worker id, not the client: the wait may outlive the connection. */
+typedef struct wsock_actor_args {
+    struct raylet *r;
+    uint8_t worker_id[ID_UNIQUE_SIZE];
+    int32_t tag;
+} wsock_actor_args_t;
+
+static void wsock_on_actor_args_ready(void *ctx, const uint8_t (*ids)[ID_OBJECT_SIZE], const bool *ready,
+                                      size_t count, bool timed_out)
+{
+    wsock_actor_args_t *a = ctx;
+    worker_t *w = pool_find(a->r->pool, a->worker_id);
+    rpc_channel_t *ch = w && w->state != WORKER_DEAD ? pool_channel(a->r->pool, w) : NULL;
+    if (ch) {
+        Ray__Rpc__ActorCallArgWaitCompleteRequest req = RAY__RPC__ACTOR_CALL_ARG_WAIT_COMPLETE_REQUEST__INIT;
+        req.intended_worker_id.data = w->id;
+        req.intended_worker_id.len = ID_UNIQUE_SIZE;
+        req.tag = a->tag;
+        rpc_unary(ch, "/ray.rpc.CoreWorkerService/ActorCallArgWaitComplete", &req.base,
+                  &ray__rpc__actor_call_arg_wait_complete_reply__descriptor, 0, wsock_on_push_done, NULL);
+    }
+    free(a);
+}
+
+static int wsock_on_wait_actor_args(wclient_t *c, const wmsg_t *m)
+{
+    wsock_actor_args_t *a = malloc(sizeof *a);
+    if (!a)
+        abort();
+    a->r = c->r;
+    memcpy(a->worker_id, c->worker->id, ID_UNIQUE_SIZE);
+    a->tag = m->tag;
+    owait_start(c->r->owait, (const uint8_t(*)[ID_OBJECT_SIZE])m->ids, m->id_count, m->id_count, -1,
+                wsock_on_actor_args_ready, a);
+    return 0;
+}
+
+static void wsock_on_plasma_ready(void *ctx, const uint8_t (*ids)[ID_OBJECT_SIZE], const bool *ready, size_t count,
+                                  bool timed_out)
+{
+    wclient_t *c = ctx;
+    worker_t *w = c->worker;
+    rpc_channel_t *ch = w ? pool_channel(c->r->pool, w) : NULL;
+    if (!ch || count != 1)
+        return;
+    Ray__Rpc__PlasmaObjectReadyRequest req = RAY__RPC__PLASMA_OBJECT_READY_REQUEST__INIT;
+    req.object_id.data = (uint8_t *)ids[0];
+    req.object_id.len = ID_OBJECT_SIZE;
+    rpc_unary(ch, "/ray.rpc.CoreWorkerService/PlasmaObjectReady", &req.base,
+              &ray__rpc__plasma_object_ready_reply__descriptor, 0, wsock_on_push_done, NULL);
+}
+
+static int wsock_on_subscribe_plasma_ready(wclient_t *c, const wmsg_t *m)
+{
+    owait_start(c->r->owait, (const uint8_t(*)[ID_OBJECT_SIZE])m->ids, 1, 1, -1, wsock_on_plasma_ready, c);
+    return 0;
+}
+
+/* ---- the rest ---------------------------------------------------------------------- */
+
+static void wsock_on_gcs_done(void *ctx, int err, const char *message, ProtobufCMessage *reply)
+{
+    if (err)
+        log_warn("%s: %s", (const char *)ctx, message);
+}
+
+static int wsock_on_push_error(wclient_t *c, const wmsg_t *m)
+{
+    char *type_s = strndup(m->error_type.data ? m->error_type.data : "", m->error_type.len);
+    char *msg_s = strndup(m->error_message.data ? m->error_message.data : "", m->error_message.len);
+    if (!type_s || !msg_s)
+        abort();
+    Ray__Rpc__ErrorTableData data = RAY__RPC__ERROR_TABLE_DATA__INIT;
+    data.job_id.data = (uint8_t *)m->error_job_id.data;
+    data.job_id.len = m->error_job_id.len;
+    data.type = type_s;
+    data.error_message = msg_s;
+    data.timestamp = m->error_timestamp;
+    Ray__Rpc__ReportJobErrorRequest req = RAY__RPC__REPORT_JOB_ERROR_REQUEST__INIT;
+    req.job_error = &data;
+    gcs_call(c->r->gcs, "/ray.rpc.JobInfoGcsService/ReportJobError", &req.base,
+             &ray__rpc__report_job_error_reply__descriptor, false, wsock_on_gcs_done, "ReportJobError");
+    free(type_s);
+    free(msg_s);
+    return 0;
+}
+
+static int wsock_dispatch(wclient_t *c, const wmsg_t *m)
+{
+    /* Everything but registration needs a registered client. */
+    if (m->type != WMSG_REGISTER_CLIENT_REQUEST && !c->worker)
+        return CR_EBADMSG;
+    switch (m->type) {
+    case WMSG_REGISTER_CLIENT_REQUEST: return wsock_on_register(c, m);
+    case WMSG_ANNOUNCE_WORKER_PORT: return wsock_on_announce(c, m);
+    case WMSG_DISCONNECT_CLIENT_REQUEST: return wsock_on_disconnect(c, m);
+    case WMSG_ACTOR_CREATION_TASK_DONE:
+        lease_mgr_actor_created(c->r->leases, c->worker);
+        return 0;
+    case WMSG_NOTIFY_WORKER_BLOCKED:
+        lease_mgr_worker_blocked(c->r->leases, c->worker);
+        return 0;
+    case WMSG_NOTIFY_WORKER_UNBLOCKED:
+        lease_mgr_worker_unblocked(c->r->leases, c->worker);
+        return 0;
+    case WMSG_WAIT_REQUEST: return wsock_on_wait(c, m);
+    case WMSG_WAIT_FOR_ACTOR_CALL_ARGS_REQUEST: return wsock_on_wait_actor_args(c, m);
+    case WMSG_PUSH_ERROR_REQUEST: return wsock_on_push_error(c, m);
+    case WMSG_FREE_OBJECTS_REQUEST:
+        for (size_t i = 0; i < m->id_count; i++)
+            store_free(c->r->store, (const id_object_t *)m->ids[i]);
+        return 0;
+    case WMSG_SUBSCRIBE_PLASMA_READY: return wsock_on_subscribe_plasma_ready(c, m);
+    /* Pulls from other nodes come with object transfer (a later issue): on
+     * one node every object a worker waits for is sealed here, and the
+     * worker polls the store itself. */
+    case WMSG_ASYNC_GET_OBJECTS_REQUEST:
+    case WMSG_CANCEL_GET_REQUEST:
+        return 0;
+    default:
+        return CR_EBADMSG;
+    }
+}
+
+static int wsock_on_message(void *ctx, conn_t *conn, int64_t type, const uint8_t *payload, size_t len)
+{
+    wclient_t *c = ctx;
+    if (c->disconnecting)
+        return 0;
+    wmsg_t m;
+    int rc = wmsg_decode(type, payload, len, &m);
+    if (rc != 0) {
+        log_warn("malformed raylet message (type %lld, %zu bytes): %s", (long long)type, len, cr_strerror(rc));
+        return rc;
+    }
+    rc = wsock_dispatch(c, &m);
+    wmsg_clear(&m);
+    return rc;
+}
+
+static void wsock_on_close(void *ctx, conn_t *conn, const char *reason)
+{
+    wclient_t *c = ctx;
+    owait_cancel_ctx(c->r->owait, c);
+    if (c->worker) {
+        worker_t *w = c->worker;
+        c->worker = NULL;
+        w->client = NULL;
+        w->conn = NULL;
+        char detail[256];
+        snprintf(detail, sizeof detail, "the %s's connection to the raylet closed (%s)",
+                 w->type == WORKER_TYPE_DRIVER ? "driver" : "worker", reason);
+        pool_disconnect(c->r->pool, w,
+                        w->type == WORKER_TYPE_DRIVER ? RAY__RPC__WORKER_EXIT_TYPE__INTENDED_USER_EXIT
+                                                      : RAY__RPC__WORKER_EXIT_TYPE__SYSTEM_ERROR,
+                        detail);
+    }
+    free(c);
+}
+
+void wsock_worker_dead(struct raylet *r, worker_t *w)
+{
+    wclient_t *c = w->client;
+    if (!c)
+        return;
+    owait_cancel_ctx(r->owait, c);
+    c->worker = NULL;
+    w->client = NULL;
+}
+
+void wsock_accept(struct raylet *r, int fd)
+{
+    wclient_t *c = calloc(1, sizeof *c);
+    if (!c)
+        abort();
+    c->r = r;
+    static const conn_callbacks_t cbs = {.on_message = wsock_on_message, .on_close = wsock_on_close};
+    c->conn = conn_create(r->loop, fd, "raylet socket", &cbs, c);
+    if (!c->conn)
+        free(c);
+}
