@@ -9,7 +9,7 @@ PYTHON      ?= python3
 VENV        := .venv
 VPY         := $(VENV)/bin/python
 RAY_VERSION := 2.54.0
-PY_DEPS     := ray[default]==$(RAY_VERSION) pytest pytest-timeout flatbuffers
+PY_DEPS     := ray[default]==$(RAY_VERSION) pytest pytest-timeout flatbuffers numpy
 APT_PKGS    := build-essential cmake pkg-config libgrpc-dev protobuf-compiler \
                protobuf-c-compiler libprotobuf-c-dev libhiredis-dev libjemalloc-dev \
                libhwloc-dev libcriterion-dev flatbuffers-compiler clang libclang-rt-14-dev

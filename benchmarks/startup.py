@@ -14,6 +14,7 @@ Then print a table, the medians, and craylet/stock ratios of the medians.
 Machines here are shared and noisy; read the ratio, not the absolute figures.
 
     .venv/bin/python benchmarks/startup.py [--rounds 3] [--craylet build/craylet]
+    (--raylet-path is an alias of --craylet)
 """
 
 import argparse
@@ -113,7 +114,7 @@ def fmt(v, spec="%.2f"):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3, help="rounds per variant (default 3)")
-    ap.add_argument("--craylet", default=None,
+    ap.add_argument("--craylet", "--raylet-path", dest="craylet", default=None,
                     help="craylet binary (default $CRAYLET_BIN or build/craylet)")
     ap.add_argument("--num-cpus", type=int, default=1)
     ap.add_argument("--settle", type=float, default=3.0,

@@ -171,8 +171,13 @@ static void nm_pin_object_ids(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
     protobuf_c_boolean *ok = calloc(req->n_object_ids ? req->n_object_ids : 1, sizeof *ok);
     if (!ok)
         abort();
-    for (size_t i = 0; i < req->n_object_ids; i++)
-        ok[i] = req->object_ids[i].len == ID_OBJECT_SIZE && store_pin(r->store, (const id_object_t *)req->object_ids[i].data) == 0;
+    for (size_t i = 0; i < req->n_object_ids; i++) {
+        ok[i] = req->object_ids[i].len == ID_OBJECT_SIZE &&
+                store_pin(r->store, (const id_object_t *)req->object_ids[i].data) == 0;
+        /* Without an owner to watch, the pin lasts until the node stops. */
+        if (ok[i] && r->osub)
+            osub_watch(r->osub, req->owner_address, req->object_ids[i].data);
+    }
     Ray__Rpc__PinObjectIDsReply reply = RAY__RPC__PIN_OBJECT_IDS_REPLY__INIT;
     reply.n_successes = req->n_object_ids;
     reply.successes = ok;

@@ -203,6 +203,15 @@ static bool raylet_store_contains(void *ctx, const uint8_t oid[ID_OBJECT_SIZE])
     return store_contains(r->store, (const id_object_t *)oid);
 }
 
+/* An owner let go of a primary copy (or died): unpin it and let the store
+ * delete it once no client holds it. */
+static void raylet_on_primary_released(void *ctx, const uint8_t oid[ID_OBJECT_SIZE])
+{
+    struct raylet *r = ctx;
+    store_unpin(r->store, (const id_object_t *)oid);
+    store_free(r->store, (const id_object_t *)oid);
+}
+
 static void raylet_on_object_sealed(void *ctx, const store_object_info_t *info)
 {
     struct raylet *r = ctx;
@@ -645,6 +654,8 @@ static void raylet_start_serving(struct raylet *r)
     static const lease_mgr_callbacks_t lcbs = {.pick_remote = raylet_pick_remote,
                                                .on_busy_changed = raylet_on_busy_changed};
     r->leases = lease_mgr_create(r->loop, r->resources, r->pool, &lo, &lcbs, r);
+    r->osub = osub_create(r->loop, r->bridge, r->node_id, r->flags.node_ip_address, r->node_manager_port,
+                          raylet_on_primary_released, r);
     if (!r->pool || !r->leases) {
         raylet_shutdown(r, 1, false, 0, NULL);
         return;
@@ -892,6 +903,7 @@ void raylet_destroy(raylet_t *r)
     if (r->loop) {
         raylet_close_unix(r->loop, &r->raylet_listen_fd, r->flags.raylet_socket_name);
     }
+    osub_destroy(r->osub);
     lease_mgr_destroy(r->leases);
     pool_destroy(r->pool);
     owait_destroy(r->owait);

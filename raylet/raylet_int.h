@@ -18,6 +18,7 @@
 #include "raylet/flags.h"
 #include "raylet/lease_mgr.h"
 #include "raylet/obj_wait.h"
+#include "raylet/owner_sub.h"
 #include "raylet/worker_pool.h"
 #include "object_store/store.h"
 #include "raylet/resources.h"
@@ -64,6 +65,7 @@ struct raylet {
     pool_t *pool;
     lease_mgr_t *leases;
     owait_t *owait;
+    osub_t *osub; /* owners of the primary copies pinned here */
     store_t *store;
     raylet_job_t *jobs;
     size_t job_count, job_cap;

@@ -106,7 +106,9 @@ static inline ptc_t *ptc_open(loop_t *loop, store_t *s)
 static inline ptc_t *ptc_open_path(loop_t *loop, const char *path)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    strncpy(addr.sun_path, path, sizeof addr.sun_path - 1);
+    if (strlen(path) >= sizeof addr.sun_path)
+        return NULL;
+    memcpy(addr.sun_path, path, strlen(path) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
         if (fd >= 0)
@@ -443,19 +445,37 @@ static inline int ptc_release(ptc_t *c, const id_object_t *id, bool may_unmap, b
     return err ? -EPROTO : 0;
 }
 
-/* Get with Ray's client semantics for the reply: maps every listed segment
+/* Release as Ray's client does it: may_unmap for fallback objects, and on
+ * should_unmap the mapping goes. */
+static inline int ptc_release_obj(ptc_t *c, const id_object_t *id, const plasma_spec_t *sp)
+{
+    bool unmap = false;
+    int r = ptc_release(c, id, sp->fallback_allocated, &unmap);
+    if (r == 0 && unmap) {
+        ptc_map_t *m = ptc_find_map(c, sp->segment_index, sp->unique_fd_id);
+        if (m)
+            ptc_drop_map(c, m);
+    }
+    return r;
+}
+
+static inline int ptc_get_send(ptc_t *c, const id_object_t *ids, uint32_t n, int64_t timeout_ms)
+{
+    const uint8_t *buf;
+    size_t len;
+    int r = plasma_encode_get_req(c->b, ids, n, timeout_ms, &buf, &len);
+    return r ? r : ptc_send(c, PLASMA_MSG_GET_REQUEST, buf, len);
+}
+
+/* Reads a Get reply with Ray's client semantics: maps every listed segment
  * it does not have (receiving its descriptor), then resolves each object. */
-static inline int ptc_get_wait(ptc_t *c, const id_object_t *ids, uint32_t n, int64_t timeout_ms,
-                               ptc_obj_t *out, uint64_t wait_ms)
+static inline int ptc_get_recv(ptc_t *c, const id_object_t *ids, uint32_t n, ptc_obj_t *out,
+                               uint64_t wait_ms)
 {
     const uint8_t *buf;
     size_t len;
     int64_t type;
-    int r = plasma_encode_get_req(c->b, ids, n, timeout_ms, &buf, &len);
-    if (!r)
-        r = ptc_send(c, PLASMA_MSG_GET_REQUEST, buf, len);
-    if (!r)
-        r = ptc_recv_wait(c, &type, &buf, &len, wait_ms);
+    int r = ptc_recv_wait(c, &type, &buf, &len, wait_ms);
     if (r)
         return r;
     if (type != PLASMA_MSG_GET_REPLY)
@@ -488,7 +508,8 @@ static inline int ptc_get_wait(ptc_t *c, const id_object_t *ids, uint32_t n, int
         if (sp.data_size == UINT64_MAX)
             continue;
         ptc_map_t *m = ptc_find_map(c, sp.segment_index, sp.unique_fd_id);
-        if (!m || sp.metadata_offset + sp.metadata_size > m->len) {
+        if (!m || sp.metadata_offset + sp.metadata_size > m->len ||
+            sp.metadata_offset != sp.data_offset + sp.data_size) {
             r = -EPROTO;
             break;
         }
@@ -501,6 +522,13 @@ static inline int ptc_get_wait(ptc_t *c, const id_object_t *ids, uint32_t n, int
     }
     free(copy);
     return r;
+}
+
+static inline int ptc_get_wait(ptc_t *c, const id_object_t *ids, uint32_t n, int64_t timeout_ms,
+                               ptc_obj_t *out, uint64_t wait_ms)
+{
+    int r = ptc_get_send(c, ids, n, timeout_ms);
+    return r ? r : ptc_get_recv(c, ids, n, out, wait_ms);
 }
 
 static inline int ptc_get(ptc_t *c, const id_object_t *ids, uint32_t n, int64_t timeout_ms,
@@ -550,17 +578,47 @@ static inline int ptc_delete(ptc_t *c, const id_object_t *ids, uint32_t n, int32
     return r ? r : (got == n ? 0 : -EPROTO);
 }
 
-/* Whether the store has closed this connection (turning the loop first). */
+/* What a worker's ray.put does: create (retrying while the store is full),
+ * copy, seal, release the creator's reference.  Returns the create error
+ * (PLASMA_OK, ...) or a negative transport error. */
+static inline int ptc_put(ptc_t *c, const id_object_t *id, const void *data, uint64_t n,
+                          const void *meta, uint64_t mn)
+{
+    ptc_create_t cr;
+    int r = ptc_create(c, id, n, mn, &cr);
+    if (r)
+        return r;
+    if (cr.error)
+        return cr.error;
+    if (n)
+        memcpy(cr.data, data, n);
+    if (mn)
+        memcpy(cr.data + n, meta, mn);
+    int32_t err;
+    r = ptc_seal(c, id, &err);
+    if (r)
+        return r;
+    if (err)
+        return err;
+    return ptc_release_obj(c, id, &cr.spec);
+}
+
+/* Whether the store has closed this connection (turning the loop first).
+ * Whatever the store sent before closing is read and dropped. */
 static inline bool ptc_closed_by_store(ptc_t *c)
 {
-    for (int i = 0; i < 50; i++) {
+    for (int i = 0; i < 200; i++) {
         ptc_pump(c->loop, 1);
-        char b;
-        ssize_t r = recv(c->fd, &b, 1, MSG_DONTWAIT | MSG_PEEK);
-        if (r == 0)
-            return true;
-        if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-            return true;
+        for (;;) {
+            char b[4096];
+            ssize_t r = recv(c->fd, b, sizeof b, MSG_DONTWAIT);
+            if (r == 0)
+                return true;
+            if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                return true;
+            if (r < 0)
+                break;
+        }
     }
     return false;
 }

@@ -1,0 +1,320 @@
+#include "raylet/owner_sub.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/error.h"
+#include "common/log.h"
+#include "common/rpc.h"
+
+typedef struct osub_owner {
+    struct osub_owner *next;
+    osub_t *s;
+    uint8_t worker_id[ID_UNIQUE_SIZE];
+    rpc_channel_t *channel;
+    uint8_t (*watched)[ID_OBJECT_SIZE]; /* objects subscribed or queued */
+    size_t watched_count, watched_cap;
+    size_t sent; /* watched[0..sent) have been subscribed */
+    bool command_inflight;
+    bool polling;
+    bool dead;
+    int64_t max_seq;
+    uint8_t publisher_id[64];
+    size_t publisher_id_len;
+} osub_owner_t;
+
+struct osub {
+    loop_t *loop;
+    cq_bridge_t *bridge;
+    uint8_t node_id[ID_UNIQUE_SIZE];
+    char *node_ip;
+    int node_port;
+    osub_released_fn released;
+    void *ctx;
+    osub_owner_t *owners;
+};
+
+/* Owners are referred to by id from RPC completions: the record may be gone. */
+typedef struct osub_call {
+    osub_t *s;
+    uint8_t worker_id[ID_UNIQUE_SIZE];
+    size_t batch_end; /* for commands: watched[..batch_end) are now sent */
+} osub_call_t;
+
+static osub_owner_t *osub_find(osub_t *s, const uint8_t *worker_id)
+{
+    for (osub_owner_t *o = s->owners; o; o = o->next)
+        if (memcmp(o->worker_id, worker_id, ID_UNIQUE_SIZE) == 0)
+            return o;
+    return NULL;
+}
+
+static void osub_owner_free(osub_t *s, osub_owner_t *o)
+{
+    for (osub_owner_t **p = &s->owners; *p; p = &(*p)->next)
+        if (*p == o) {
+            *p = o->next;
+            break;
+        }
+    rpc_channel_destroy(o->channel);
+    free(o->watched);
+    free(o);
+}
+
+static void osub_forget(osub_owner_t *o, const uint8_t *oid)
+{
+    for (size_t i = 0; i < o->watched_count; i++) {
+        if (memcmp(o->watched[i], oid, ID_OBJECT_SIZE) != 0)
+            continue;
+        /* Keep [0, sent) and [sent, count) apart while removing. */
+        if (i < o->sent) {
+            memcpy(o->watched[i], o->watched[o->sent - 1], ID_OBJECT_SIZE);
+            memcpy(o->watched[o->sent - 1], o->watched[o->watched_count - 1], ID_OBJECT_SIZE);
+            o->sent--;
+        } else {
+            memcpy(o->watched[i], o->watched[o->watched_count - 1], ID_OBJECT_SIZE);
+        }
+        o->watched_count--;
+        return;
+    }
+}
+
+/* The owner is gone: release everything it owned, then forget it. */
+static void osub_owner_dead(osub_t *s, osub_owner_t *o, const char *why)
+{
+    char hex[ID_HEX_BUF];
+    log_info("owner %s unreachable (%s); releasing %zu pinned objects", id_to_hex(o->worker_id, ID_UNIQUE_SIZE, hex),
+             why, o->watched_count);
+    o->dead = true;
+    size_t n = o->watched_count;
+    uint8_t(*ids)[ID_OBJECT_SIZE] = o->watched;
+    o->watched = NULL;
+    o->watched_count = o->sent = 0;
+    osub_owner_free(s, o);
+    for (size_t i = 0; i < n; i++)
+        s->released(s->ctx, ids[i]);
+    free(ids);
+}
+
+static void osub_poll(osub_t *s, osub_owner_t *o);
+static void osub_send_commands(osub_t *s, osub_owner_t *o);
+
+static osub_call_t *osub_call_new(osub_t *s, osub_owner_t *o)
+{
+    osub_call_t *c = calloc(1, sizeof *c);
+    if (!c)
+        abort();
+    c->s = s;
+    memcpy(c->worker_id, o->worker_id, ID_UNIQUE_SIZE);
+    return c;
+}
+
+static void osub_on_poll(void *ctx, const rpc_status_t *st, ProtobufCMessage *reply)
+{
+    osub_call_t *c = ctx;
+    osub_t *s = c->s;
+    osub_owner_t *o = osub_find(s, c->worker_id);
+    free(c);
+    if (!o)
+        return;
+    o->polling = false;
+    if (st->code != GRPC_STATUS_OK) {
+        osub_owner_dead(s, o, st->message);
+        return;
+    }
+    const Ray__Rpc__PubsubLongPollingReply *r = (const Ray__Rpc__PubsubLongPollingReply *)reply;
+    if (r->publisher_id.len > 0 && r->publisher_id.len <= sizeof o->publisher_id &&
+        (r->publisher_id.len != o->publisher_id_len ||
+         memcmp(r->publisher_id.data, o->publisher_id, r->publisher_id.len) != 0)) {
+        memcpy(o->publisher_id, r->publisher_id.data, r->publisher_id.len);
+        o->publisher_id_len = r->publisher_id.len;
+        o->max_seq = 0;
+    }
+    int64_t before = o->max_seq;
+    for (size_t i = 0; i < r->n_pub_messages; i++)
+        if (r->pub_messages[i]->sequence_id > o->max_seq)
+            o->max_seq = r->pub_messages[i]->sequence_id;
+    uint8_t worker_id[ID_UNIQUE_SIZE];
+    memcpy(worker_id, o->worker_id, ID_UNIQUE_SIZE);
+    osub_poll(s, o);
+    for (size_t i = 0; i < r->n_pub_messages; i++) {
+        const Ray__Rpc__PubMessage *m = r->pub_messages[i];
+        if (m->sequence_id <= before)
+            continue;
+        const uint8_t *oid = NULL;
+        if (m->inner_message_case == RAY__RPC__PUB_MESSAGE__INNER_MESSAGE_WORKER_OBJECT_EVICTION_MESSAGE &&
+            m->worker_object_eviction_message && m->worker_object_eviction_message->object_id.len == ID_OBJECT_SIZE)
+            oid = m->worker_object_eviction_message->object_id.data;
+        else if (m->key_id.len == ID_OBJECT_SIZE)
+            oid = m->key_id.data; /* failure messages carry the object as key */
+        if (!oid)
+            continue;
+        osub_owner_t *cur = osub_find(s, worker_id);
+        if (cur)
+            osub_forget(cur, oid);
+        s->released(s->ctx, oid);
+    }
+}
+
+static void osub_poll(osub_t *s, osub_owner_t *o)
+{
+    if (o->polling || o->dead)
+        return;
+    Ray__Rpc__PubsubLongPollingRequest req = RAY__RPC__PUBSUB_LONG_POLLING_REQUEST__INIT;
+    req.subscriber_id.data = s->node_id;
+    req.subscriber_id.len = ID_UNIQUE_SIZE;
+    req.max_processed_sequence_id = o->max_seq;
+    req.publisher_id.data = o->publisher_id;
+    req.publisher_id.len = o->publisher_id_len;
+    osub_call_t *c = osub_call_new(s, o);
+    if (rpc_unary(o->channel, "/ray.rpc.CoreWorkerService/PubsubLongPolling", &req.base,
+                  &ray__rpc__pubsub_long_polling_reply__descriptor, 0, osub_on_poll, c) != 0) {
+        free(c);
+        return;
+    }
+    o->polling = true;
+}
+
+static void osub_on_commands(void *ctx, const rpc_status_t *st, ProtobufCMessage *reply)
+{
+    osub_call_t *c = ctx;
+    osub_t *s = c->s;
+    osub_owner_t *o = osub_find(s, c->worker_id);
+    size_t end = c->batch_end;
+    free(c);
+    if (!o)
+        return;
+    o->command_inflight = false;
+    if (st->code != GRPC_STATUS_OK) {
+        osub_owner_dead(s, o, st->message);
+        return;
+    }
+    if (end > o->sent)
+        o->sent = end > o->watched_count ? o->watched_count : end;
+    osub_poll(s, o);
+    osub_send_commands(s, o);
+}
+
+static void osub_send_commands(osub_t *s, osub_owner_t *o)
+{
+    if (o->command_inflight || o->sent >= o->watched_count)
+        return;
+    size_t n = o->watched_count - o->sent;
+    Ray__Rpc__Command *cmds = calloc(n, sizeof *cmds);
+    Ray__Rpc__Command **ptrs = calloc(n, sizeof *ptrs);
+    Ray__Rpc__SubMessage *subs = calloc(n, sizeof *subs);
+    Ray__Rpc__WorkerObjectEvictionSubMessage *ev = calloc(n, sizeof *ev);
+    if (!cmds || !ptrs || !subs || !ev)
+        abort();
+    Ray__Rpc__Address me = RAY__RPC__ADDRESS__INIT;
+    me.node_id.data = s->node_id;
+    me.node_id.len = ID_UNIQUE_SIZE;
+    me.ip_address = s->node_ip;
+    me.port = s->node_port;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *oid = o->watched[o->sent + i];
+        ray__rpc__worker_object_eviction_sub_message__init(&ev[i]);
+        ev[i].intended_worker_id.data = o->worker_id;
+        ev[i].intended_worker_id.len = ID_UNIQUE_SIZE;
+        ev[i].object_id.data = (uint8_t *)oid;
+        ev[i].object_id.len = ID_OBJECT_SIZE;
+        ev[i].subscriber_address = &me;
+        ray__rpc__sub_message__init(&subs[i]);
+        subs[i].sub_message_one_of_case = RAY__RPC__SUB_MESSAGE__SUB_MESSAGE_ONE_OF_WORKER_OBJECT_EVICTION_MESSAGE;
+        subs[i].worker_object_eviction_message = &ev[i];
+        ray__rpc__command__init(&cmds[i]);
+        cmds[i].channel_type = RAY__RPC__CHANNEL_TYPE__WORKER_OBJECT_EVICTION;
+        cmds[i].key_id.data = (uint8_t *)oid;
+        cmds[i].key_id.len = ID_OBJECT_SIZE;
+        cmds[i].command_message_one_of_case = RAY__RPC__COMMAND__COMMAND_MESSAGE_ONE_OF_SUBSCRIBE_MESSAGE;
+        cmds[i].subscribe_message = &subs[i];
+        ptrs[i] = &cmds[i];
+    }
+    Ray__Rpc__PubsubCommandBatchRequest req = RAY__RPC__PUBSUB_COMMAND_BATCH_REQUEST__INIT;
+    req.subscriber_id.data = s->node_id;
+    req.subscriber_id.len = ID_UNIQUE_SIZE;
+    req.n_commands = n;
+    req.commands = ptrs;
+    osub_call_t *c = osub_call_new(s, o);
+    c->batch_end = o->watched_count;
+    if (rpc_unary(o->channel, "/ray.rpc.CoreWorkerService/PubsubCommandBatch", &req.base,
+                  &ray__rpc__pubsub_command_batch_reply__descriptor, 30000, osub_on_commands, c) == 0)
+        o->command_inflight = true;
+    else
+        free(c);
+    free(cmds);
+    free(ptrs);
+    free(subs);
+    free(ev);
+}
+
+int osub_watch(osub_t *s, const Ray__Rpc__Address *owner, const uint8_t oid[ID_OBJECT_SIZE])
+{
+    if (!owner || owner->worker_id.len != ID_UNIQUE_SIZE || owner->port <= 0 || owner->port > 65535 ||
+        !owner->ip_address || !owner->ip_address[0])
+        return CR_EBADMSG;
+    osub_owner_t *o = osub_find(s, owner->worker_id.data);
+    if (!o) {
+        char target[128];
+        snprintf(target, sizeof target, "%s:%d", owner->ip_address, owner->port);
+        o = calloc(1, sizeof *o);
+        if (!o)
+            abort();
+        o->s = s;
+        memcpy(o->worker_id, owner->worker_id.data, ID_UNIQUE_SIZE);
+        o->channel = rpc_channel_create(s->bridge, target);
+        if (!o->channel) {
+            free(o);
+            return CR_ERPC;
+        }
+        o->next = s->owners;
+        s->owners = o;
+    }
+    for (size_t i = 0; i < o->watched_count; i++)
+        if (memcmp(o->watched[i], oid, ID_OBJECT_SIZE) == 0)
+            return 0; /* pinned twice: one subscription is enough */
+    if (o->watched_count == o->watched_cap) {
+        o->watched_cap = o->watched_cap ? o->watched_cap * 2 : 16;
+        o->watched = realloc(o->watched, o->watched_cap * ID_OBJECT_SIZE);
+        if (!o->watched)
+            abort();
+    }
+    memcpy(o->watched[o->watched_count++], oid, ID_OBJECT_SIZE);
+    osub_send_commands(s, o);
+    return 0;
+}
+
+size_t osub_watched(const osub_t *s)
+{
+    size_t n = 0;
+    for (const osub_owner_t *o = s->owners; o; o = o->next)
+        n += o->watched_count;
+    return n;
+}
+
+osub_t *osub_create(loop_t *loop, cq_bridge_t *bridge, const uint8_t node_id[ID_UNIQUE_SIZE],
+                    const char *node_ip, int node_port, osub_released_fn released, void *ctx)
+{
+    osub_t *s = calloc(1, sizeof *s);
+    if (!s)
+        abort();
+    s->loop = loop;
+    s->bridge = bridge;
+    memcpy(s->node_id, node_id, ID_UNIQUE_SIZE);
+    s->node_ip = strdup(node_ip);
+    s->node_port = node_port;
+    s->released = released;
+    s->ctx = ctx;
+    return s;
+}
+
+void osub_destroy(osub_t *s)
+{
+    if (!s)
+        return;
+    while (s->owners)
+        osub_owner_free(s, s->owners);
+    free(s->node_ip);
+    free(s);
+}
