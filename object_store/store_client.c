@@ -1046,6 +1046,9 @@ static void client_close(store_client_t *c, bool quiet, const char *fmt, ...)
     else
         log_warn("object store: closing client %" PRIu64 ": %s", c->cid, why);
 
+    /* Replies to the requests before the offence still go out if the
+     * socket takes them now; nothing waits for them. */
+    (void)client_flush(c);
     if (c->get)
         get_discard(s, c->get);
     while (c->creqs)

@@ -14,7 +14,6 @@ benchmarks.
 """
 
 import os
-import sys
 
 __version__ = "0.1.0"
 

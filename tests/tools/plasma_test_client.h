@@ -359,6 +359,7 @@ static inline int ptc_create_ex(ptc_t *c, const id_object_t *id, uint64_t data_s
                                 uint64_t metadata_size, bool try_immediately, bool is_mutable,
                                 ptc_create_t *out)
 {
+    *out = (ptc_create_t){0};
     plasma_create_req_t req = {.object_id = *id,
                                .owner_ip = "10.0.0.1",
                                .owner_ip_len = 8,
@@ -380,6 +381,7 @@ static inline int ptc_create_ex(ptc_t *c, const id_object_t *id, uint64_t data_s
 static inline int ptc_create_retry(ptc_t *c, const id_object_t *id, uint64_t rid,
                                    ptc_create_t *out)
 {
+    *out = (ptc_create_t){0};
     const uint8_t *buf;
     size_t len;
     int r = plasma_encode_create_retry_req(c->b, id, rid, &buf, &len);
@@ -584,7 +586,7 @@ static inline int ptc_delete(ptc_t *c, const id_object_t *ids, uint32_t n, int32
 static inline int ptc_put(ptc_t *c, const id_object_t *id, const void *data, uint64_t n,
                           const void *meta, uint64_t mn)
 {
-    ptc_create_t cr;
+    ptc_create_t cr = {0};
     int r = ptc_create(c, id, n, mn, &cr);
     if (r)
         return r;

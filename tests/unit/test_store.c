@@ -53,6 +53,13 @@ static void stop_store(void)
 
 static void setup(void) { start_store(4 * MB, 0, false); }
 
+/* For tests that need other settings than the suite's. */
+static void restart_store(uint64_t capacity, uint64_t grace_ms)
+{
+    stop_store();
+    start_store(capacity, grace_ms, false);
+}
+
 TestSuite(store, .init = setup, .fini = stop_store);
 
 static store_stats_t stats(void)
@@ -526,8 +533,7 @@ Test(store, mutable_objects_get_a_header)
 
 Test(store, lru_evicts_least_recently_released)
 {
-    store_destroy(store);
-    start_store(1 * MB, 0, false);
+    restart_store(1 * MB, 0);
     ptc_t *c = ptc_open(loop, store);
     id_object_t a, b, cc, d;
     ptc_make_id(&a, 1);
@@ -553,8 +559,7 @@ Test(store, lru_evicts_least_recently_released)
 
 Test(store, held_and_pinned_objects_are_not_evicted_and_fallback_takes_the_rest)
 {
-    store_destroy(store);
-    start_store(1 * MB, 0, false);
+    restart_store(1 * MB, 0);
     ptc_t *w = ptc_open(loop, store), *r = ptc_open(loop, store);
     id_object_t ids[3], extra;
     static uint8_t big[300 * KB];
@@ -621,8 +626,7 @@ Test(store, held_and_pinned_objects_are_not_evicted_and_fallback_takes_the_rest)
 
 Test(store, full_store_queues_creates_until_space_appears)
 {
-    store_destroy(store);
-    start_store(1 * MB, 60000, false); /* a long grace: only freed space can help */
+    restart_store(1 * MB, 60000); /* a long grace: only freed space can help */
     ptc_t *w = ptc_open(loop, store);
     id_object_t ids[3], extra;
     static uint8_t big[300 * KB];
@@ -664,8 +668,7 @@ static bool on_spill(void *ctx, uint64_t bytes)
 
 Test(store, spilling_defers_fallback_then_grace_period_ends_in_a_file)
 {
-    store_destroy(store);
-    start_store(1 * MB, 100, false);
+    restart_store(1 * MB, 100);
     store_set_spill_cb(store, on_spill, NULL);
     spill_pending = true;
     ptc_t *w = ptc_open(loop, store);
@@ -701,8 +704,7 @@ Test(store, spilling_defers_fallback_then_grace_period_ends_in_a_file)
 
 Test(store, try_immediately_falls_back_at_once)
 {
-    store_destroy(store);
-    start_store(1 * MB, 60000, false);
+    restart_store(1 * MB, 60000);
     ptc_t *w = ptc_open(loop, store);
     id_object_t big_id, extra;
     ptc_make_id(&big_id, 1);
@@ -720,8 +722,7 @@ Test(store, try_immediately_falls_back_at_once)
 
 Test(store, objects_larger_than_the_store_use_a_file)
 {
-    store_destroy(store);
-    start_store(1 * MB, 0, false);
+    restart_store(1 * MB, 0);
     ptc_t *w = ptc_open(loop, store);
     id_object_t id;
     ptc_make_id(&id, 1);
@@ -770,8 +771,7 @@ Test(store, disconnect_mid_create_frees_memory)
 
 Test(store, disconnect_drops_references_and_pending_requests)
 {
-    store_destroy(store);
-    start_store(1 * MB, 60000, false);
+    restart_store(1 * MB, 60000);
     ptc_t *a = ptc_open(loop, store), *b = ptc_open(loop, store);
     id_object_t x, missing, queued;
     ptc_make_id(&x, 1);
