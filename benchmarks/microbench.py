@@ -680,7 +680,8 @@ def main(argv=None):
                                              fmt(ratio, "%.3f")))
 
     print()
-    print("ratios (craylet / stock; medians)")
+    print("ratios (craylet / stock, of the medians; from %d round(s) on a shared machine,"
+          " so differences of a few %% are noise)" % args.rounds)
     for item in summary:
         if item["ratio"] is None:
             continue

@@ -64,11 +64,40 @@ typedef struct {
 
 static void ptc__stop(loop_t *loop, uint64_t id, void *data) { loop_stop(loop); }
 
-/* Turns the loop once, letting timers up to ms from now fire. */
+/* Stops the loop at its second before-sleep: one full turn has run. */
+static void ptc__one_turn(loop_t *loop, void *data)
+{
+    int *turns = data;
+    if ((*turns)++ >= 1)
+        loop_stop(loop);
+}
+
+/* ms == 0: one turn of the loop, handling whatever is ready (waiting at
+ * most a millisecond if nothing is).  ms > 0: run the loop for that long,
+ * so timers up to then fire.  (A zero-delay timer would not do for the
+ * first: the loop rounds timer deadlines up to the next millisecond.) */
 static inline void ptc_pump(loop_t *loop, uint64_t ms)
 {
-    loop_add_timer(loop, ms, ptc__stop, NULL);
+    if (ms == 0) {
+        int turns = 0;
+        loop_set_before_sleep(loop, ptc__one_turn, &turns);
+        uint64_t t = loop_add_timer(loop, 1, ptc__stop, NULL);
+        loop_run(loop);
+        loop_cancel_timer(loop, t);
+        loop_set_before_sleep(loop, NULL, NULL);
+        return;
+    }
+    uint64_t t = loop_add_timer(loop, ms, ptc__stop, NULL);
     loop_run(loop);
+    loop_cancel_timer(loop, t);
+}
+
+/* Waiting for the store: turn its loop without sleeping first (it answers
+ * within one turn), and only after a few empty turns let timers approach. */
+static inline void ptc__wait(loop_t *loop, int *spins)
+{
+    ptc_pump(loop, *spins < 3 ? 0 : 1);
+    (*spins)++;
 }
 
 static inline uint64_t ptc__now_ms(void)
@@ -151,6 +180,7 @@ static inline int ptc_send_raw(ptc_t *c, const void *p, size_t n)
 {
     const uint8_t *q = p;
     uint64_t deadline = ptc__now_ms() + PTC_WAIT_MS;
+    int spins = 0;
     while (n) {
         ssize_t w = send(c->fd, q, n, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w > 0) {
@@ -159,7 +189,7 @@ static inline int ptc_send_raw(ptc_t *c, const void *p, size_t n)
         } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (ptc__now_ms() > deadline)
                 return -ETIMEDOUT;
-            ptc_pump(c->loop, 1);
+            ptc__wait(c->loop, &spins);
         } else if (w < 0 && errno != EINTR) {
             return -errno;
         }
@@ -187,6 +217,7 @@ static inline int ptc_read_exact_wait(ptc_t *c, void *dst, size_t n, uint64_t wa
     uint8_t *d = dst;
     uint64_t deadline = ptc__now_ms() + wait_ms;
     size_t got = 0;
+    int spins = 0;
     while (got < n) {
         ssize_t r = recv(c->fd, d + got, n - got, MSG_DONTWAIT);
         if (r > 0) {
@@ -196,7 +227,7 @@ static inline int ptc_read_exact_wait(ptc_t *c, void *dst, size_t n, uint64_t wa
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
             if (ptc__now_ms() > deadline)
                 return -ETIMEDOUT;
-            ptc_pump(c->loop, 1);
+            ptc__wait(c->loop, &spins);
         } else if (errno != EINTR) {
             return -errno;
         }
@@ -236,6 +267,7 @@ static inline int ptc_expect(ptc_t *c, int64_t want, const uint8_t **payload, si
 static inline int ptc_recv_fd(ptc_t *c)
 {
     uint64_t deadline = ptc__now_ms() + PTC_WAIT_MS;
+    int spins = 0;
     for (;;) {
         char byte;
         struct iovec iov = {.iov_base = &byte, .iov_len = 1};
@@ -251,7 +283,7 @@ static inline int ptc_recv_fd(ptc_t *c)
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (ptc__now_ms() > deadline)
                 return -ETIMEDOUT;
-            ptc_pump(c->loop, 1);
+            ptc__wait(c->loop, &spins);
             continue;
         }
         if (r <= 0)

@@ -962,3 +962,34 @@ Test(store, stats_track_usage)
     cr_assert_eq(strlen(tiny), 7, "truncated, terminated");
     ptc_close(c);
 }
+
+/* ---- a measurement, printed for the record ---- */
+
+Test(store, wire_throughput)
+{
+    /* One writer and one reader in this thread, the store on the same loop:
+     * each round is a full put (create, seal, release) and a full get
+     * (get, release) of a 1 KiB object: five requests, three replies,
+     * through real sockets. */
+    ptc_t *w = ptc_open(loop, store), *r = ptc_open(loop, store);
+    uint8_t data[1024];
+    fill(data, sizeof data, 1);
+    enum { N = 2000 };
+    uint64_t t0 = ptc__now_ms();
+    for (uint32_t i = 0; i < N; i++) {
+        id_object_t id;
+        ptc_make_id(&id, 100000 + i);
+        cr_assert_eq(ptc_put(w, &id, data, sizeof data, NULL, 0), 0);
+        ptc_obj_t o;
+        cr_assert_eq(ptc_get(r, &id, 1, 0, &o), 0);
+        cr_assert(o.found);
+        cr_assert_eq(ptc_release(r, &id, false, NULL), 0);
+    }
+    uint64_t dt = ptc__now_ms() - t0;
+    printf("store wire throughput: %u put+get rounds in %llu ms (%.0f rounds/s, "
+           "client and store sharing one thread)\n",
+           N, (unsigned long long)dt, dt ? N * 1000.0 / (double)dt : 0.0);
+    cr_assert_eq(stats().num_objects, N);
+    ptc_close(w);
+    ptc_close(r);
+}
