@@ -85,6 +85,7 @@ test: setup unit-test asan-test fuzz-test integration-test
 
 bench: setup
 	$(VPY) benchmarks/startup.py --raylet-path $(CURDIR)/$(BUILD)/craylet
+	$(VPY) benchmarks/microbench.py --raylet-path $(CURDIR)/$(BUILD)/craylet
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

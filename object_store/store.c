@@ -65,6 +65,7 @@ static void lru_remove(store_t *s, store_obj_t *o)
         s->lru_tail = o->lru_prev;
     o->lru_prev = o->lru_next = NULL;
     o->in_lru = false;
+    s->lru_obj_bytes -= store_obj_size(o);
     if (o->block)
         s->lru_bytes -= o->alloc_bytes;
 }
@@ -81,6 +82,7 @@ static void lru_append(store_t *s, store_obj_t *o)
         s->lru_head = o;
     s->lru_tail = o;
     o->in_lru = true;
+    s->lru_obj_bytes += store_obj_size(o);
     if (o->block)
         s->lru_bytes += o->alloc_bytes;
 }
@@ -644,15 +646,12 @@ void store_get_stats(const store_t *s, store_stats_t *out)
 {
     alloc_stats_t a;
     alloc_get_stats(s->alloc, &a);
-    uint64_t evictable = 0;
-    for (const store_obj_t *o = s->lru_head; o; o = o->lru_next)
-        evictable += store_obj_size(o);
     *out = (store_stats_t){
         .capacity = s->capacity,
         .bytes_used = a.used + s->bytes_fallback,
         .bytes_fallback = s->bytes_fallback,
         .bytes_pinned = s->bytes_pinned,
-        .bytes_evictable = evictable,
+        .bytes_evictable = s->lru_obj_bytes,
         .bytes_unsealed = s->bytes_unsealed,
         .num_objects = idtab_count(s->objects),
         .num_unsealed = s->num_unsealed,
@@ -764,17 +763,19 @@ int store_check(const store_t *s)
     alloc_get_stats(s->alloc, &a);
     CHECK(a.used == region, "region bytes %" PRIu64 " held by objects, %" PRIu64 " allocated",
           region, a.used);
-    uint64_t walked = 0, lbytes = 0;
+    uint64_t walked = 0, lbytes = 0, obytes = 0;
     const store_obj_t *prev = NULL;
     for (const store_obj_t *o = s->lru_head; o; o = o->lru_next) {
         CHECK(o->in_lru && o->lru_prev == prev, "eviction list links broken");
         CHECK(store_obj_find(s, &o->node.id) == o, "evictable object not in the table");
         if (o->block)
             lbytes += o->alloc_bytes;
+        obytes += store_obj_size(o);
         walked++;
         prev = o;
     }
-    CHECK(prev == s->lru_tail && walked == nlru && lbytes == s->lru_bytes,
+    CHECK(prev == s->lru_tail && walked == nlru && lbytes == s->lru_bytes &&
+              obytes == s->lru_obj_bytes,
           "eviction list has %" PRIu64 " members, %" PRIu64 " objects marked", walked, nlru);
     return store_conn_check(s);
 }

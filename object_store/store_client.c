@@ -707,9 +707,11 @@ static int handle_create(store_client_t *c, const uint8_t *p, size_t len)
     q->source = req.source;
     /* Saturating: the size only orders and reports; creation re-checks. */
     uint64_t hdr = req.is_mutable ? STORE_MUTABLE_HEADER : 0;
-    q->size = req.data_size > UINT64_MAX - req.metadata_size - hdr
-                  ? UINT64_MAX / 4
-                  : req.data_size + req.metadata_size + hdr;
+    uint64_t size;
+    if (__builtin_add_overflow(req.data_size, req.metadata_size, &size) ||
+        __builtin_add_overflow(size, hdr, &size))
+        size = UINT64_MAX;
+    q->size = size;
     memcpy(q->ip, req.owner_ip, req.owner_ip_len);
     q->ip[req.owner_ip_len] = '\0';
     q->owner = owner;
@@ -1158,6 +1160,7 @@ static void on_accept(loop_t *loop, int fd, unsigned events, void *data);
 static void accept_resume(loop_t *loop, uint64_t id, void *data)
 {
     store_t *s = data;
+    s->accept_timer = 0;
     if (s->listen_fd >= 0)
         loop_mod_fd(loop, s->listen_fd, LOOP_READABLE);
 }
@@ -1173,7 +1176,8 @@ static void on_accept(loop_t *loop, int fd, unsigned events, void *data)
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 log_warn("object store: cannot accept a client: %s; pausing", strerror(errno));
                 loop_mod_fd(loop, fd, 0);
-                loop_add_timer(loop, ACCEPT_BACKOFF_MS, accept_resume, s);
+                if (!s->accept_timer)
+                    s->accept_timer = loop_add_timer(loop, ACCEPT_BACKOFF_MS, accept_resume, s);
             }
             return;
         }
@@ -1221,6 +1225,10 @@ void store_conn_stop(store_t *s)
         close(s->listen_fd);
         s->listen_fd = -1;
         unlink(s->socket_path);
+    }
+    if (s->accept_timer) {
+        loop_cancel_timer(s->loop, s->accept_timer);
+        s->accept_timer = 0;
     }
     while (s->clients)
         client_close(s->clients, true, "store shutting down");

@@ -76,6 +76,7 @@ struct store {
     char *plasma_directory;
     char *fallback_directory;
     int listen_fd;
+    uint64_t accept_timer; /* re-enables accepting after running out of fds */
 
     seg_t *region;
     alloc_t *alloc;
@@ -85,7 +86,8 @@ struct store {
     idtab_t *objects;
     idtab_t *waiters; /* object id -> get requests waiting for it */
     store_obj_t *lru_head, *lru_tail; /* head: released longest ago */
-    uint64_t lru_bytes;
+    uint64_t lru_bytes;     /* region bytes held by evictable objects */
+    uint64_t lru_obj_bytes; /* object bytes (data + metadata) of evictable objects */
 
     store_client_t *clients; /* doubly linked */
     uint64_t num_clients;

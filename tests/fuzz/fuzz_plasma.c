@@ -38,10 +38,23 @@ static double fs_threshold = 0.95;
 
 static void stop_cb(loop_t *loop, uint64_t id, void *data) { loop_stop(loop); }
 
+static void one_turn(loop_t *loop, void *data)
+{
+    int *turns = data;
+    if ((*turns)++ >= 1)
+        loop_stop(loop);
+}
+
+/* One turn of the store's loop: whatever is ready is handled; if nothing
+ * is, at most a millisecond passes (the safety timer). */
 static void pump(loop_t *loop)
 {
-    loop_add_timer(loop, 0, stop_cb, NULL);
+    int turns = 0;
+    loop_set_before_sleep(loop, one_turn, &turns);
+    uint64_t t = loop_add_timer(loop, 1, stop_cb, NULL);
     loop_run(loop);
+    loop_cancel_timer(loop, t);
+    loop_set_before_sleep(loop, NULL, NULL);
 }
 
 static void remove_dir(void) { rmdir(fallback_dir); }
