@@ -118,6 +118,17 @@ void raylet_job_finished(struct raylet *r, const uint8_t id[ID_JOB_SIZE])
     pool_kill_job(r->pool, id);
 }
 
+void raylet_worker_address(const struct raylet *r, const worker_t *w, Ray__Rpc__Address *out)
+{
+    ray__rpc__address__init(out);
+    out->node_id.data = (uint8_t *)r->node_id;
+    out->node_id.len = ID_UNIQUE_SIZE;
+    out->ip_address = r->flags.node_ip_address;
+    out->port = w->port;
+    out->worker_id.data = (uint8_t *)w->id;
+    out->worker_id.len = ID_UNIQUE_SIZE;
+}
+
 static void raylet_on_gcs_reply_logged(void *ctx, int err, const char *message, ProtobufCMessage *reply)
 {
     if (err)
@@ -144,13 +155,8 @@ static void raylet_on_worker_dead(void *ctx, worker_t *w, int exit_type, const c
     if (w->state == WORKER_STARTING && !detail)
         return;
     Ray__Rpc__WorkerTableData data = RAY__RPC__WORKER_TABLE_DATA__INIT;
-    Ray__Rpc__Address addr = RAY__RPC__ADDRESS__INIT;
-    addr.node_id.data = r->node_id;
-    addr.node_id.len = ID_UNIQUE_SIZE;
-    addr.ip_address = r->flags.node_ip_address;
-    addr.port = w->port;
-    addr.worker_id.data = w->id;
-    addr.worker_id.len = ID_UNIQUE_SIZE;
+    Ray__Rpc__Address addr;
+    raylet_worker_address(r, w, &addr);
     data.worker_address = &addr;
     data.is_alive = false;
     data.timestamp = (int64_t)raylet_wall_ms();

@@ -101,6 +101,9 @@ void wsock_accept(struct raylet *r, int fd);
 /* A worker record is about to be freed: detach its connection state. */
 void wsock_worker_dead(struct raylet *r, worker_t *w);
 
+/* rpc::Address of a worker on this node; `out` borrows from r and w. */
+void raylet_worker_address(const struct raylet *r, const worker_t *w, Ray__Rpc__Address *out);
+
 /* Jobs (raylet.c). */
 raylet_job_t *raylet_job_find(struct raylet *r, const uint8_t id[ID_JOB_SIZE]);
 raylet_job_t *raylet_job_add(struct raylet *r, const uint8_t id[ID_JOB_SIZE], const uint8_t *config,

@@ -123,13 +123,8 @@ static int wsock_announce_driver(wclient_t *c, worker_t *w, const wmsg_str_t *en
     if (!entry)
         abort();
     Ray__Rpc__JobTableData data = RAY__RPC__JOB_TABLE_DATA__INIT;
-    Ray__Rpc__Address addr = RAY__RPC__ADDRESS__INIT;
-    addr.node_id.data = r->node_id;
-    addr.node_id.len = ID_UNIQUE_SIZE;
-    addr.ip_address = r->flags.node_ip_address;
-    addr.port = w->port;
-    addr.worker_id.data = w->id;
-    addr.worker_id.len = ID_UNIQUE_SIZE;
+    Ray__Rpc__Address addr;
+    raylet_worker_address(r, w, &addr);
     data.job_id.data = w->job_id;
     data.job_id.len = ID_JOB_SIZE;
     data.is_dead = false;

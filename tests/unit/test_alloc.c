@@ -334,6 +334,26 @@ Test(alloc, throughput)
     printf("alloc throughput: %.2f M alloc+free pairs/s (%.0f ns each, %d live, 100 KiB-1 MiB); "
            "glibc malloc same pattern %.2f M/s\n",
            OPS / (t1 - t0) / 1e6, (t1 - t0) / OPS * 1e9, LIVE, OPS / (t3 - t2) / 1e6);
+    /* Small objects with a large, random live set (fragmenting churn). */
+    enum { LIVE2 = 65536 };
+    alloc_block_t **live2 = calloc(LIVE2, sizeof *live2);
+    double t4 = now_s();
+    for (int i = 0; i < OPS; i++) {
+        int slot = (int)(rnd() % LIVE2);
+        if (live2[slot])
+            alloc_free(a, live2[slot]);
+        if (alloc_alloc(a, 64 + rnd() % (8 * KB), &live2[slot]) != 0)
+            live2[slot] = NULL;
+    }
+    double t5 = now_s();
+    alloc_stats_t st;
+    alloc_get_stats(a, &st);
+    printf("alloc throughput: %.2f M pairs/s for 64 B..8 KiB at random among %d live "
+           "(%llu free fragments after)\n",
+           OPS / (t5 - t4) / 1e6, LIVE2, (unsigned long long)st.free_blocks);
+    for (int i = 0; i < LIVE2; i++)
+        alloc_free(a, live2[i]);
+    free(live2);
     cr_assert_eq(alloc_check(a), 0);
     alloc_destroy(a);
 }
