@@ -9,7 +9,7 @@
 #include "common/json.h"
 #include "common/log.h"
 
-typedef enum { CONFIG_INT, CONFIG_BOOL } config_kind_t;
+typedef enum { CONFIG_INT, CONFIG_BOOL, CONFIG_DOUBLE } config_kind_t;
 
 typedef struct config_key {
     const char *name;
@@ -31,6 +31,10 @@ static const config_key_t config_keys[] = {
     {"idle_worker_killing_time_threshold_ms", CONFIG_INT,
      offsetof(config_t, idle_worker_killing_time_threshold_ms)},
     {"num_workers_soft_limit", CONFIG_INT, offsetof(config_t, num_workers_soft_limit)},
+    {"object_store_full_delay_ms", CONFIG_INT, offsetof(config_t, object_store_full_delay_ms)},
+    {"oom_grace_period_s", CONFIG_INT, offsetof(config_t, oom_grace_period_s)},
+    {"local_fs_capacity_threshold", CONFIG_DOUBLE, offsetof(config_t, local_fs_capacity_threshold)},
+    {"preallocate_plasma_memory", CONFIG_BOOL, offsetof(config_t, preallocate_plasma_memory)},
 };
 
 static bool config_parse_int(const char *s, int64_t *out)
@@ -39,6 +43,17 @@ static bool config_parse_int(const char *s, int64_t *out)
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (errno || end == s || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool config_parse_double(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || v != v)
         return false;
     *out = v;
     return true;
@@ -68,6 +83,10 @@ void config_init(config_t *cfg)
     cfg->worker_register_timeout_seconds = 60;
     cfg->idle_worker_killing_time_threshold_ms = 1000;
     cfg->num_workers_soft_limit = -1;
+    cfg->object_store_full_delay_ms = 10;
+    cfg->oom_grace_period_s = 2;
+    cfg->local_fs_capacity_threshold = 0.95;
+    cfg->preallocate_plasma_memory = false;
     cfg->system_config_json = strdup("{}");
     if (!cfg->system_config_json)
         abort();
@@ -78,10 +97,13 @@ void config_init(config_t *cfg)
         const char *v = getenv(var);
         if (!v)
             continue;
-        bool ok = k->kind == CONFIG_INT ? config_parse_int(v, (int64_t *)((char *)cfg + k->offset))
-                                        : config_parse_bool(v, (bool *)((char *)cfg + k->offset));
+        void *field = (char *)cfg + k->offset;
+        bool ok = k->kind == CONFIG_INT    ? config_parse_int(v, field)
+                  : k->kind == CONFIG_BOOL ? config_parse_bool(v, field)
+                                           : config_parse_double(v, field);
         if (!ok)
-            log_warn("ignoring %s=%s: not a valid %s", var, v, k->kind == CONFIG_INT ? "integer" : "boolean");
+            log_warn("ignoring %s=%s: not a valid %s", var, v,
+                     k->kind == CONFIG_INT ? "integer" : k->kind == CONFIG_BOOL ? "boolean" : "number");
     }
 }
 
@@ -107,8 +129,10 @@ int config_apply_json(config_t *cfg, const char *json)
         const json_t *v = json_object_get(root, k->name);
         if (!v)
             continue;
-        bool ok = k->kind == CONFIG_INT ? json_int64(v, (int64_t *)((char *)cfg + k->offset))
-                                        : json_bool(v, (bool *)((char *)cfg + k->offset));
+        void *field = (char *)cfg + k->offset;
+        bool ok = k->kind == CONFIG_INT    ? json_int64(v, field)
+                  : k->kind == CONFIG_BOOL ? json_bool(v, field)
+                                           : json_number(v, field);
         if (!ok)
             log_warn("system config key %s has the wrong type; ignored", k->name);
     }

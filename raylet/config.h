@@ -20,6 +20,10 @@ typedef struct config {
     int64_t worker_register_timeout_seconds;
     int64_t idle_worker_killing_time_threshold_ms;
     int64_t num_workers_soft_limit; /* -1: the node's CPU count */
+    int64_t object_store_full_delay_ms;
+    int64_t oom_grace_period_s;
+    double local_fs_capacity_threshold;
+    bool preallocate_plasma_memory;
     char *system_config_json;           /* owned; "{}" until GCS answers */
 } config_t;
 

@@ -205,6 +205,9 @@ static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
     store.object_store_bytes_primary_copy = (int64_t)st.bytes_pinned;
     store.object_store_bytes_fallback = (int64_t)st.bytes_fallback;
     store.num_local_objects = (int64_t)st.num_objects;
+    store.num_object_store_primary_copies = (int64_t)st.num_pinned;
+    store.cumulative_created_objects = (int64_t)st.num_created;
+    store.cumulative_created_bytes = (int64_t)st.bytes_created;
     reply.store_stats = &store;
     reply.num_workers = r->pool ? (uint32_t)(pool_count(r->pool, WORKER_IDLE) + pool_count(r->pool, WORKER_LEASED))
                                 : 0;

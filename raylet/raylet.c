@@ -214,7 +214,9 @@ static bool raylet_store_contains(void *ctx, const uint8_t oid[ID_OBJECT_SIZE])
 static void raylet_on_primary_released(void *ctx, const uint8_t oid[ID_OBJECT_SIZE])
 {
     struct raylet *r = ctx;
-    store_unpin(r->store, (const id_object_t *)oid);
+    /* Every pin here came from this owner's PinObjectIDs: drop them all. */
+    while (store_unpin(r->store, (const id_object_t *)oid) == 0)
+        ;
     store_free(r->store, (const id_object_t *)oid);
 }
 
@@ -853,6 +855,10 @@ raylet_t *raylet_create(flags_t *flags)
     so.plasma_directory = r->flags.plasma_directory;
     so.fallback_directory = r->flags.fallback_directory;
     so.huge_pages = r->flags.huge_pages;
+    so.preallocate = r->config.preallocate_plasma_memory;
+    so.full_delay_ms = (uint32_t)r->config.object_store_full_delay_ms;
+    so.oom_grace_period_ms = (uint64_t)r->config.oom_grace_period_s * 1000;
+    so.fs_capacity_threshold = r->config.local_fs_capacity_threshold;
     r->store = store_create(r->loop, &so);
     if (!r->store)
         goto fail;
