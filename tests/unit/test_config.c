@@ -1,0 +1,65 @@
+/* Ray's system config as the daemon reads it: defaults, RAY_<name>
+ * variables, then GCS's JSON, which wins. */
+#include <criterion/criterion.h>
+#include <stdlib.h>
+
+#include "common/error.h"
+#include "raylet/config.h"
+
+Test(config, defaults_match_ray)
+{
+    unsetenv("RAY_raylet_report_resources_period_milliseconds");
+    config_t c;
+    config_init(&c);
+    cr_assert_eq(c.raylet_report_resources_period_milliseconds, 100);
+    cr_assert_eq(c.gcs_rpc_server_reconnect_timeout_s, 60);
+    cr_assert_eq(c.num_workers_soft_limit, -1);
+    cr_assert(c.enable_pipe_based_agent_to_parent_health_check);
+    cr_assert_str_eq(c.system_config_json, "{}");
+    config_free(&c);
+}
+
+Test(config, environment_overrides_and_bad_values_are_ignored)
+{
+    setenv("RAY_gcs_rpc_server_reconnect_timeout_s", "7", 1);
+    setenv("RAY_enable_pipe_based_agent_to_parent_health_check", "false", 1);
+    setenv("RAY_object_store_full_delay_ms", "12x", 1);
+    setenv("RAY_local_fs_capacity_threshold", "0.5", 1);
+    config_t c;
+    config_init(&c);
+    cr_assert_eq(c.gcs_rpc_server_reconnect_timeout_s, 7);
+    cr_assert_not(c.enable_pipe_based_agent_to_parent_health_check);
+    cr_assert_eq(c.object_store_full_delay_ms, 10, "a malformed value keeps the default");
+    cr_assert_float_eq(c.local_fs_capacity_threshold, 0.5, 1e-9);
+    config_free(&c);
+    unsetenv("RAY_gcs_rpc_server_reconnect_timeout_s");
+    unsetenv("RAY_enable_pipe_based_agent_to_parent_health_check");
+    unsetenv("RAY_object_store_full_delay_ms");
+    unsetenv("RAY_local_fs_capacity_threshold");
+}
+
+Test(config, json_from_gcs_wins_and_is_kept_verbatim)
+{
+    setenv("RAY_num_workers_soft_limit", "3", 1);
+    config_t c;
+    config_init(&c);
+    const char *json = "{\"num_workers_soft_limit\": 9, \"oom_grace_period_s\": 4, \"unrelated\": [1, 2]}";
+    cr_assert_eq(config_apply_json(&c, json), 0);
+    cr_assert_eq(c.num_workers_soft_limit, 9);
+    cr_assert_eq(c.oom_grace_period_s, 4);
+    cr_assert_str_eq(c.system_config_json, json);
+    config_free(&c);
+    unsetenv("RAY_num_workers_soft_limit");
+}
+
+Test(config, malformed_json_keeps_defaults_but_the_text)
+{
+    config_t c;
+    config_init(&c);
+    cr_assert_eq(config_apply_json(&c, "{\"oom_grace_period_s\": "), CR_EBADMSG);
+    cr_assert_eq(c.oom_grace_period_s, 2);
+    cr_assert_eq(config_apply_json(&c, "[1]"), CR_EBADMSG);
+    cr_assert_eq(config_apply_json(&c, "{\"oom_grace_period_s\": \"four\"}"), 0);
+    cr_assert_eq(c.oom_grace_period_s, 2, "a wrongly typed value is ignored");
+    config_free(&c);
+}
