@@ -719,6 +719,8 @@ static void raylet_reap_children(struct raylet *r)
         pid_t pid = waitpid(-1, &status, WNOHANG);
         if (pid <= 0)
             break;
+        if (r->pool && pool_on_child_exit(r->pool, pid, status))
+            continue;
         agent_t *agents[2] = {r->dashboard_agent, r->runtime_env_agent};
         for (int i = 0; i < 2; i++) {
             if (!agents[i] || agent_pid(agents[i]) != pid)
