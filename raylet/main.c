@@ -4,6 +4,7 @@
  * raylet/flags.h).  Exit codes: 0 after an orderly stop, 1 for a runtime
  * failure (GCS unreachable, an agent died), 2 for bad flags. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <fcntl.h>
@@ -40,6 +41,13 @@ static int main_redirect_output(const flags_t *flags)
 
 int main(int argc, char **argv)
 {
+    /* Ray preloads its jemalloc into the raylet but, unless told otherwise,
+     * not into workers and agents: drop it from the environment they
+     * inherit, as the stock raylet does. */
+    const char *preload_on_workers = getenv("RAY_LD_PRELOAD_ON_WORKERS");
+    if (preload_on_workers && strcmp(preload_on_workers, "0") == 0)
+        unsetenv("LD_PRELOAD");
+
     flags_t flags;
     char err[512];
     if (flags_parse(argc, argv, &flags, err, sizeof err) != 0) {
