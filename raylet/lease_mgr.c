@@ -24,7 +24,7 @@ typedef struct lease {
     rpc_call_t *call; /* the RequestWorkerLease call, until answered */
     lease_state_t state;
     res_set_t *request;
-    char *shape; /* canonical "CPU=1,GPU=1" for load reports */
+    char *shape; /* canonical "CPU=1,GPU=1" for load reports; made on first report */
     uint8_t job_id[ID_JOB_SIZE];
     int language;
     int task_type;
@@ -404,7 +404,6 @@ void lease_mgr_request(lease_mgr_t *mgr, rpc_call_t *call, const Ray__Rpc__Reque
         }
         res_set_put(l->request, name, a);
     }
-    l->shape = lease_shape_key(l->request);
     if (spec->job_id.len == ID_JOB_SIZE)
         memcpy(l->job_id, spec->job_id.data, ID_JOB_SIZE);
     l->language = spec->language;
@@ -615,6 +614,10 @@ void lease_mgr_fill_load(lease_mgr_t *mgr, Ray__Rpc__ResourcesData *data)
     for (lease_t *l = mgr->leases.next; l != &mgr->leases; l = l->next) {
         if (l->state != LEASE_QUEUED)
             continue;
+        /* Only queued leases are reported, so only they ever need a key:
+         * formatting one per granted lease would be wasted work. */
+        if (!l->shape)
+            l->shape = lease_shape_key(l->request);
         size_t k = 0;
         while (k < n && strcmp(d[k].shape, l->shape) != 0)
             k++;
