@@ -35,6 +35,7 @@ static const config_key_t config_keys[] = {
     {"oom_grace_period_s", CONFIG_INT, offsetof(config_t, oom_grace_period_s)},
     {"local_fs_capacity_threshold", CONFIG_DOUBLE, offsetof(config_t, local_fs_capacity_threshold)},
     {"preallocate_plasma_memory", CONFIG_BOOL, offsetof(config_t, preallocate_plasma_memory)},
+    {"kill_worker_timeout_milliseconds", CONFIG_INT, offsetof(config_t, kill_worker_timeout_milliseconds)},
 };
 
 static bool config_parse_int(const char *s, int64_t *out)
@@ -87,6 +88,7 @@ void config_init(config_t *cfg)
     cfg->oom_grace_period_s = 2;
     cfg->local_fs_capacity_threshold = 0.95;
     cfg->preallocate_plasma_memory = false;
+    cfg->kill_worker_timeout_milliseconds = 5000;
     cfg->system_config_json = strdup("{}");
     if (!cfg->system_config_json)
         abort();

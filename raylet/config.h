@@ -24,6 +24,7 @@ typedef struct config {
     int64_t oom_grace_period_s;
     double local_fs_capacity_threshold;
     bool preallocate_plasma_memory;
+    int64_t kill_worker_timeout_milliseconds;
     char *system_config_json;           /* owned; "{}" until GCS answers */
 } config_t;
 

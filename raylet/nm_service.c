@@ -3,6 +3,8 @@
  *
  * Methods not listed here are answered UNIMPLEMENTED by the rpc layer at
  * once, so no caller waits on something this build does not do. */
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -245,6 +247,88 @@ static void nm_is_local_worker_dead(void *ctx, rpc_call_t *call, ProtobufCMessag
     rpc_call_reply(call, &reply.base);
 }
 
+/* KillLocalActor: ask the actor's worker to exit (CoreWorkerService
+ * KillActor); if it is still registered when the grace period ends, kill
+ * the process.  The reply waits for one or the other, as GCS expects. */
+typedef struct nm_kill {
+    struct raylet *r;
+    rpc_call_t *call;
+    uint8_t worker_id[ID_UNIQUE_SIZE];
+    uint64_t timer;
+    int refs; /* the timer and the RPC each hold one */
+    bool replied;
+} nm_kill_t;
+
+static void nm_kill_unref(nm_kill_t *k)
+{
+    if (--k->refs == 0)
+        free(k);
+}
+
+static void nm_kill_on_timer(loop_t *loop, uint64_t id, void *data)
+{
+    nm_kill_t *k = data;
+    k->timer = 0;
+    if (!k->replied) {
+        worker_t *w = k->r->pool ? pool_find(k->r->pool, k->worker_id) : NULL;
+        if (w && w->state != WORKER_DEAD) {
+            log_info("actor worker %s (pid %d) did not exit in time; killing it", w->id_hex, (int)w->pid);
+            if (w->pid > 0)
+                kill(w->pid, SIGKILL);
+            pool_disconnect(k->r->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT, "Actor killed by GCS");
+        }
+        k->replied = true;
+        Ray__Rpc__KillLocalActorReply reply = RAY__RPC__KILL_LOCAL_ACTOR_REPLY__INIT;
+        rpc_call_reply(k->call, &reply.base);
+    }
+    nm_kill_unref(k);
+}
+
+static void nm_kill_on_reply(void *ctx, const rpc_status_t *st, ProtobufCMessage *reply)
+{
+    nm_kill_t *k = ctx;
+    /* A dying actor does not answer; only a failure to reach it does. */
+    if (st->code != GRPC_STATUS_OK && !k->replied) {
+        k->replied = true;
+        if (k->timer)
+            loop_cancel_timer(k->r->loop, k->timer);
+        k->timer = 0;
+        nm_kill_unref(k); /* the timer's share */
+        char msg[256];
+        snprintf(msg, sizeof msg, "KillActor RPC failed: %s", st->message);
+        rpc_call_fail(k->call, GRPC_STATUS_INVALID_ARGUMENT, msg);
+    }
+    nm_kill_unref(k);
+}
+
+static void nm_kill_local_actor(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    struct raylet *r = ctx;
+    const Ray__Rpc__KillLocalActorRequest *req = (const Ray__Rpc__KillLocalActorRequest *)msg;
+    worker_t *w = r->pool && req->worker_id.len == ID_UNIQUE_SIZE ? pool_find(r->pool, req->worker_id.data) : NULL;
+    rpc_channel_t *ch = w && w->state != WORKER_DEAD ? pool_channel(r->pool, w) : NULL;
+    if (!w || w->state == WORKER_DEAD) {
+        Ray__Rpc__KillLocalActorReply reply = RAY__RPC__KILL_LOCAL_ACTOR_REPLY__INIT;
+        rpc_call_reply(call, &reply.base); /* already gone */
+        return;
+    }
+    nm_kill_t *k = calloc(1, sizeof *k);
+    if (!k)
+        abort();
+    k->r = r;
+    k->call = call;
+    memcpy(k->worker_id, w->id, ID_UNIQUE_SIZE);
+    k->refs = 2;
+    k->timer = loop_add_timer(r->loop, (uint64_t)r->config.kill_worker_timeout_milliseconds, nm_kill_on_timer, k);
+    Ray__Rpc__KillActorRequest kreq = RAY__RPC__KILL_ACTOR_REQUEST__INIT;
+    kreq.intended_actor_id = req->intended_actor_id;
+    kreq.force_kill = req->force_kill;
+    kreq.death_cause = req->death_cause;
+    if (!ch || rpc_unary(ch, "/ray.rpc.CoreWorkerService/KillActor", &kreq.base,
+                         &ray__rpc__kill_actor_reply__descriptor, 0, nm_kill_on_reply, k) != 0)
+        nm_kill_unref(k); /* no RPC: the timer alone finishes the job */
+}
+
 int nm_service_register(struct raylet *r)
 {
     static const struct {
@@ -281,6 +365,8 @@ int nm_service_register(struct raylet *r)
          nm_prestart_workers},
         {"/ray.rpc.NodeManagerService/PinObjectIDs", &ray__rpc__pin_object_ids_request__descriptor,
          nm_pin_object_ids},
+        {"/ray.rpc.NodeManagerService/KillLocalActor", &ray__rpc__kill_local_actor_request__descriptor,
+         nm_kill_local_actor},
         {"/ray.rpc.NodeManagerService/GetWorkerFailureCause",
          &ray__rpc__get_worker_failure_cause_request__descriptor, nm_get_worker_failure_cause},
     };

@@ -1,0 +1,59 @@
+"""Actors on craylet: GCS leases a worker for the actor, a killed actor is
+restarted (max_restarts), and ray.kill ends its process through
+KillLocalActor."""
+
+from test_tasks_objects import head, run_driver
+
+
+def test_actor_restart_and_kill(cluster, craylet):
+    head(cluster, craylet, num_cpus=2)
+    res = run_driver(cluster, """
+        import signal
+        @ray.remote(max_restarts=1)
+        class Counter:
+            def __init__(self):
+                self.n = 0
+            def incr(self):
+                self.n += 1
+                return self.n
+            def pid(self):
+                return os.getpid()
+        a = Counter.remote()
+        counts = [ray.get(a.incr.remote()) for _ in range(3)]
+        first = ray.get(a.pid.remote())
+        os.kill(first, signal.SIGKILL)
+        # Right after the kill a call may fail as ActorUnavailableError (the
+        # owner saw the connection drop before GCS restarted the actor).
+        deadline = time.time() + 60
+        while True:
+            try:
+                second = ray.get(a.pid.remote(), timeout=60)
+                break
+            except ray.exceptions.ActorUnavailableError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.5)
+        after_restart = ray.get(a.incr.remote())
+        ray.kill(a)
+        try:
+            ray.get(a.pid.remote(), timeout=30)
+            dead = False
+        except ray.exceptions.RayActorError:
+            dead = True
+        deadline = time.time() + 30
+        while time.time() < deadline and os.path.exists("/proc/%d" % second):
+            with open("/proc/%d/stat" % second) as f:
+                if f.read().split()[2] == "Z":
+                    break
+            time.sleep(0.1)
+        gone = not os.path.exists("/proc/%d" % second) or open("/proc/%d/stat" % second).read().split()[2] == "Z"
+        # The actor's CPU comes back once it is gone.
+        while time.time() < deadline and ray.available_resources().get("CPU", 0) < 2:
+            time.sleep(0.2)
+        emit({"counts": counts, "restarted": second != first, "after_restart": after_restart,
+              "dead": dead, "gone": gone, "cpu": ray.available_resources().get("CPU", 0)})
+    """)
+    assert res["counts"] == [1, 2, 3]
+    assert res["restarted"] and res["after_restart"] == 1, res
+    assert res["dead"] and res["gone"], res
+    assert res["cpu"] == 2
