@@ -1,6 +1,7 @@
 #include "raylet/lease_mgr.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -573,6 +574,47 @@ void lease_mgr_worker_dead(lease_mgr_t *mgr, worker_t *w)
 void lease_mgr_actor_created(lease_mgr_t *mgr, worker_t *w)
 {
     w->is_actor = true;
+}
+
+static bool lease_uses(const lease_t *l, const char *needle)
+{
+    for (size_t i = 0; i < res_set_count(l->request); i++)
+        if (strstr(res_set_name_at(l->request, i), needle))
+            return true;
+    return false;
+}
+
+size_t lease_mgr_drop_matching(lease_mgr_t *mgr, const char *needle)
+{
+    size_t killed = 0;
+    for (lease_t *l = mgr->leases.next; l != &mgr->leases;) {
+        lease_t *next = l->next;
+        if (!lease_uses(l, needle)) {
+            l = next;
+            continue;
+        }
+        if (l->state == LEASE_GRANTED && l->worker) {
+            worker_t *w = l->worker;
+            if (w->pid > 0)
+                kill(w->pid, SIGKILL);
+            /* Frees the lease (and may reorder the list): start over. */
+            pool_disconnect(mgr->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT,
+                            "the placement group of its lease was removed");
+            killed++;
+            l = mgr->leases.next;
+            continue;
+        }
+        lease_reply_failure(l, true, false,
+                            RAY__RPC__REQUEST_WORKER_LEASE_REPLY__SCHEDULING_FAILURE_TYPE__SCHEDULING_CANCELLED_PLACEMENT_GROUP_REMOVED,
+                            "placement group removed");
+        if (l->pop)
+            pool_pop_cancel(mgr->pool, l->pop);
+        lease_release_resources(mgr, l);
+        lease_unlink(l);
+        lease_free(l);
+        l = next;
+    }
+    return killed;
 }
 
 /* ---- load report --------------------------------------------------------------------- */

@@ -69,6 +69,12 @@ void lease_mgr_worker_dead(lease_mgr_t *mgr, worker_t *w);
  * the worker's lifetime. */
 void lease_mgr_actor_created(lease_mgr_t *mgr, worker_t *w);
 
+/* A placement group's bundle is going away: answer queued requests whose
+ * resources name `needle` (a "_group_<pg>" suffix) as cancelled, and kill
+ * the workers of granted ones so the bundle's resources come back.  Returns
+ * the number of workers killed. */
+size_t lease_mgr_drop_matching(lease_mgr_t *mgr, const char *needle);
+
 /* Try to grant queued requests (after resources or workers freed up, or
  * the cluster view changed). */
 void lease_mgr_schedule(lease_mgr_t *mgr);

@@ -329,6 +329,65 @@ static void nm_kill_local_actor(void *ctx, rpc_call_t *call, ProtobufCMessage *m
         nm_kill_unref(k); /* no RPC: the timer alone finishes the job */
 }
 
+/* ---- placement groups: GCS's two-phase commit ------------------------------ */
+
+static void nm_prepare_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    struct raylet *r = ctx;
+    const Ray__Rpc__PrepareBundleResourcesRequest *req = (const Ray__Rpc__PrepareBundleResourcesRequest *)msg;
+    Ray__Rpc__PrepareBundleResourcesReply reply = RAY__RPC__PREPARE_BUNDLE_RESOURCES_REPLY__INIT;
+    reply.success = r->state != RAYLET_STOPPING && bundles_prepare(r->bundles, req->bundle_specs, req->n_bundle_specs) == 0;
+    rpc_call_reply(call, &reply.base);
+}
+
+static void nm_commit_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    struct raylet *r = ctx;
+    const Ray__Rpc__CommitBundleResourcesRequest *req = (const Ray__Rpc__CommitBundleResourcesRequest *)msg;
+    bundles_commit(r->bundles, req->bundle_specs, req->n_bundle_specs);
+    Ray__Rpc__CommitBundleResourcesReply reply = RAY__RPC__COMMIT_BUNDLE_RESOURCES_REPLY__INIT;
+    rpc_call_reply(call, &reply.base);
+    if (r->leases)
+        lease_mgr_schedule(r->leases);
+}
+
+static void nm_cancel_resource_reserve(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    struct raylet *r = ctx;
+    const Ray__Rpc__CancelResourceReserveRequest *req = (const Ray__Rpc__CancelResourceReserveRequest *)msg;
+    char hex[37];
+    if (!bundles_pg_hex(req->bundle_spec, hex)) {
+        rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "bundle_spec without a placement group id");
+        return;
+    }
+    /* The group's leases go first, or its resources would still be in use;
+     * like the stock raylet, any lease on the group (wildcard ones too). */
+    if (r->leases)
+        lease_mgr_drop_matching(r->leases, hex);
+    int rc = bundles_return(r->bundles, req->bundle_spec);
+    if (rc != 0) {
+        rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "Bundle resources are still in use. Retry again.");
+        return;
+    }
+    Ray__Rpc__CancelResourceReserveReply reply = RAY__RPC__CANCEL_RESOURCE_RESERVE_REPLY__INIT;
+    rpc_call_reply(call, &reply.base);
+    if (r->leases)
+        lease_mgr_schedule(r->leases);
+}
+
+static void nm_release_unused_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    struct raylet *r = ctx;
+    const Ray__Rpc__ReleaseUnusedBundlesRequest *req = (const Ray__Rpc__ReleaseUnusedBundlesRequest *)msg;
+    size_t busy = bundles_release_unused(r->bundles, req->bundles_in_use, req->n_bundles_in_use);
+    if (busy)
+        log_warn("%zu unused bundles are still leased; GCS will ask again", busy);
+    Ray__Rpc__ReleaseUnusedBundlesReply reply = RAY__RPC__RELEASE_UNUSED_BUNDLES_REPLY__INIT;
+    rpc_call_reply(call, &reply.base);
+    if (r->leases)
+        lease_mgr_schedule(r->leases);
+}
+
 int nm_service_register(struct raylet *r)
 {
     static const struct {
@@ -365,6 +424,14 @@ int nm_service_register(struct raylet *r)
          nm_prestart_workers},
         {"/ray.rpc.NodeManagerService/PinObjectIDs", &ray__rpc__pin_object_ids_request__descriptor,
          nm_pin_object_ids},
+        {"/ray.rpc.NodeManagerService/PrepareBundleResources",
+         &ray__rpc__prepare_bundle_resources_request__descriptor, nm_prepare_bundles},
+        {"/ray.rpc.NodeManagerService/CommitBundleResources",
+         &ray__rpc__commit_bundle_resources_request__descriptor, nm_commit_bundles},
+        {"/ray.rpc.NodeManagerService/CancelResourceReserve",
+         &ray__rpc__cancel_resource_reserve_request__descriptor, nm_cancel_resource_reserve},
+        {"/ray.rpc.NodeManagerService/ReleaseUnusedBundles",
+         &ray__rpc__release_unused_bundles_request__descriptor, nm_release_unused_bundles},
         {"/ray.rpc.NodeManagerService/KillLocalActor", &ray__rpc__kill_local_actor_request__descriptor,
          nm_kill_local_actor},
         {"/ray.rpc.NodeManagerService/GetWorkerFailureCause",

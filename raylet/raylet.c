@@ -840,6 +840,7 @@ raylet_t *raylet_create(flags_t *flags)
         }
     }
     r->idle_since_ms = loop_update_time(r->loop);
+    r->bundles = bundles_create(r->resources);
 
     gcs_client_options_t go = {
         .address = r->flags.gcs_address,
@@ -934,6 +935,7 @@ void raylet_destroy(raylet_t *r)
         res_set_destroy(r->peers[i].available);
     }
     free(r->peers);
+    bundles_destroy(r->bundles);
     res_node_destroy(r->resources);
     if (r->grpc_started)
         grpc_shutdown();

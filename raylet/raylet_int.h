@@ -14,6 +14,7 @@
 #include "gcs_client/pubsub.h"
 #include "gcs_client/syncer.h"
 #include "raylet/agent.h"
+#include "raylet/bundles.h"
 #include "raylet/config.h"
 #include "raylet/flags.h"
 #include "raylet/lease_mgr.h"
@@ -64,6 +65,7 @@ struct raylet {
     res_node_t *resources;
     pool_t *pool;
     lease_mgr_t *leases;
+    bundles_t *bundles;
     owait_t *owait;
     osub_t *osub; /* owners of the primary copies pinned here */
     store_t *store;

@@ -314,6 +314,65 @@ int res_node_add_instances(res_node_t *node, const char *name, const res_amount_
     return 0;
 }
 
+int res_node_merge_instances(res_node_t *node, const char *name, const res_amount_t *amounts, size_t count)
+{
+    if (!name || !*name)
+        return -EINVAL;
+    for (size_t i = 0; i < count; i++)
+        if (amounts[i] < 0 || amounts[i] > RES_UNIT)
+            return -EINVAL;
+    size_t pos;
+    res_resource_t *r = res_node_find(node, name, &pos);
+    if (r && !r->unit)
+        return -EINVAL;
+    if (count == 0)
+        return 0;
+    if (!r)
+        r = res_node_insert(node, pos, name, true);
+    if (r->n < count)
+        res_append_instances(r, NULL, 0, count - r->n);
+    for (size_t i = 0; i < count; i++) {
+        r->inst_total[i] += amounts[i];
+        r->inst_avail[i] += amounts[i];
+        r->total += amounts[i];
+        r->available += amounts[i];
+    }
+    node->version++;
+    return 0;
+}
+
+int res_node_shrink(res_node_t *node, const char *name, res_amount_t amount, const res_amount_t *amounts,
+                    size_t count)
+{
+    res_resource_t *r = res_node_find(node, name, NULL);
+    if (!r)
+        return -ENOENT;
+    if (amounts) {
+        if (!r->unit || count > r->n)
+            return -EINVAL;
+        for (size_t i = 0; i < count; i++)
+            if (amounts[i] < 0 || r->inst_avail[i] < amounts[i])
+                return -EBUSY;
+        for (size_t i = 0; i < count; i++) {
+            r->inst_total[i] -= amounts[i];
+            r->inst_avail[i] -= amounts[i];
+            r->total -= amounts[i];
+            r->available -= amounts[i];
+        }
+    } else {
+        if (r->unit || amount < 0)
+            return -EINVAL;
+        if (r->available < amount)
+            return -EBUSY;
+        r->total -= amount;
+        r->available -= amount;
+    }
+    node->version++;
+    if (r->total <= 0)
+        return res_node_remove(node, name);
+    return 0;
+}
+
 int res_node_remove(res_node_t *node, const char *name)
 {
     size_t pos;

@@ -82,6 +82,19 @@ int res_node_add_total(res_node_t *node, const char *name, res_amount_t amount);
  * -EINVAL for an out-of-range amount, or if `name` exists as a pooled
  * resource. */
 int res_node_add_instances(res_node_t *node, const char *name, const res_amount_t *totals, size_t count);
+/* Add amounts[i] to instance i's total and availability, creating the
+ * resource and instances as needed.  Placement-group bundle resources use
+ * it so that "GPU_group_<pg>" keeps the physical GPU indices of every
+ * bundle of the group, summed index by index.  -EINVAL for a negative
+ * amount, an amount above RES_UNIT in one instance, or a pooled `name`. */
+int res_node_merge_instances(res_node_t *node, const char *name, const res_amount_t *amounts, size_t count);
+/* Take resources away: `amount` from a pooled resource, or amounts[i] from
+ * instance i of a per-instance one (`amounts` NULL for pooled).  All or
+ * nothing: -EBUSY if any of it is not available (in use), -ENOENT if
+ * absent.  A resource whose total reaches zero is removed. */
+int res_node_shrink(res_node_t *node, const char *name, res_amount_t amount, const res_amount_t *amounts,
+                    size_t count);
+
 /* Forget a resource entirely (placement-group cleanup, drain).  Later
  * res_free() calls skip it.  -ENOENT if absent. */
 int res_node_remove(res_node_t *node, const char *name);

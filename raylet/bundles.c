@@ -1,0 +1,260 @@
+#include "raylet/bundles.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/id.h"
+#include "common/log.h"
+
+#define BUNDLE_LABEL "bundle"
+#define BUNDLE_LABEL_AMOUNT (1000 * RES_UNIT)
+
+typedef struct bundle {
+    uint8_t pg[ID_PG_SIZE];
+    int32_t index;
+    bool committed;
+    res_alloc_t *alloc; /* the physical reservation */
+} bundle_t;
+
+struct bundles {
+    res_node_t *res;
+    bundle_t *items;
+    size_t count, cap;
+};
+
+bool bundles_pg_hex(const Ray__Rpc__Bundle *spec, char out[37])
+{
+    if (!spec || !spec->bundle_id || spec->bundle_id->placement_group_id.len != ID_PG_SIZE)
+        return false;
+    id_to_hex(spec->bundle_id->placement_group_id.data, ID_PG_SIZE, out);
+    return true;
+}
+
+static bundle_t *bundles_find(bundles_t *b, const Ray__Rpc__Bundle *spec)
+{
+    if (!spec->bundle_id || spec->bundle_id->placement_group_id.len != ID_PG_SIZE)
+        return NULL;
+    for (size_t i = 0; i < b->count; i++)
+        if (b->items[i].index == spec->bundle_id->bundle_index &&
+            memcmp(b->items[i].pg, spec->bundle_id->placement_group_id.data, ID_PG_SIZE) == 0)
+            return &b->items[i];
+    return NULL;
+}
+
+static void bundles_forget(bundles_t *b, bundle_t *x)
+{
+    *x = b->items[--b->count];
+}
+
+/* The names one original resource takes in a committed bundle. */
+static void bundles_names(const char *orig, const char *pg_hex, int32_t index, char *indexed, char *wildcard,
+                          size_t len)
+{
+    snprintf(indexed, len, "%s_group_%d_%s", orig, (int)index, pg_hex);
+    snprintf(wildcard, len, "%s_group_%s", orig, pg_hex);
+}
+
+int bundles_prepare(bundles_t *b, Ray__Rpc__Bundle *const *specs, size_t n)
+{
+    size_t first_new = b->count;
+    for (size_t i = 0; i < n; i++) {
+        const Ray__Rpc__Bundle *spec = specs[i];
+        char hex[37];
+        if (!bundles_pg_hex(spec, hex) || spec->bundle_id->bundle_index < 0)
+            goto rollback;
+        if (bundles_find(b, spec))
+            continue; /* prepared or committed before: idempotent */
+        res_set_t *want = res_set_create();
+        bool ok = true;
+        for (size_t k = 0; k < spec->n_unit_resources && ok; k++) {
+            res_amount_t a;
+            ok = spec->unit_resources[k]->key && res_amount_from_double(spec->unit_resources[k]->value, &a) == 0 &&
+                 res_set_put(want, spec->unit_resources[k]->key, a) == 0;
+        }
+        res_alloc_t *alloc = NULL;
+        int rc = ok ? res_allocate(b->res, want, &alloc) : -EINVAL;
+        res_set_destroy(want);
+        if (rc != 0) {
+            log_info("cannot prepare bundle %d of placement group %s: %s", (int)spec->bundle_id->bundle_index, hex,
+                     rc == -EAGAIN ? "resources busy" : "resources missing");
+            goto rollback;
+        }
+        if (b->count == b->cap) {
+            b->cap = b->cap ? b->cap * 2 : 16;
+            b->items = realloc(b->items, b->cap * sizeof *b->items);
+            if (!b->items)
+                abort();
+        }
+        bundle_t *x = &b->items[b->count++];
+        memset(x, 0, sizeof *x);
+        memcpy(x->pg, spec->bundle_id->placement_group_id.data, ID_PG_SIZE);
+        x->index = spec->bundle_id->bundle_index;
+        x->alloc = alloc;
+    }
+    return 0;
+rollback:
+    /* All or nothing: undo what this request reserved. */
+    while (b->count > first_new) {
+        bundle_t *x = &b->items[b->count - 1];
+        res_free(b->res, x->alloc);
+        b->count--;
+    }
+    return -EAGAIN;
+}
+
+/* Per-instance amounts of one grant, indexed by physical instance. */
+static size_t bundles_layout(const res_grant_t *g, res_amount_t **out)
+{
+    size_t n = 0;
+    for (size_t j = 0; j < g->instance_count; j++)
+        if ((size_t)g->instance_ids[j] + 1 > n)
+            n = (size_t)g->instance_ids[j] + 1;
+    *out = calloc(n ? n : 1, sizeof **out);
+    if (!*out)
+        abort();
+    for (size_t j = 0; j < g->instance_count; j++)
+        (*out)[g->instance_ids[j]] += g->instance_amounts[j];
+    return n;
+}
+
+static void bundles_commit_one(bundles_t *b, bundle_t *x)
+{
+    char hex[37], indexed[512], wildcard[512];
+    id_to_hex(x->pg, ID_PG_SIZE, hex);
+    for (size_t i = 0; i < res_alloc_count(x->alloc); i++) {
+        res_grant_t g;
+        res_alloc_at(x->alloc, i, &g);
+        bundles_names(g.name, hex, x->index, indexed, wildcard, sizeof indexed);
+        if (g.instance_count > 0) {
+            res_amount_t *layout;
+            size_t n = bundles_layout(&g, &layout);
+            res_node_merge_instances(b->res, indexed, layout, n);
+            res_node_merge_instances(b->res, wildcard, layout, n);
+            free(layout);
+        } else {
+            res_node_add_total(b->res, indexed, g.amount);
+            res_node_add_total(b->res, wildcard, g.amount);
+        }
+    }
+    bundles_names(BUNDLE_LABEL, hex, x->index, indexed, wildcard, sizeof indexed);
+    res_node_add_total(b->res, indexed, BUNDLE_LABEL_AMOUNT);
+    res_node_add_total(b->res, wildcard, BUNDLE_LABEL_AMOUNT);
+    x->committed = true;
+}
+
+void bundles_commit(bundles_t *b, Ray__Rpc__Bundle *const *specs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        bundle_t *x = bundles_find(b, specs[i]);
+        if (x && !x->committed)
+            bundles_commit_one(b, x);
+    }
+}
+
+/* Take one committed bundle's named resources away; -EBUSY (and nothing
+ * changed) while any is leased. */
+static int bundles_uncommit(bundles_t *b, bundle_t *x)
+{
+    char hex[37], indexed[512], wildcard[512];
+    id_to_hex(x->pg, ID_PG_SIZE, hex);
+    /* Check everything first so a busy bundle is left whole. */
+    res_set_t *need = res_set_create();
+    for (size_t i = 0; i < res_alloc_count(x->alloc); i++) {
+        res_grant_t g;
+        res_alloc_at(x->alloc, i, &g);
+        bundles_names(g.name, hex, x->index, indexed, wildcard, sizeof indexed);
+        res_set_put(need, indexed, g.amount);
+        res_set_put(need, wildcard, res_set_get(need, wildcard) + g.amount);
+    }
+    bundles_names(BUNDLE_LABEL, hex, x->index, indexed, wildcard, sizeof indexed);
+    res_set_put(need, indexed, BUNDLE_LABEL_AMOUNT);
+    res_set_put(need, wildcard, BUNDLE_LABEL_AMOUNT);
+    bool busy = false;
+    for (size_t i = 0; i < res_set_count(need) && !busy; i++)
+        busy = res_node_available(b->res, res_set_name_at(need, i)) < res_set_amount_at(need, i);
+    res_set_destroy(need);
+    if (busy)
+        return -EBUSY;
+    for (size_t i = 0; i < res_alloc_count(x->alloc); i++) {
+        res_grant_t g;
+        res_alloc_at(x->alloc, i, &g);
+        bundles_names(g.name, hex, x->index, indexed, wildcard, sizeof indexed);
+        if (g.instance_count > 0) {
+            res_amount_t *layout;
+            size_t n = bundles_layout(&g, &layout);
+            res_node_shrink(b->res, indexed, 0, layout, n);
+            res_node_shrink(b->res, wildcard, 0, layout, n);
+            free(layout);
+        } else {
+            res_node_shrink(b->res, indexed, g.amount, NULL, 0);
+            res_node_shrink(b->res, wildcard, g.amount, NULL, 0);
+        }
+    }
+    bundles_names(BUNDLE_LABEL, hex, x->index, indexed, wildcard, sizeof indexed);
+    res_node_shrink(b->res, indexed, BUNDLE_LABEL_AMOUNT, NULL, 0);
+    res_node_shrink(b->res, wildcard, BUNDLE_LABEL_AMOUNT, NULL, 0);
+    x->committed = false;
+    return 0;
+}
+
+static int bundles_return_one(bundles_t *b, bundle_t *x)
+{
+    if (x->committed) {
+        int rc = bundles_uncommit(b, x);
+        if (rc != 0)
+            return rc;
+    }
+    res_free(b->res, x->alloc);
+    bundles_forget(b, x);
+    return 0;
+}
+
+int bundles_return(bundles_t *b, const Ray__Rpc__Bundle *spec)
+{
+    bundle_t *x = bundles_find(b, spec);
+    return x ? bundles_return_one(b, x) : 0;
+}
+
+size_t bundles_release_unused(bundles_t *b, Ray__Rpc__Bundle *const *in_use, size_t n)
+{
+    size_t busy = 0;
+    for (size_t i = 0; i < b->count;) {
+        bundle_t *x = &b->items[i];
+        bool used = false;
+        for (size_t k = 0; k < n && !used; k++) {
+            const Ray__Rpc__Bundle *s = in_use[k];
+            used = s->bundle_id && s->bundle_id->placement_group_id.len == ID_PG_SIZE &&
+                   memcmp(s->bundle_id->placement_group_id.data, x->pg, ID_PG_SIZE) == 0 &&
+                   s->bundle_id->bundle_index == x->index;
+        }
+        if (used || bundles_return_one(b, x) != 0) {
+            busy += !used;
+            i++;
+        }
+        /* else the slot now holds another bundle: look at it again */
+    }
+    return busy;
+}
+
+size_t bundles_count(const bundles_t *b) { return b->count; }
+
+bundles_t *bundles_create(res_node_t *resources)
+{
+    bundles_t *b = calloc(1, sizeof *b);
+    if (!b)
+        abort();
+    b->res = resources;
+    return b;
+}
+
+void bundles_destroy(bundles_t *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->count; i++)
+        res_alloc_destroy(b->items[i].alloc);
+    free(b->items);
+    free(b);
+}

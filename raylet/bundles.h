@@ -1,0 +1,44 @@
+/* Placement-group bundles on this node: the raylet half of GCS's two-phase
+ * commit.
+ *
+ * Prepare reserves a bundle's resources from the node (with the very GPU
+ * instances they occupy), all or nothing per request.  Commit turns the
+ * reservation into resources that leases can ask for by name, as Ray names
+ * them: <R>_group_<index>_<pg> and the wildcard <R>_group_<pg> with the
+ * reserved instance layout (so a lease on GPU_group_<pg> learns the physical
+ * GPU index), plus bundle_group_<index>_<pg> and bundle_group_<pg> (1000
+ * each).  Return takes those resources away again and gives the reservation
+ * back; it fails while any of them is still leased.
+ *
+ * The choice of instances at prepare time is where NVLink-aware packing
+ * will plug in; today it is the resource model's lowest-free-index rule. */
+#ifndef CRAYLET_RAYLET_BUNDLES_H
+#define CRAYLET_RAYLET_BUNDLES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "proto/ray_proto.h"
+#include "raylet/resources.h"
+
+typedef struct bundles bundles_t;
+
+bundles_t *bundles_create(res_node_t *resources);
+/* Frees the table; reservations still held are given back. */
+void bundles_destroy(bundles_t *b);
+
+/* Returns 0, or a negative code with nothing reserved by this call. */
+int bundles_prepare(bundles_t *b, Ray__Rpc__Bundle *const *specs, size_t n);
+/* Unknown or already committed bundles are skipped (GCS retries). */
+void bundles_commit(bundles_t *b, Ray__Rpc__Bundle *const *specs, size_t n);
+/* 0 (also for an unknown bundle), -EBUSY while its resources are leased. */
+int bundles_return(bundles_t *b, const Ray__Rpc__Bundle *spec);
+/* Return every bundle not listed (after a GCS restart).  Returns how many
+ * could not be returned because they are busy. */
+size_t bundles_release_unused(bundles_t *b, Ray__Rpc__Bundle *const *in_use, size_t n);
+
+/* "<pg hex>" of a bundle spec into `out` (37 bytes); false if malformed. */
+bool bundles_pg_hex(const Ray__Rpc__Bundle *spec, char out[37]);
+size_t bundles_count(const bundles_t *b);
+
+#endif

@@ -1,0 +1,46 @@
+"""Placement groups on craylet: GCS's prepare/commit reserves bundles,
+tasks and actors scheduled into bundles get the bundle's GPU instances,
+and removing the group returns everything."""
+
+from test_tasks_objects import head, run_driver
+
+
+def test_bundles_reserve_gpus_and_removal_returns_them(cluster, craylet):
+    head(cluster, craylet, num_cpus=4, num_gpus=2)
+    res = run_driver(cluster, """
+        from ray.util.placement_group import placement_group, remove_placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+        pg = placement_group([{"CPU": 1, "GPU": 1}, {"CPU": 1, "GPU": 1}], strategy="STRICT_PACK")
+        ray.get(pg.ready(), timeout=60)
+        held = ray.available_resources()
+
+        @ray.remote(num_cpus=1, num_gpus=1)
+        def g():
+            return ray.get_gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES")
+        runs = ray.get([g.options(scheduling_strategy=PlacementGroupSchedulingStrategy(
+            pg, placement_group_bundle_index=i)).remote() for i in range(2)])
+
+        @ray.remote(num_cpus=1)
+        class A:
+            def ok(self):
+                return "ok"
+        a = A.options(scheduling_strategy=PlacementGroupSchedulingStrategy(pg)).remote()
+        actor = ray.get(a.ok.remote(), timeout=60)
+
+        remove_placement_group(pg)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            avail = ray.available_resources()
+            if avail.get("CPU") == 4 and avail.get("GPU") == 2 and not any("_group_" in k for k in avail):
+                break
+            time.sleep(0.2)
+        emit({"held_cpu": held.get("CPU", 0), "held_gpu": held.get("GPU", 0), "runs": runs, "actor": actor,
+              "after": {k: v for k, v in ray.available_resources().items() if k in ("CPU", "GPU") or "_group_" in k}})
+    """)
+    assert res["held_cpu"] == 2 and res["held_gpu"] == 0, res
+    ids = sorted(r[0][0] for r in res["runs"])
+    assert ids == [0, 1], res
+    for gpu_ids, visible in res["runs"]:
+        assert visible == str(gpu_ids[0])
+    assert res["actor"] == "ok"
+    assert res["after"] == {"CPU": 4.0, "GPU": 2.0}, res
