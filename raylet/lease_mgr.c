@@ -617,6 +617,38 @@ size_t lease_mgr_drop_matching(lease_mgr_t *mgr, const char *needle)
     return killed;
 }
 
+static bool lease_same_shape(const res_set_t *a, const res_set_t *b)
+{
+    if (res_set_count(a) != res_set_count(b))
+        return false;
+    for (size_t i = 0; i < res_set_count(a); i++)
+        if (strcmp(res_set_name_at(a, i), res_set_name_at(b, i)) != 0 ||
+            res_set_amount_at(a, i) != res_set_amount_at(b, i))
+            return false;
+    return true;
+}
+
+size_t lease_mgr_cancel_shapes(lease_mgr_t *mgr, res_set_t *const *shapes, size_t n)
+{
+    size_t cancelled = 0;
+    for (lease_t *l = mgr->leases.next; l != &mgr->leases;) {
+        lease_t *next = l->next;
+        bool match = false;
+        for (size_t k = 0; k < n && !match; k++)
+            match = l->state == LEASE_QUEUED && l->infeasible && lease_same_shape(l->request, shapes[k]);
+        if (match) {
+            lease_reply_failure(l, true, false,
+                                RAY__RPC__REQUEST_WORKER_LEASE_REPLY__SCHEDULING_FAILURE_TYPE__SCHEDULING_CANCELLED_UNSCHEDULABLE,
+                                "no node in the cluster can ever satisfy this resource request");
+            lease_unlink(l);
+            lease_free(l);
+            cancelled++;
+        }
+        l = next;
+    }
+    return cancelled;
+}
+
 /* ---- load report --------------------------------------------------------------------- */
 
 static void *lease_load_keep(lease_mgr_t *mgr, void *p)

@@ -75,6 +75,10 @@ void lease_mgr_actor_created(lease_mgr_t *mgr, worker_t *w);
  * the number of workers killed. */
 size_t lease_mgr_drop_matching(lease_mgr_t *mgr, const char *needle);
 
+/* The autoscaler gave up on these shapes: answer queued infeasible
+ * requests of exactly one of them as unschedulable.  Returns the count. */
+size_t lease_mgr_cancel_shapes(lease_mgr_t *mgr, res_set_t *const *shapes, size_t n);
+
 /* Try to grant queued requests (after resources or workers freed up, or
  * the cluster view changed). */
 void lease_mgr_schedule(lease_mgr_t *mgr);

@@ -195,10 +195,44 @@ static void nm_get_worker_failure_cause(void *ctx, rpc_call_t *call, ProtobufCMe
     rpc_call_reply(call, &reply.base);
 }
 
-static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+/* GetNodeStats asks every worker and driver for its CoreWorkerStats (the
+ * dashboard's worker table, `ray memory`) and answers when all replied or
+ * the deadline passed.  The aggregate owns one channel per worker, so
+ * destroying them silences any reply still on its way. */
+#define NM_STATS_DEADLINE_MS 3000
+
+typedef struct nm_stats {
+    struct raylet *r;
+    rpc_call_t *call;
+    size_t pending;
+    uint64_t timer;
+    rpc_channel_t **channels;
+    size_t channel_count;
+    uint8_t **packed; /* serialized CoreWorkerStats, one per reply */
+    size_t *packed_len;
+    size_t packed_count;
+} nm_stats_t;
+
+static void nm_stats_finish(nm_stats_t *a)
 {
-    struct raylet *r = ctx;
+    struct raylet *r = a->r;
+    if (a->timer)
+        loop_cancel_timer(r->loop, a->timer);
+    for (size_t i = 0; i < a->channel_count; i++)
+        rpc_channel_destroy(a->channels[i]);
+
     Ray__Rpc__GetNodeStatsReply reply = RAY__RPC__GET_NODE_STATS_REPLY__INIT;
+    Ray__Rpc__CoreWorkerStats **stats = calloc(a->packed_count ? a->packed_count : 1, sizeof *stats);
+    if (!stats)
+        abort();
+    size_t n = 0;
+    for (size_t i = 0; i < a->packed_count; i++) {
+        stats[n] = ray__rpc__core_worker_stats__unpack(NULL, a->packed_len[i], a->packed[i]);
+        if (stats[n])
+            n++;
+    }
+    reply.core_workers_stats = stats;
+    reply.n_core_workers_stats = n;
     Ray__Rpc__ObjectStoreStats store = RAY__RPC__OBJECT_STORE_STATS__INIT;
     store_stats_t st;
     store_get_stats(r->store, &st);
@@ -213,7 +247,193 @@ static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
     reply.store_stats = &store;
     reply.num_workers = r->pool ? (uint32_t)(pool_count(r->pool, WORKER_IDLE) + pool_count(r->pool, WORKER_LEASED))
                                 : 0;
-    rpc_call_reply(call, &reply.base);
+    rpc_call_reply(a->call, &reply.base);
+
+    for (size_t i = 0; i < n; i++)
+        ray__rpc__core_worker_stats__free_unpacked(stats[i], NULL);
+    free(stats);
+    for (size_t i = 0; i < a->packed_count; i++)
+        free(a->packed[i]);
+    free(a->packed);
+    free(a->packed_len);
+    free(a->channels);
+    free(a);
+}
+
+static void nm_stats_on_reply(void *ctx, const rpc_status_t *st, ProtobufCMessage *msg)
+{
+    nm_stats_t *a = ctx;
+    const Ray__Rpc__GetCoreWorkerStatsReply *reply = (const Ray__Rpc__GetCoreWorkerStatsReply *)msg;
+    if (st->code == GRPC_STATUS_OK && reply->core_worker_stats) {
+        size_t len = protobuf_c_message_get_packed_size(&reply->core_worker_stats->base);
+        uint8_t *buf = malloc(len ? len : 1);
+        if (!buf)
+            abort();
+        protobuf_c_message_pack(&reply->core_worker_stats->base, buf);
+        a->packed[a->packed_count] = buf;
+        a->packed_len[a->packed_count++] = len;
+    }
+    if (--a->pending == 0)
+        nm_stats_finish(a);
+}
+
+static void nm_stats_on_deadline(loop_t *loop, uint64_t id, void *data)
+{
+    nm_stats_t *a = data;
+    a->timer = 0;
+    nm_stats_finish(a); /* whoever has not answered is left out */
+}
+
+static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    struct raylet *r = ctx;
+    const Ray__Rpc__GetNodeStatsRequest *req = (const Ray__Rpc__GetNodeStatsRequest *)msg;
+    nm_stats_t *a = calloc(1, sizeof *a);
+    if (!a)
+        abort();
+    a->r = r;
+    a->call = call;
+    worker_t *list[1024];
+    size_t n = r->pool ? pool_list(r->pool, list, 1024) : 0;
+    a->channels = calloc(n ? n : 1, sizeof *a->channels);
+    a->packed = calloc(n ? n : 1, sizeof *a->packed);
+    a->packed_len = calloc(n ? n : 1, sizeof *a->packed_len);
+    if (!a->channels || !a->packed || !a->packed_len)
+        abort();
+    for (size_t i = 0; i < n; i++) {
+        worker_t *w = list[i];
+        if (w->port <= 0 || (w->state != WORKER_IDLE && w->state != WORKER_LEASED && w->state != WORKER_DRIVER))
+            continue;
+        char target[96];
+        snprintf(target, sizeof target, "%s:%d", r->flags.node_ip_address, w->port);
+        rpc_channel_t *ch = rpc_channel_create(r->bridge, target);
+        if (!ch)
+            continue;
+        a->channels[a->channel_count++] = ch;
+        Ray__Rpc__GetCoreWorkerStatsRequest creq = RAY__RPC__GET_CORE_WORKER_STATS_REQUEST__INIT;
+        creq.intended_worker_id.data = w->id;
+        creq.intended_worker_id.len = ID_UNIQUE_SIZE;
+        creq.include_memory_info = req->include_memory_info;
+        if (rpc_unary(ch, "/ray.rpc.CoreWorkerService/GetCoreWorkerStats", &creq.base,
+                      &ray__rpc__get_core_worker_stats_reply__descriptor, NM_STATS_DEADLINE_MS, nm_stats_on_reply,
+                      a) == 0)
+            a->pending++;
+    }
+    if (a->pending == 0) {
+        nm_stats_finish(a);
+        return;
+    }
+    a->timer = loop_add_timer(r->loop, NM_STATS_DEADLINE_MS + 500, nm_stats_on_deadline, a);
+}
+
+/* FormatGlobalMemoryInfo (`ray memory`): this node's store statistics
+ * summed with every other live node's, asked for through GetNodeStats. */
+typedef struct nm_mem {
+    struct raylet *r;
+    rpc_call_t *call;
+    size_t pending;
+    uint64_t timer;
+    rpc_channel_t **channels;
+    size_t channel_count;
+    size_t nodes;
+    Ray__Rpc__ObjectStoreStats sum;
+} nm_mem_t;
+
+static void nm_mem_add(nm_mem_t *m, const Ray__Rpc__ObjectStoreStats *s)
+{
+    m->sum.object_store_bytes_used += s->object_store_bytes_used;
+    m->sum.object_store_bytes_avail += s->object_store_bytes_avail;
+    m->sum.object_store_bytes_primary_copy += s->object_store_bytes_primary_copy;
+    m->sum.object_store_bytes_fallback += s->object_store_bytes_fallback;
+    m->sum.num_local_objects += s->num_local_objects;
+    m->sum.num_object_store_primary_copies += s->num_object_store_primary_copies;
+    m->sum.cumulative_created_objects += s->cumulative_created_objects;
+    m->sum.cumulative_created_bytes += s->cumulative_created_bytes;
+    m->sum.spilled_bytes_total += s->spilled_bytes_total;
+    m->sum.spilled_objects_total += s->spilled_objects_total;
+    m->sum.restored_bytes_total += s->restored_bytes_total;
+    m->sum.restored_objects_total += s->restored_objects_total;
+    m->nodes++;
+}
+
+static void nm_mem_finish(nm_mem_t *m)
+{
+    if (m->timer)
+        loop_cancel_timer(m->r->loop, m->timer);
+    for (size_t i = 0; i < m->channel_count; i++)
+        rpc_channel_destroy(m->channels[i]);
+    char summary[256];
+    snprintf(summary, sizeof summary, "%zu node(s): %lld objects, %.1f MiB used of %.1f MiB\n", m->nodes,
+             (long long)m->sum.num_local_objects, m->sum.object_store_bytes_used / 1048576.0,
+             m->sum.object_store_bytes_avail / 1048576.0);
+    Ray__Rpc__FormatGlobalMemoryInfoReply reply = RAY__RPC__FORMAT_GLOBAL_MEMORY_INFO_REPLY__INIT;
+    reply.memory_summary = summary;
+    reply.store_stats = &m->sum;
+    rpc_call_reply(m->call, &reply.base);
+    free(m->channels);
+    free(m);
+}
+
+static void nm_mem_on_reply(void *ctx, const rpc_status_t *st, ProtobufCMessage *msg)
+{
+    nm_mem_t *m = ctx;
+    const Ray__Rpc__GetNodeStatsReply *reply = (const Ray__Rpc__GetNodeStatsReply *)msg;
+    if (st->code == GRPC_STATUS_OK && reply->store_stats)
+        nm_mem_add(m, reply->store_stats);
+    if (--m->pending == 0)
+        nm_mem_finish(m);
+}
+
+static void nm_mem_on_deadline(loop_t *loop, uint64_t id, void *data)
+{
+    nm_mem_t *m = data;
+    m->timer = 0;
+    nm_mem_finish(m);
+}
+
+static void nm_format_global_memory_info(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    struct raylet *r = ctx;
+    nm_mem_t *m = calloc(1, sizeof *m);
+    if (!m)
+        abort();
+    m->r = r;
+    m->call = call;
+    ray__rpc__object_store_stats__init(&m->sum);
+    store_stats_t st;
+    store_get_stats(r->store, &st);
+    Ray__Rpc__ObjectStoreStats local = RAY__RPC__OBJECT_STORE_STATS__INIT;
+    local.object_store_bytes_used = (int64_t)st.bytes_used;
+    local.object_store_bytes_avail = (int64_t)st.capacity;
+    local.object_store_bytes_primary_copy = (int64_t)st.bytes_pinned;
+    local.object_store_bytes_fallback = (int64_t)st.bytes_fallback;
+    local.num_local_objects = (int64_t)st.num_objects;
+    local.num_object_store_primary_copies = (int64_t)st.num_pinned;
+    local.cumulative_created_objects = (int64_t)st.num_created;
+    local.cumulative_created_bytes = (int64_t)st.bytes_created;
+    nm_mem_add(m, &local);
+    m->channels = calloc(r->peer_count ? r->peer_count : 1, sizeof *m->channels);
+    if (!m->channels)
+        abort();
+    for (size_t i = 0; i < r->peer_count; i++) {
+        if (!r->peers[i].address[0] || r->peers[i].port <= 0)
+            continue;
+        char target[96];
+        snprintf(target, sizeof target, "%s:%d", r->peers[i].address, r->peers[i].port);
+        rpc_channel_t *ch = rpc_channel_create(r->bridge, target);
+        if (!ch)
+            continue;
+        m->channels[m->channel_count++] = ch;
+        Ray__Rpc__GetNodeStatsRequest req = RAY__RPC__GET_NODE_STATS_REQUEST__INIT;
+        if (rpc_unary(ch, "/ray.rpc.NodeManagerService/GetNodeStats", &req.base,
+                      &ray__rpc__get_node_stats_reply__descriptor, NM_STATS_DEADLINE_MS, nm_mem_on_reply, m) == 0)
+            m->pending++;
+    }
+    if (m->pending == 0) {
+        nm_mem_finish(m);
+        return;
+    }
+    m->timer = loop_add_timer(r->loop, NM_STATS_DEADLINE_MS + 500, nm_mem_on_deadline, m);
 }
 
 static void nm_notify_gcs_restart(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
@@ -329,6 +549,64 @@ static void nm_kill_local_actor(void *ctx, rpc_call_t *call, ProtobufCMessage *m
         nm_kill_unref(k); /* no RPC: the timer alone finishes the job */
 }
 
+static void nm_global_gc(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    /* Workers collect their own garbage; nothing here holds Python objects. */
+    Ray__Rpc__GlobalGCReply reply = RAY__RPC__GLOBAL_GCREPLY__INIT;
+    rpc_call_reply(call, &reply.base);
+}
+
+static void nm_release_unused_actor_workers(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    struct raylet *r = ctx;
+    const Ray__Rpc__ReleaseUnusedActorWorkersRequest *req = (const Ray__Rpc__ReleaseUnusedActorWorkersRequest *)msg;
+    worker_t *list[1024];
+    size_t n = r->pool ? pool_list(r->pool, list, 1024) : 0;
+    for (size_t i = 0; i < n; i++) {
+        worker_t *w = list[i];
+        if (!w->is_actor)
+            continue;
+        bool in_use = false;
+        for (size_t k = 0; k < req->n_worker_ids_in_use && !in_use; k++)
+            in_use = req->worker_ids_in_use[k].len == ID_UNIQUE_SIZE &&
+                     memcmp(req->worker_ids_in_use[k].data, w->id, ID_UNIQUE_SIZE) == 0;
+        if (in_use)
+            continue;
+        log_info("GCS no longer knows actor worker %s; killing it", w->id_hex);
+        if (w->pid > 0)
+            kill(w->pid, SIGKILL);
+        pool_disconnect(r->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT, "unused actor worker released");
+    }
+    Ray__Rpc__ReleaseUnusedActorWorkersReply reply = RAY__RPC__RELEASE_UNUSED_ACTOR_WORKERS_REPLY__INIT;
+    rpc_call_reply(call, &reply.base);
+}
+
+static void nm_cancel_leases_with_shapes(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    struct raylet *r = ctx;
+    const Ray__Rpc__CancelLeasesWithResourceShapesRequest *req =
+        (const Ray__Rpc__CancelLeasesWithResourceShapesRequest *)msg;
+    res_set_t **shapes = calloc(req->n_resource_shapes ? req->n_resource_shapes : 1, sizeof *shapes);
+    if (!shapes)
+        abort();
+    for (size_t i = 0; i < req->n_resource_shapes; i++) {
+        shapes[i] = res_set_create();
+        const Ray__Rpc__CancelLeasesWithResourceShapesRequest__ResourceShape *sh = req->resource_shapes[i];
+        for (size_t k = 0; k < sh->n_resource_shape; k++) {
+            res_amount_t a;
+            if (sh->resource_shape[k]->key && res_amount_from_double(sh->resource_shape[k]->value, &a) == 0)
+                res_set_put(shapes[i], sh->resource_shape[k]->key, a);
+        }
+    }
+    if (r->leases)
+        lease_mgr_cancel_shapes(r->leases, shapes, req->n_resource_shapes);
+    for (size_t i = 0; i < req->n_resource_shapes; i++)
+        res_set_destroy(shapes[i]);
+    free(shapes);
+    Ray__Rpc__CancelLeasesWithResourceShapesReply reply = RAY__RPC__CANCEL_LEASES_WITH_RESOURCE_SHAPES_REPLY__INIT;
+    rpc_call_reply(call, &reply.base);
+}
+
 /* ---- placement groups: GCS's two-phase commit ------------------------------ */
 
 static void nm_prepare_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
@@ -424,6 +702,13 @@ int nm_service_register(struct raylet *r)
          nm_prestart_workers},
         {"/ray.rpc.NodeManagerService/PinObjectIDs", &ray__rpc__pin_object_ids_request__descriptor,
          nm_pin_object_ids},
+        {"/ray.rpc.NodeManagerService/FormatGlobalMemoryInfo",
+         &ray__rpc__format_global_memory_info_request__descriptor, nm_format_global_memory_info},
+        {"/ray.rpc.NodeManagerService/GlobalGC", &ray__rpc__global_gcrequest__descriptor, nm_global_gc},
+        {"/ray.rpc.NodeManagerService/ReleaseUnusedActorWorkers",
+         &ray__rpc__release_unused_actor_workers_request__descriptor, nm_release_unused_actor_workers},
+        {"/ray.rpc.NodeManagerService/CancelLeasesWithResourceShapes",
+         &ray__rpc__cancel_leases_with_resource_shapes_request__descriptor, nm_cancel_leases_with_shapes},
         {"/ray.rpc.NodeManagerService/PrepareBundleResources",
          &ray__rpc__prepare_bundle_resources_request__descriptor, nm_prepare_bundles},
         {"/ray.rpc.NodeManagerService/CommitBundleResources",

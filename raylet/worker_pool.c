@@ -593,6 +593,15 @@ void pool_prestart(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int language
             break;
 }
 
+size_t pool_list(pool_t *pool, worker_t **out, size_t max)
+{
+    size_t n = 0;
+    for (worker_t *w = pool->workers.next; w != &pool->workers && n < max; w = w->next)
+        if (w->state != WORKER_DEAD)
+            out[n++] = w;
+    return n;
+}
+
 size_t pool_pids(pool_t *pool, int32_t *pids, size_t max)
 {
     size_t n = 0;

@@ -95,6 +95,9 @@ void pool_kill_job(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE]);
 /* Fill pids[] with live worker and driver pids; returns the count. */
 size_t pool_pids(pool_t *pool, int32_t *pids, size_t max);
 size_t pool_count(const pool_t *pool, worker_state_t state);
+/* Up to `max` live records (not DEAD), newest first; valid until the pool
+ * next changes. */
+size_t pool_list(pool_t *pool, worker_t **out, size_t max);
 /* Start n idle workers ahead of demand (PrestartWorkers). */
 void pool_prestart(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int language, size_t n);
 

@@ -370,3 +370,25 @@ def test_no_leaks_after_stop(cluster, craylet):
     assert not leftover, [helpers.describe(p) for p in leftover]
     # The store's region is unlinked at creation; nothing of ours may remain.
     assert {e for e in os.listdir("/dev/shm")} <= shm_before
+
+
+def test_ray_memory_reports_objects_and_workers(cluster, craylet):
+    """`ray memory` goes through FormatGlobalMemoryInfo and GetNodeStats,
+    which fans out to every worker's CoreWorkerStats."""
+    head(cluster, craylet, num_cpus=1)
+    res = run_driver(cluster, """
+        import subprocess
+        import numpy as np
+        ref = ray.put(np.ones(2 * 1024 * 1024, dtype=np.uint8))
+        @ray.remote
+        def f():
+            return 1
+        ray.get(f.remote())
+        out = subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "memory",
+                              "--address=%s" % ray.get_runtime_context().gcs_address],
+                             capture_output=True, text=True, timeout=120)
+        emit({"rc": out.returncode, "out": out.stdout, "ref": ref.hex()})
+    """)
+    assert res["rc"] == 0, res
+    assert res["ref"] in res["out"], res["out"]
+    assert "Plasma memory usage 2 MiB, 1 objects" in res["out"], res["out"]
