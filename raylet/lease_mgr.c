@@ -30,6 +30,9 @@ typedef struct lease {
     int language;
     int task_type;
     int runtime_env_hash;
+    char *runtime_env;          /* serialized, NULL for none */
+    uint8_t *runtime_env_config; /* serialized rpc::RuntimeEnvConfig */
+    size_t runtime_env_config_len;
     bool grant_or_reject;
     bool infeasible; /* no node can ever run it: demand for the autoscaler */
     bool affinity_local_only; /* hard node affinity to this node */
@@ -108,6 +111,8 @@ static void lease_unlink(lease_t *l)
 
 static void lease_free(lease_t *l)
 {
+    free(l->runtime_env);
+    free(l->runtime_env_config);
     res_set_destroy(l->request);
     free(l->shape);
     free(l);
@@ -240,17 +245,18 @@ static void lease_reply_grant(lease_mgr_t *mgr, lease_t *l)
 
 /* ---- granting ------------------------------------------------------------------- */
 
-static void lease_on_worker(void *ctx, worker_t *w, int err)
+static void lease_on_worker(void *ctx, worker_t *w, int err, const char *why, bool env_failed)
 {
     lease_t *l = ctx;
     lease_mgr_t *mgr = l->mgr;
     l->pop = NULL;
     if (err || !w) {
-        log_warn("no worker for lease: %s", cr_strerror(err));
+        log_warn("no worker for lease: %s", why ? why : cr_strerror(err));
         lease_release_resources(mgr, l);
         lease_reply_failure(l, true, false,
-                            RAY__RPC__REQUEST_WORKER_LEASE_REPLY__SCHEDULING_FAILURE_TYPE__SCHEDULING_FAILED,
-                            "could not start a worker");
+                            env_failed ? RAY__RPC__REQUEST_WORKER_LEASE_REPLY__SCHEDULING_FAILURE_TYPE__SCHEDULING_CANCELLED_RUNTIME_ENV_SETUP_FAILED
+                                       : RAY__RPC__REQUEST_WORKER_LEASE_REPLY__SCHEDULING_FAILURE_TYPE__SCHEDULING_FAILED,
+                            why ? why : "could not start a worker");
         if (mgr->scheduling) {
             /* Called from inside the queue walk: it frees answered leases. */
             l->state = LEASE_QUEUED;
@@ -304,7 +310,11 @@ static int lease_take_resources(lease_mgr_t *mgr, lease_t *l)
 static void lease_start_grant(lease_mgr_t *mgr, lease_t *l)
 {
     l->state = LEASE_WAITING_WORKER;
-    l->pop = pool_pop(mgr->pool, l->job_id, l->language, l->runtime_env_hash, lease_on_worker, l);
+    pool_env_t env = {.serialized = l->runtime_env,
+                      .config = l->runtime_env_config,
+                      .config_len = l->runtime_env_config_len,
+                      .hash = l->runtime_env_hash};
+    l->pop = pool_pop(mgr->pool, l->job_id, l->language, &env, lease_on_worker, l);
 }
 
 /* Returns true if the lease left the queue (answered or handed on). */
@@ -367,6 +377,29 @@ void lease_mgr_schedule(lease_mgr_t *mgr)
     mgr->scheduling = false;
 }
 
+/* A job's runtime env keys the worker pool by a hash of its serialized
+ * form (FNV-1a: stable, and the worker only echoes it back); no env is 0. */
+static void lease_set_runtime_env(lease_t *l, const Ray__Rpc__RuntimeEnvInfo *info)
+{
+    const char *env = info ? info->serialized_runtime_env : NULL;
+    if (!env || !*env || strcmp(env, "{}") == 0)
+        return;
+    uint32_t h = 2166136261u;
+    for (const unsigned char *p = (const unsigned char *)env; *p; p++)
+        h = (h ^ *p) * 16777619u;
+    l->runtime_env_hash = (int)(h & 0x7fffffff) | 1;
+    l->runtime_env = strdup(env);
+    if (!l->runtime_env)
+        abort();
+    if (info->runtime_env_config) {
+        l->runtime_env_config_len = protobuf_c_message_get_packed_size(&info->runtime_env_config->base);
+        l->runtime_env_config = malloc(l->runtime_env_config_len ? l->runtime_env_config_len : 1);
+        if (!l->runtime_env_config)
+            abort();
+        protobuf_c_message_pack(&info->runtime_env_config->base, l->runtime_env_config);
+    }
+}
+
 /* ---- gRPC handlers ---------------------------------------------------------------- */
 
 void lease_mgr_request(lease_mgr_t *mgr, rpc_call_t *call, const Ray__Rpc__RequestWorkerLeaseRequest *req)
@@ -409,6 +442,7 @@ void lease_mgr_request(lease_mgr_t *mgr, rpc_call_t *call, const Ray__Rpc__Reque
         memcpy(l->job_id, spec->job_id.data, ID_JOB_SIZE);
     l->language = spec->language;
     l->task_type = spec->type;
+    lease_set_runtime_env(l, spec->runtime_env_info);
     l->grant_or_reject = req->grant_or_reject;
     const Ray__Rpc__SchedulingStrategy *ss = spec->scheduling_strategy;
     if (ss && ss->scheduling_strategy_case ==

@@ -481,6 +481,8 @@ static void raylet_on_registered(void *ctx, int err, const char *message, Protob
 static void raylet_register(struct raylet *r)
 {
     r->state = RAYLET_REGISTERING;
+    r->renv = renv_client_create(r->loop, r->flags.node_ip_address, r->runtime_env_agent_port, 0);
+    pool_set_renv(r->pool, r->renv);
     Ray__Rpc__GcsNodeInfo info = RAY__RPC__GCS_NODE_INFO__INIT;
     info.node_id.data = r->node_id;
     info.node_id.len = 28;
@@ -919,6 +921,9 @@ void raylet_destroy(raylet_t *r)
         raylet_close_unix(r->loop, &r->raylet_listen_fd, r->flags.raylet_socket_name);
     }
     osub_destroy(r->osub);
+    if (r->pool)
+        pool_set_renv(r->pool, NULL);
+    renv_client_destroy(r->renv);
     lease_mgr_destroy(r->leases);
     pool_destroy(r->pool);
     owait_destroy(r->owait);

@@ -20,6 +20,7 @@
 #include "raylet/lease_mgr.h"
 #include "raylet/obj_wait.h"
 #include "raylet/owner_sub.h"
+#include "raylet/renv_client.h"
 #include "raylet/worker_pool.h"
 #include "object_store/store.h"
 #include "raylet/resources.h"
@@ -66,6 +67,7 @@ struct raylet {
     pool_t *pool;
     lease_mgr_t *leases;
     bundles_t *bundles;
+    renv_client_t *renv; /* the runtime-env agent, once its port is known */
     owait_t *owait;
     osub_t *osub; /* owners of the primary copies pinned here */
     store_t *store;

@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "proto/ray_proto.h"
+#include "raylet/renv_client.h"
 
 #define POOL_REAP_PERIOD_MS 200
 #define POOL_KILL_GRACE_MS 3000
@@ -23,9 +24,15 @@
 
 struct pool_pop {
     pool_pop_t *next, *prev;
+    uint64_t id; /* runtime-env replies find their pop by id: it may be gone */
     uint8_t job_id[ID_JOB_SIZE];
     int language;
     int runtime_env_hash;
+    char *env;          /* serialized runtime env, NULL for none */
+    uint8_t *env_config;
+    size_t env_config_len;
+    bool env_requested; /* the agent is building it */
+    char *env_context;  /* its answer, once ready */
     pool_pop_cb cb;
     void *ctx;
 };
@@ -44,7 +51,17 @@ struct pool {
     pool_pop_t pops;  /* list head, waiting pops in FIFO order */
     uint64_t reap_timer;
     bool destroying;
+    renv_client_t *renv;
+    uint64_t next_pop_id;
 };
+
+static void pool_pop_free(pool_pop_t *p)
+{
+    free(p->env);
+    free(p->env_config);
+    free(p->env_context);
+    free(p);
+}
 
 static uint64_t pool_wall_ms(void)
 {
@@ -146,7 +163,8 @@ size_t pool_count(const pool_t *pool, worker_state_t state)
 
 static void pool_on_register_timeout(loop_t *loop, uint64_t id, void *data);
 
-static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int language)
+static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int language, int runtime_env_hash,
+                            const char *env_context)
 {
     if (!pool->argv_template || pool->argc_template == 0) {
         log_error("cannot start a worker: no --python_worker_command");
@@ -163,6 +181,7 @@ static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int
     memcpy(w->job_id, job_id, ID_JOB_SIZE);
     w->type = WORKER_TYPE_WORKER;
     w->language = language;
+    w->runtime_env_hash = runtime_env_hash;
     w->launch_wall_ms = pool_wall_ms();
 
     char port[16], a_id[128], a_time[64], a_node[160], a_hash[48];
@@ -172,7 +191,7 @@ static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int
     snprintf(a_node, sizeof a_node, "--node-id=%s", pool->opts.node_id_hex);
     snprintf(a_hash, sizeof a_hash, "--runtime-env-hash=%d", w->runtime_env_hash);
 
-    size_t cap = pool->argc_template + 8;
+    size_t cap = pool->argc_template + 10;
     char **argv = calloc(cap, sizeof *argv);
     if (!argv)
         abort();
@@ -183,7 +202,7 @@ static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int
             continue; /* per-process options are for Java/C++ workers */
         /* With no runtime env to set up, Python runs default_worker.py
          * directly instead of going through setup_worker.py. */
-        if (i == 1 && strstr(tok, "setup_worker.py"))
+        if (i == 1 && strstr(tok, "setup_worker.py") && !env_context)
             continue;
         argv[n++] = cmdline_replace(tok, "RAY_NODE_MANAGER_PORT_PLACEHOLDER", port);
     }
@@ -191,6 +210,15 @@ static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int
     argv[n++] = strdup(a_time);
     argv[n++] = strdup(a_node);
     argv[n++] = strdup(a_hash);
+    if (env_context) {
+        size_t len = strlen(env_context) + 64;
+        char *a = malloc(len);
+        if (!a)
+            abort();
+        snprintf(a, len, "--serialized-runtime-env-context=%s", env_context);
+        argv[n++] = strdup("--language=PYTHON");
+        argv[n++] = a;
+    }
     if (pool->opts.ray_debugger_external)
         argv[n++] = strdup("--ray-debugger-external");
     argv[n] = NULL;
@@ -239,11 +267,66 @@ static bool pool_serve_pop(pool_t *pool, worker_t *w)
             continue;
         pool_unlink_pop(p);
         w->state = WORKER_LEASED; /* the callback's owner decides from here */
-        p->cb(p->ctx, w, 0);
-        free(p);
+        p->cb(p->ctx, w, 0, NULL, false);
+        pool_pop_free(p);
         return true;
     }
     return false;
+}
+
+static void pool_start_for_pops(pool_t *pool);
+
+static pool_pop_t *pool_pop_by_id(pool_t *pool, uint64_t id)
+{
+    for (pool_pop_t *p = pool->pops.next; p != &pool->pops; p = p->next)
+        if (p->id == id)
+            return p;
+    return NULL;
+}
+
+typedef struct pool_env_req {
+    pool_t *pool;
+    uint64_t pop_id;
+} pool_env_req_t;
+
+static void pool_on_env(void *ctx, int err, const char *message, const char *context)
+{
+    pool_env_req_t *e = ctx;
+    pool_t *pool = e->pool;
+    pool_pop_t *p = pool_pop_by_id(pool, e->pop_id);
+    free(e);
+    if (!p)
+        return; /* cancelled meanwhile */
+    if (err) {
+        log_warn("runtime env setup failed: %s", message);
+        pool_unlink_pop(p);
+        p->cb(p->ctx, NULL, err, message, true);
+        pool_pop_free(p);
+        return;
+    }
+    p->env_context = strdup(context);
+    if (!p->env_context)
+        abort();
+    pool_start_for_pops(pool);
+}
+
+/* Ask the agent to build a pop's environment; false if it cannot be asked. */
+static bool pool_request_env(pool_t *pool, pool_pop_t *p)
+{
+    pool_env_req_t *e = malloc(sizeof *e);
+    if (!e)
+        abort();
+    e->pool = pool;
+    e->pop_id = p->id;
+    int rc = pool->renv ? renv_get_or_create(pool->renv, p->job_id, p->env, p->env_config, p->env_config_len,
+                                             pool_on_env, e)
+                        : CR_ECLOSED;
+    if (rc != 0) {
+        free(e);
+        return false;
+    }
+    p->env_requested = true;
+    return true;
 }
 
 /* Start workers for waiting pops, within the start-up concurrency limit. */
@@ -253,47 +336,72 @@ static void pool_start_for_pops(pool_t *pool)
         return;
     size_t starting = pool_starting(pool);
     for (pool_pop_t *p = pool->pops.next; p != &pool->pops; p = p->next) {
+        if (p->env && !p->env_context) {
+            if (!p->env_requested && !pool_request_env(pool, p)) {
+                pool_unlink_pop(p);
+                p->cb(p->ctx, NULL, CR_ECLOSED, "the runtime-env agent is not available", true);
+                pool_pop_free(p);
+                return; /* the list changed under us; the next event retries */
+            }
+            continue; /* the worker starts once the environment exists */
+        }
         if (starting >= (size_t)pool->opts.maximum_startup_concurrency)
             return;
         /* One starting worker per waiting pop of the same kind. */
         size_t want = 0, have = 0;
         for (pool_pop_t *q = pool->pops.next; q != p->next; q = q->next)
-            if (pool_job_eq(q->job_id, p->job_id) && q->language == p->language)
+            if (pool_job_eq(q->job_id, p->job_id) && q->language == p->language &&
+                q->runtime_env_hash == p->runtime_env_hash)
                 want++;
         for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next)
             if ((w->state == WORKER_STARTING || w->state == WORKER_REGISTERED) &&
-                pool_job_eq(w->job_id, p->job_id) && w->language == p->language)
+                pool_job_eq(w->job_id, p->job_id) && w->language == p->language &&
+                w->runtime_env_hash == p->runtime_env_hash)
                 have++;
         if (have >= want)
             continue;
-        if (!pool_spawn(pool, p->job_id, p->language)) {
+        if (!pool_spawn(pool, p->job_id, p->language, p->runtime_env_hash, p->env_context)) {
             pool_unlink_pop(p);
-            p->cb(p->ctx, NULL, CR_ECLOSED);
-            free(p);
+            p->cb(p->ctx, NULL, CR_ECLOSED, "could not start a worker process", false);
+            pool_pop_free(p);
             return; /* the list changed under us; the next event retries */
         }
         starting++;
     }
 }
 
-pool_pop_t *pool_pop(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int language,
-                     int runtime_env_hash, pool_pop_cb cb, void *ctx)
+pool_pop_t *pool_pop(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int language, const pool_env_t *env,
+                     pool_pop_cb cb, void *ctx)
 {
+    int hash = env ? env->hash : 0;
     /* Newest idle first: its caches are warmest. */
     for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next) {
         if (w->state != WORKER_IDLE || w->exit_requested || w->language != language ||
-            w->runtime_env_hash != runtime_env_hash || !pool_job_eq(w->job_id, job_id))
+            w->runtime_env_hash != hash || !pool_job_eq(w->job_id, job_id))
             continue;
         w->state = WORKER_LEASED;
-        cb(ctx, w, 0);
+        cb(ctx, w, 0, NULL, false);
         return NULL;
     }
     pool_pop_t *p = calloc(1, sizeof *p);
     if (!p)
         abort();
+    p->id = ++pool->next_pop_id;
     memcpy(p->job_id, job_id, ID_JOB_SIZE);
     p->language = language;
-    p->runtime_env_hash = runtime_env_hash;
+    p->runtime_env_hash = hash;
+    if (env && hash != 0 && env->serialized) {
+        p->env = strdup(env->serialized);
+        if (!p->env)
+            abort();
+        if (env->config && env->config_len) {
+            p->env_config = malloc(env->config_len);
+            if (!p->env_config)
+                abort();
+            memcpy(p->env_config, env->config, env->config_len);
+            p->env_config_len = env->config_len;
+        }
+    }
     p->cb = cb;
     p->ctx = ctx;
     p->prev = pool->pops.prev;
@@ -304,12 +412,14 @@ pool_pop_t *pool_pop(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int langua
     return p;
 }
 
+void pool_set_renv(pool_t *pool, renv_client_t *renv) { pool->renv = renv; }
+
 void pool_pop_cancel(pool_t *pool, pool_pop_t *pop)
 {
     if (!pop)
         return;
     pool_unlink_pop(pop);
-    free(pop);
+    pool_pop_free(pop);
 }
 
 void pool_push_idle(pool_t *pool, worker_t *w)
@@ -578,8 +688,8 @@ void pool_kill_job(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE])
         pool_pop_t *next = p->next;
         if (pool_job_eq(p->job_id, job_id)) {
             pool_unlink_pop(p);
-            p->cb(p->ctx, NULL, CR_ECLOSED);
-            free(p);
+            p->cb(p->ctx, NULL, CR_ECLOSED, "the job finished", false);
+            pool_pop_free(p);
         }
         p = next;
     }
@@ -589,7 +699,7 @@ void pool_prestart(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int language
 {
     size_t starting = pool_starting(pool);
     for (size_t i = 0; i < n && starting < (size_t)pool->opts.maximum_startup_concurrency; i++, starting++)
-        if (!pool_spawn(pool, job_id, language))
+        if (!pool_spawn(pool, job_id, language, 0, NULL))
             break;
 }
 
@@ -656,7 +766,7 @@ void pool_destroy(pool_t *pool)
     while (pool->pops.next != &pool->pops) {
         pool_pop_t *p = pool->pops.next;
         pool_unlink_pop(p);
-        free(p);
+        pool_pop_free(p);
     }
     /* Workers get SIGKILL: with the raylet gone they would exit anyway, and
      * `ray stop` expects nothing left behind. */

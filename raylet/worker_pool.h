@@ -51,15 +51,30 @@ void pool_destroy(pool_t *pool);
 /* ---- leasing a worker ----------------------------------------------------- */
 
 typedef struct pool_pop pool_pop_t;
-/* `w` is NULL when err < 0 (e.g. the spawn failed). */
-typedef void (*pool_pop_cb)(void *ctx, worker_t *w, int err);
+/* `w` is NULL when err < 0 (the spawn or the runtime env setup failed);
+ * `why` then says so, and env_failed tells the two apart. */
+typedef void (*pool_pop_cb)(void *ctx, worker_t *w, int err, const char *why, bool env_failed);
+
+/* What a worker must run in: the job's runtime env (NULL, "" or "{}" for
+ * none) and its hash, which keys the idle pool. */
+typedef struct pool_env {
+    const char *serialized;      /* copied */
+    const uint8_t *config;       /* serialized rpc::RuntimeEnvConfig, copied; may be NULL */
+    size_t config_len;
+    int hash;
+} pool_env_t;
 
 /* Ask for a worker of this job/language/runtime env.  An idle one is handed
  * over at once (callback runs before this returns, and NULL is returned);
- * otherwise one is started or awaited and a handle is returned that can be
- * cancelled until the callback runs. */
-pool_pop_t *pool_pop(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int language,
-                     int runtime_env_hash, pool_pop_cb cb, void *ctx);
+ * otherwise one is started (after the runtime-env agent built its
+ * environment) or awaited, and a handle is returned that can be cancelled
+ * until the callback runs. */
+pool_pop_t *pool_pop(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int language, const pool_env_t *env,
+                     pool_pop_cb cb, void *ctx);
+/* The agent that builds runtime environments, once its port is known
+ * (borrowed; must outlive the pool). */
+struct renv_client;
+void pool_set_renv(pool_t *pool, struct renv_client *renv);
 void pool_pop_cancel(pool_t *pool, pool_pop_t *pop);
 
 /* A leased worker is free again (lease returned). */

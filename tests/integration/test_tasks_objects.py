@@ -392,3 +392,36 @@ def test_ray_memory_reports_objects_and_workers(cluster, craylet):
     assert res["rc"] == 0, res
     assert res["ref"] in res["out"], res["out"]
     assert "Plasma memory usage 2 MiB, 1 objects" in res["out"], res["out"]
+
+
+def test_runtime_env_vars_and_setup_failure(cluster, craylet):
+    """Runtime envs go through the runtime-env agent craylet started; a
+    worker runs inside the env it built, and a failed setup reaches the
+    driver as RuntimeEnvSetupError instead of hanging."""
+    head(cluster, craylet, num_cpus=2)
+    code = textwrap.dedent("""
+        import json, os, ray
+        ray.init(address=%r, logging_level="ERROR", runtime_env={"env_vars": {"CRAYLET_MARK": "job"}})
+        @ray.remote
+        def f():
+            return os.environ.get("CRAYLET_MARK")
+        @ray.remote(runtime_env={"env_vars": {"CRAYLET_MARK": "task"}})
+        def g():
+            return os.environ.get("CRAYLET_MARK")
+        @ray.remote(runtime_env={"pip": ["craylet-no-such-package-zzz==0.0.1"]})
+        def h():
+            return 1
+        out = {"job": ray.get(f.remote(), timeout=120), "task": ray.get(g.remote(), timeout=120)}
+        try:
+            ray.get(h.remote(), timeout=300)
+            out["failed"] = None
+        except Exception as e:
+            out["failed"] = type(e).__name__
+        print("RESULT " + json.dumps(out))
+    """) % cluster.gcs_address
+    r = cluster.python(code, timeout=420)
+    lines = [l for l in r.stdout.splitlines() if l.startswith("RESULT ")]
+    assert r.returncode == 0 and lines, r.output()
+    res = json.loads(lines[0][7:])
+    assert res["job"] == "job" and res["task"] == "task", res
+    assert res["failed"] == "RuntimeEnvSetupError", res
