@@ -40,7 +40,7 @@ typedef struct lease {
     bool affinity_soft;
     res_alloc_t *alloc;     /* everything but CPU */
     res_alloc_t *cpu_alloc; /* CPU, lent out while the worker is blocked */
-    res_amount_t cpu;
+    res_set_t *cpu_set;     /* what cpu_alloc holds */
     worker_t *worker;
     pool_pop_t *pop;
 } lease_t;
@@ -111,6 +111,7 @@ static void lease_unlink(lease_t *l)
 
 static void lease_free(lease_t *l)
 {
+    res_set_destroy(l->cpu_set);
     free(l->runtime_env);
     free(l->runtime_env_config);
     res_set_destroy(l->request);
@@ -291,7 +292,10 @@ static int lease_take_resources(lease_mgr_t *mgr, lease_t *l)
     res_set_t *cpu = res_set_create();
     for (size_t i = 0; i < res_set_count(l->request); i++) {
         const char *name = res_set_name_at(l->request, i);
-        res_set_put(strcmp(name, "CPU") == 0 ? cpu : rest, name, res_set_amount_at(l->request, i));
+        /* A task in a placement group holds its CPU as CPU_group_* names:
+         * those are lent out while it blocks, like plain CPU. */
+        bool is_cpu = strcmp(name, "CPU") == 0 || strncmp(name, "CPU_group_", 10) == 0;
+        res_set_put(is_cpu ? cpu : rest, name, res_set_amount_at(l->request, i));
     }
     int rc = res_allocate(mgr->res, rest, &l->alloc);
     if (rc == 0 && res_set_count(cpu) > 0) {
@@ -301,19 +305,25 @@ static int lease_take_resources(lease_mgr_t *mgr, lease_t *l)
             l->alloc = NULL;
         }
     }
-    l->cpu = res_set_get(cpu, "CPU");
+    res_set_destroy(l->cpu_set);
+    l->cpu_set = cpu; /* kept: re-acquired when the worker unblocks */
     res_set_destroy(rest);
-    res_set_destroy(cpu);
     return rc;
 }
 
 static void lease_start_grant(lease_mgr_t *mgr, lease_t *l)
 {
     l->state = LEASE_WAITING_WORKER;
+    bool gpu = false;
+    for (size_t i = 0; i < res_set_count(l->request) && !gpu; i++) {
+        const char *name = res_set_name_at(l->request, i);
+        gpu = strcmp(name, "GPU") == 0 || strncmp(name, "GPU_group_", 10) == 0;
+    }
     pool_env_t env = {.serialized = l->runtime_env,
                       .config = l->runtime_env_config,
                       .config_len = l->runtime_env_config_len,
-                      .hash = l->runtime_env_hash};
+                      .hash = l->runtime_env_hash,
+                      .gpu = gpu};
     l->pop = pool_pop(mgr->pool, l->job_id, l->language, &env, lease_on_worker, l);
 }
 
@@ -580,15 +590,12 @@ void lease_mgr_worker_unblocked(lease_mgr_t *mgr, worker_t *w)
     if (!w->blocked)
         return;
     w->blocked = false;
-    if (!l || l->cpu <= 0 || l->cpu_alloc)
+    if (!l || !l->cpu_set || res_set_count(l->cpu_set) == 0 || l->cpu_alloc)
         return;
-    res_set_t *cpu = res_set_create();
-    res_set_put(cpu, "CPU", l->cpu);
     /* If the CPU went to someone else meanwhile, run oversubscribed rather
      * than stall a task that is ready to go, as the stock raylet does. */
-    if (res_allocate(mgr->res, cpu, &l->cpu_alloc) != 0)
+    if (res_allocate(mgr->res, l->cpu_set, &l->cpu_alloc) != 0)
         l->cpu_alloc = NULL;
-    res_set_destroy(cpu);
 }
 
 void lease_mgr_worker_dead(lease_mgr_t *mgr, worker_t *w)

@@ -52,6 +52,7 @@ typedef struct worker {
     rpc_channel_t *channel; /* to its CoreWorkerService, created on demand */
     struct lease *lease;   /* the lease holding this worker, if LEASED */
     bool is_actor;         /* took an actor-creation lease: never pooled again */
+    int gpu_kind;          /* 0: not leased yet, 1: ran CPU-only work, 2: ran GPU work */
     bool blocked;          /* in ray.get/ray.wait: its CPU is lent out */
     bool exit_requested;   /* asked to exit (idle reaping); do not reuse */
     uint64_t started_ms;   /* loop time of spawn */

@@ -24,6 +24,7 @@
 
 struct pool_pop {
     pool_pop_t *next, *prev;
+    int gpu_kind; /* 1: CPU-only work, 2: GPU work */
     uint64_t id; /* runtime-env replies find their pop by id: it may be gone */
     uint8_t job_id[ID_JOB_SIZE];
     int language;
@@ -263,9 +264,10 @@ static bool pool_serve_pop(pool_t *pool, worker_t *w)
 {
     for (pool_pop_t *p = pool->pops.next; p != &pool->pops; p = p->next) {
         if (p->language != w->language || p->runtime_env_hash != w->runtime_env_hash ||
-            !pool_job_eq(p->job_id, w->job_id))
+            !pool_job_eq(p->job_id, w->job_id) || (w->gpu_kind && w->gpu_kind != p->gpu_kind))
             continue;
         pool_unlink_pop(p);
+        w->gpu_kind = p->gpu_kind;
         w->state = WORKER_LEASED; /* the callback's owner decides from here */
         p->cb(p->ctx, w, 0, NULL, false);
         pool_pop_free(p);
@@ -374,12 +376,15 @@ pool_pop_t *pool_pop(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int langua
                      pool_pop_cb cb, void *ctx)
 {
     int hash = env ? env->hash : 0;
+    int gpu_kind = env && env->gpu ? 2 : 1;
     /* Newest idle first: its caches are warmest. */
     for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next) {
         if (w->state != WORKER_IDLE || w->exit_requested || w->language != language ||
-            w->runtime_env_hash != hash || !pool_job_eq(w->job_id, job_id))
+            w->runtime_env_hash != hash || !pool_job_eq(w->job_id, job_id) ||
+            (w->gpu_kind && w->gpu_kind != gpu_kind))
             continue;
         w->state = WORKER_LEASED;
+        w->gpu_kind = gpu_kind;
         cb(ctx, w, 0, NULL, false);
         return NULL;
     }
@@ -387,6 +392,7 @@ pool_pop_t *pool_pop(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int langua
     if (!p)
         abort();
     p->id = ++pool->next_pop_id;
+    p->gpu_kind = gpu_kind;
     memcpy(p->job_id, job_id, ID_JOB_SIZE);
     p->language = language;
     p->runtime_env_hash = hash;

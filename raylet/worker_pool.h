@@ -62,6 +62,10 @@ typedef struct pool_env {
     const uint8_t *config;       /* serialized rpc::RuntimeEnvConfig, copied; may be NULL */
     size_t config_len;
     int hash;
+    /* Whether the work needs a GPU.  Like the stock raylet, a worker that
+     * ran GPU work is never reused for CPU-only work and vice versa: CUDA
+     * state and visible devices stick to a process. */
+    bool gpu;
 } pool_env_t;
 
 /* Ask for a worker of this job/language/runtime env.  An idle one is handed

@@ -44,3 +44,24 @@ def test_bundles_reserve_gpus_and_removal_returns_them(cluster, craylet):
         assert visible == str(gpu_ids[0])
     assert res["actor"] == "ok"
     assert res["after"] == {"CPU": 4.0, "GPU": 2.0}, res
+
+
+def test_blocked_task_in_a_bundle_lends_its_cpu(cluster, craylet):
+    """A task holding a bundle's only CPU blocks in ray.get on a child that
+    needs that CPU: the raylet must lend the bundle CPU while it waits."""
+    head(cluster, craylet, num_cpus=1)
+    res = run_driver(cluster, """
+        from ray.util.placement_group import placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+        @ray.remote
+        def child():
+            return 1
+        @ray.remote
+        def parent():
+            return ray.get(child.remote())
+        pg = placement_group([{"CPU": 1}])
+        ray.get(pg.ready(), timeout=60)
+        strategy = PlacementGroupSchedulingStrategy(pg, placement_group_capture_child_tasks=True)
+        emit({"value": ray.get(parent.options(scheduling_strategy=strategy).remote(), timeout=120)})
+    """)
+    assert res["value"] == 1

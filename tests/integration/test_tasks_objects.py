@@ -425,3 +425,21 @@ def test_runtime_env_vars_and_setup_failure(cluster, craylet):
     res = json.loads(lines[0][7:])
     assert res["job"] == "job" and res["task"] == "task", res
     assert res["failed"] == "RuntimeEnvSetupError", res
+
+
+def test_cpu_and_gpu_work_never_share_a_worker(cluster, craylet):
+    """Like the stock pool: a worker that ran CPU-only work is not reused
+    for GPU work (CUDA state sticks to a process)."""
+    head(cluster, craylet, num_cpus=1, num_gpus=1)
+    res = run_driver(cluster, """
+        @ray.remote(num_gpus=0)
+        def cpu_task():
+            return os.getpid()
+        @ray.remote(num_gpus=1)
+        def gpu_task():
+            return os.getpid()
+        cpu_pids = {ray.get(cpu_task.remote()) for _ in range(3)}
+        gpu_pids = {ray.get(gpu_task.remote()) for _ in range(3)}
+        emit({"cpu": sorted(cpu_pids), "gpu": sorted(gpu_pids)})
+    """)
+    assert not set(res["cpu"]) & set(res["gpu"]), res
