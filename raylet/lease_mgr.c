@@ -280,6 +280,8 @@ static void lease_on_worker(void *ctx, worker_t *w, int err, const char *why, bo
     l->worker = w;
     w->lease = l;
     w->state = WORKER_LEASED;
+    if (l->task_type == RAY__RPC__TASK_TYPE__NORMAL_TASK)
+        w->ran_tasks = true;
     l->state = LEASE_GRANTED;
     lease_set_granted_count(mgr, mgr->granted + 1);
     lease_reply_grant(mgr, l);
@@ -323,7 +325,8 @@ static void lease_start_grant(lease_mgr_t *mgr, lease_t *l)
                       .config = l->runtime_env_config,
                       .config_len = l->runtime_env_config_len,
                       .hash = l->runtime_env_hash,
-                      .gpu = gpu};
+                      .gpu = gpu,
+                      .actor = l->task_type == RAY__RPC__TASK_TYPE__ACTOR_CREATION_TASK};
     l->pop = pool_pop(mgr->pool, l->job_id, l->language, &env, lease_on_worker, l);
 }
 

@@ -53,6 +53,7 @@ typedef struct worker {
     struct lease *lease;   /* the lease holding this worker, if LEASED */
     bool is_actor;         /* took an actor-creation lease: never pooled again */
     int gpu_kind;          /* 0: not leased yet, 1: ran CPU-only work, 2: ran GPU work */
+    bool ran_tasks;        /* has run normal tasks (it may own objects others hold) */
     bool blocked;          /* in ray.get/ray.wait: its CPU is lent out */
     bool exit_requested;   /* asked to exit (idle reaping); do not reuse */
     uint64_t started_ms;   /* loop time of spawn */

@@ -25,6 +25,7 @@
 struct pool_pop {
     pool_pop_t *next, *prev;
     int gpu_kind; /* 1: CPU-only work, 2: GPU work */
+    bool actor;   /* needs a worker that never ran normal tasks */
     uint64_t id; /* runtime-env replies find their pop by id: it may be gone */
     uint8_t job_id[ID_JOB_SIZE];
     int language;
@@ -264,7 +265,8 @@ static bool pool_serve_pop(pool_t *pool, worker_t *w)
 {
     for (pool_pop_t *p = pool->pops.next; p != &pool->pops; p = p->next) {
         if (p->language != w->language || p->runtime_env_hash != w->runtime_env_hash ||
-            !pool_job_eq(p->job_id, w->job_id) || (w->gpu_kind && w->gpu_kind != p->gpu_kind))
+            !pool_job_eq(p->job_id, w->job_id) || (w->gpu_kind && w->gpu_kind != p->gpu_kind) ||
+            (p->actor && w->ran_tasks))
             continue;
         pool_unlink_pop(p);
         w->gpu_kind = p->gpu_kind;
@@ -381,7 +383,7 @@ pool_pop_t *pool_pop(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int langua
     for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next) {
         if (w->state != WORKER_IDLE || w->exit_requested || w->language != language ||
             w->runtime_env_hash != hash || !pool_job_eq(w->job_id, job_id) ||
-            (w->gpu_kind && w->gpu_kind != gpu_kind))
+            (w->gpu_kind && w->gpu_kind != gpu_kind) || (env && env->actor && w->ran_tasks))
             continue;
         w->state = WORKER_LEASED;
         w->gpu_kind = gpu_kind;
@@ -393,6 +395,7 @@ pool_pop_t *pool_pop(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int langua
         abort();
     p->id = ++pool->next_pop_id;
     p->gpu_kind = gpu_kind;
+    p->actor = env && env->actor;
     memcpy(p->job_id, job_id, ID_JOB_SIZE);
     p->language = language;
     p->runtime_env_hash = hash;

@@ -66,6 +66,10 @@ typedef struct pool_env {
      * ran GPU work is never reused for CPU-only work and vice versa: CUDA
      * state and visible devices stick to a process. */
     bool gpu;
+    /* For an actor.  A worker that ran normal tasks may own objects other
+     * processes still use; making it an actor would tie their lifetime to
+     * the actor's, so actors get workers that never ran tasks. */
+    bool actor;
 } pool_env_t;
 
 /* Ask for a worker of this job/language/runtime env.  An idle one is handed

@@ -57,3 +57,34 @@ def test_actor_restart_and_kill(cluster, craylet):
     assert res["restarted"] and res["after_restart"] == 1, res
     assert res["dead"] and res["gone"], res
     assert res["cpu"] == 2
+
+
+def test_task_worker_that_owns_objects_is_not_made_an_actor(cluster, craylet):
+    """A worker that ran tasks may own objects the driver still holds; if it
+    became an actor, killing the actor would lose them (OwnerDiedError)."""
+    head(cluster, craylet, num_cpus=1, object_store_memory=100 * 1000 * 1000)
+    res = run_driver(cluster, """
+        import numpy as np
+        @ray.remote
+        def create_ref():
+            return ray.put(np.ones(10_000_000))
+        @ray.remote
+        class Actor:
+            def pid(self):
+                return os.getpid()
+        @ray.remote
+        def task_pid():
+            return os.getpid()
+        wrapped = create_ref.remote()
+        first = float(ray.get(ray.get(wrapped)).sum())
+        task_worker = ray.get(task_pid.remote())
+        a = Actor.remote()
+        actor_worker = ray.get(a.pid.remote())
+        del a
+        for _ in range(10):
+            ray.put(np.zeros(10_000_000))
+        emit({"first": first, "again": float(ray.get(ray.get(wrapped)).sum()),
+              "reused": actor_worker == task_worker})
+    """)
+    assert res["first"] == 10_000_000 and res["again"] == 10_000_000, res
+    assert not res["reused"], res
