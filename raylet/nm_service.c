@@ -195,6 +195,22 @@ static void nm_get_worker_failure_cause(void *ctx, rpc_call_t *call, ProtobufCMe
     rpc_call_reply(call, &reply.base);
 }
 
+/* This node's store, as GetNodeStats and `ray memory` report it. */
+static void nm_store_stats(struct raylet *r, Ray__Rpc__ObjectStoreStats *out)
+{
+    store_stats_t st;
+    store_get_stats(r->store, &st);
+    ray__rpc__object_store_stats__init(out);
+    out->object_store_bytes_used = (int64_t)st.bytes_used;
+    out->object_store_bytes_avail = (int64_t)st.capacity;
+    out->object_store_bytes_primary_copy = (int64_t)st.bytes_pinned;
+    out->object_store_bytes_fallback = (int64_t)st.bytes_fallback;
+    out->num_local_objects = (int64_t)st.num_objects;
+    out->num_object_store_primary_copies = (int64_t)st.num_pinned;
+    out->cumulative_created_objects = (int64_t)st.num_created;
+    out->cumulative_created_bytes = (int64_t)st.bytes_created;
+}
+
 /* GetNodeStats asks every worker and driver for its CoreWorkerStats (the
  * dashboard's worker table, `ray memory`) and answers when all replied or
  * the deadline passed.  The aggregate owns one channel per worker, so
@@ -233,17 +249,8 @@ static void nm_stats_finish(nm_stats_t *a)
     }
     reply.core_workers_stats = stats;
     reply.n_core_workers_stats = n;
-    Ray__Rpc__ObjectStoreStats store = RAY__RPC__OBJECT_STORE_STATS__INIT;
-    store_stats_t st;
-    store_get_stats(r->store, &st);
-    store.object_store_bytes_used = (int64_t)st.bytes_used;
-    store.object_store_bytes_avail = (int64_t)st.capacity;
-    store.object_store_bytes_primary_copy = (int64_t)st.bytes_pinned;
-    store.object_store_bytes_fallback = (int64_t)st.bytes_fallback;
-    store.num_local_objects = (int64_t)st.num_objects;
-    store.num_object_store_primary_copies = (int64_t)st.num_pinned;
-    store.cumulative_created_objects = (int64_t)st.num_created;
-    store.cumulative_created_bytes = (int64_t)st.bytes_created;
+    Ray__Rpc__ObjectStoreStats store;
+    nm_store_stats(r, &store);
     reply.store_stats = &store;
     reply.num_workers = r->pool ? (uint32_t)(pool_count(r->pool, WORKER_IDLE) + pool_count(r->pool, WORKER_LEASED))
                                 : 0;
@@ -400,17 +407,8 @@ static void nm_format_global_memory_info(void *ctx, rpc_call_t *call, ProtobufCM
     m->r = r;
     m->call = call;
     ray__rpc__object_store_stats__init(&m->sum);
-    store_stats_t st;
-    store_get_stats(r->store, &st);
-    Ray__Rpc__ObjectStoreStats local = RAY__RPC__OBJECT_STORE_STATS__INIT;
-    local.object_store_bytes_used = (int64_t)st.bytes_used;
-    local.object_store_bytes_avail = (int64_t)st.capacity;
-    local.object_store_bytes_primary_copy = (int64_t)st.bytes_pinned;
-    local.object_store_bytes_fallback = (int64_t)st.bytes_fallback;
-    local.num_local_objects = (int64_t)st.num_objects;
-    local.num_object_store_primary_copies = (int64_t)st.num_pinned;
-    local.cumulative_created_objects = (int64_t)st.num_created;
-    local.cumulative_created_bytes = (int64_t)st.bytes_created;
+    Ray__Rpc__ObjectStoreStats local;
+    nm_store_stats(r, &local);
     nm_mem_add(m, &local);
     m->channels = calloc(r->peer_count ? r->peer_count : 1, sizeof *m->channels);
     if (!m->channels)
