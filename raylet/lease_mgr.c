@@ -36,8 +36,6 @@ typedef struct lease {
     bool grant_or_reject;
     bool infeasible; /* no node can ever run it: demand for the autoscaler */
     bool affinity_local_only; /* hard node affinity to this node */
-    uint8_t affinity_node[ID_UNIQUE_SIZE];
-    bool affinity_soft;
     res_alloc_t *alloc;     /* everything but CPU */
     res_alloc_t *cpu_alloc; /* CPU, lent out while the worker is blocked */
     res_set_t *cpu_set;     /* what cpu_alloc holds */
@@ -464,7 +462,6 @@ void lease_mgr_request(lease_mgr_t *mgr, rpc_call_t *call, const Ray__Rpc__Reque
         ss->node_affinity_scheduling_strategy->node_id.len == ID_UNIQUE_SIZE) {
         const Ray__Rpc__NodeAffinitySchedulingStrategy *na = ss->node_affinity_scheduling_strategy;
         bool here = memcmp(na->node_id.data, mgr->node_id, ID_UNIQUE_SIZE) == 0;
-        l->affinity_soft = na->soft;
         if (here && !na->soft)
             l->affinity_local_only = true;
     }

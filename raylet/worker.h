@@ -56,7 +56,6 @@ typedef struct worker {
     bool ran_tasks;        /* has run normal tasks (it may own objects others hold) */
     bool blocked;          /* in ray.get/ray.wait: its CPU is lent out */
     bool exit_requested;   /* asked to exit (idle reaping); do not reuse */
-    uint64_t started_ms;   /* loop time of spawn */
     uint64_t idle_since_ms;
     uint64_t launch_wall_ms;
 } worker_t;

@@ -245,7 +245,6 @@ static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int
         return NULL;
     }
     w->state = WORKER_STARTING;
-    w->started_ms = loop_now_ms(pool->loop);
     pool_link_worker(pool, w);
     log_debug("started worker %s, pid %d, job %s", w->id_hex, (int)w->pid, job_hex);
     /* The timer only needs the id: a dead worker's record is gone by then. */
