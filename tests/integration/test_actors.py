@@ -35,11 +35,17 @@ def test_actor_restart_and_kill(cluster, craylet):
                 time.sleep(0.5)
         after_restart = ray.get(a.incr.remote())
         ray.kill(a)
-        try:
-            ray.get(a.pid.remote(), timeout=30)
-            dead = False
-        except ray.exceptions.RayActorError:
-            dead = True
+        # ray.kill returns once GCS has taken the request; a call sent in the
+        # moment before the owner hears of the death may still be answered
+        # (stock Ray has the same window), so keep calling until one fails.
+        dead = False
+        deadline = time.time() + 30
+        while not dead and time.time() < deadline:
+            try:
+                ray.get(a.pid.remote(), timeout=30)
+                time.sleep(0.2)
+            except ray.exceptions.RayActorError:
+                dead = True
         deadline = time.time() + 30
         while time.time() < deadline and os.path.exists("/proc/%d" % second):
             with open("/proc/%d/stat" % second) as f:
