@@ -26,7 +26,14 @@ struct cq_bridge {
     /* Owned by the loop thread: the batch being dispatched. */
     cq_event_t *batch;
     size_t batch_cap;
+
+    /* The quiet queue and what the loop thread knows of it. */
+    grpc_completion_queue *quiet;
+    size_t quiet_outstanding; /* announced, not yet delivered */
+    uint64_t quiet_timer;     /* 0: none armed */
 };
+
+static void cq_bridge_quiet_drain(cq_bridge_t *b);
 
 static void *cq_bridge_poll_main(void *arg)
 {
@@ -73,6 +80,41 @@ void cq_bridge_dispatch(cq_bridge_t *b)
 
     b->batch = events;
     b->batch_cap = cap;
+    /* Replies sent by these callbacks have usually been written by now. */
+    cq_bridge_quiet_drain(b);
+}
+
+/* Deliver what the quiet queue holds, without blocking. */
+static void cq_bridge_quiet_drain(cq_bridge_t *b)
+{
+    while (b->quiet_outstanding > 0) {
+        grpc_event ev = grpc_completion_queue_next(b->quiet, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL);
+        if (ev.type != GRPC_OP_COMPLETE)
+            break;
+        b->quiet_outstanding--;
+        cq_tag_t *tag = ev.tag;
+        tag->done(tag, ev.success != 0);
+    }
+}
+
+static void cq_bridge_quiet_on_timer(loop_t *loop, uint64_t id, void *data)
+{
+    cq_bridge_t *b = data;
+    b->quiet_timer = 0;
+    cq_bridge_quiet_drain(b);
+    if (b->quiet_outstanding > 0)
+        b->quiet_timer = loop_add_timer(loop, CQ_BRIDGE_QUIET_FLUSH_MS, cq_bridge_quiet_on_timer, b);
+}
+
+grpc_completion_queue *cq_bridge_quiet_cq(cq_bridge_t *b) { return b->quiet; }
+
+size_t cq_bridge_quiet_outstanding(const cq_bridge_t *b) { return b->quiet_outstanding; }
+
+void cq_bridge_quiet_started(cq_bridge_t *b)
+{
+    b->quiet_outstanding++;
+    if (!b->quiet_timer)
+        b->quiet_timer = loop_add_timer(b->loop, CQ_BRIDGE_QUIET_FLUSH_MS, cq_bridge_quiet_on_timer, b);
 }
 
 static void cq_bridge_on_wake(loop_t *loop, void *data)
@@ -88,8 +130,9 @@ cq_bridge_t *cq_bridge_create(loop_t *loop)
     b->loop = loop;
     pthread_mutex_init(&b->lock, NULL);
     b->cq = grpc_completion_queue_create_for_next(NULL);
+    b->quiet = grpc_completion_queue_create_for_next(NULL);
     b->wake = loop_async_create(loop, cq_bridge_on_wake, b);
-    if (!b->cq || !b->wake) {
+    if (!b->cq || !b->quiet || !b->wake) {
         log_error("cannot create the gRPC completion-queue bridge");
         cq_bridge_destroy(b);
         return NULL;
@@ -115,6 +158,20 @@ void cq_bridge_destroy(cq_bridge_t *b)
         pthread_join(b->poller, NULL);
     /* The poller has exited: whatever it queued is delivered here. */
     cq_bridge_dispatch(b);
+    if (b->quiet_timer)
+        loop_cancel_timer(b->loop, b->quiet_timer);
+    if (b->quiet) {
+        /* Calls were cancelled before this; their last completions come now. */
+        grpc_completion_queue_shutdown(b->quiet);
+        for (;;) {
+            grpc_event ev = grpc_completion_queue_next(b->quiet, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+            if (ev.type == GRPC_QUEUE_SHUTDOWN)
+                break;
+            if (ev.type == GRPC_OP_COMPLETE)
+                ((cq_tag_t *)ev.tag)->done(ev.tag, ev.success != 0);
+        }
+        grpc_completion_queue_destroy(b->quiet);
+    }
     if (b->cq)
         grpc_completion_queue_destroy(b->cq);
     if (b->wake)

@@ -42,6 +42,19 @@ grpc_completion_queue *cq_bridge_cq(cq_bridge_t *bridge);
  * cancelled first, or this waits for them. */
 void cq_bridge_destroy(cq_bridge_t *bridge);
 
+/* The quiet queue: for completions whose only work is freeing what the
+ * operation held (a server's reply sent, say).  Nobody blocks on it, so gRPC
+ * wakes no thread when such an operation finishes; the loop thread collects
+ * its completions after each batch of the main queue, and at the latest
+ * CQ_BRIDGE_QUIET_FLUSH_MS after an operation was announced.  Owned by the
+ * bridge.  Each operation started on it must be announced with
+ * cq_bridge_quiet_started() once gRPC accepted it. */
+#define CQ_BRIDGE_QUIET_FLUSH_MS 50
+grpc_completion_queue *cq_bridge_quiet_cq(cq_bridge_t *bridge);
+void cq_bridge_quiet_started(cq_bridge_t *bridge);
+/* Announced quiet operations whose completion was not delivered yet. */
+size_t cq_bridge_quiet_outstanding(const cq_bridge_t *bridge);
+
 /* Deliver all completions queued so far on the calling (loop) thread.  The
  * async wake-up does this by itself; exposed for shutdown paths that drain
  * without running the loop. */

@@ -581,6 +581,7 @@ struct rpc_server {
 struct rpc_call {
     cq_tag_t tag; /* request arrival, then reply completion */
     rpc_server_t *srv;
+    cq_bridge_t *bridge; /* outlives the server; the reply is counted on it */
     rpc_method_t *method; /* NULL: unregistered method, or server gone */
     bool has_details;     /* `details` was initialised (unregistered slot) */
     grpc_call *call;
@@ -646,8 +647,11 @@ static void rpc_call_send(rpc_call_t *c, grpc_status_code code, const char *mess
     ops[n].op = GRPC_OP_RECV_CLOSE_ON_SERVER;
     ops[n++].data.recv_close_on_server.cancelled = &c->cancelled;
     c->tag.done = rpc_call_on_finished;
+    /* The call is bound to the quiet queue: its completion only frees it. */
     if (grpc_call_start_batch(c->call, ops, n, &c->tag, NULL) != GRPC_CALL_OK)
         rpc_call_free(c);
+    else
+        cq_bridge_quiet_started(c->bridge);
 }
 
 void rpc_call_reply(rpc_call_t *c, const ProtobufCMessage *reply)
@@ -719,19 +723,23 @@ static void rpc_server_post_request(rpc_server_t *srv, rpc_method_t *m)
         return;
     rpc_call_t *c = rpc_xcalloc(1, sizeof *c);
     c->srv = srv;
+    c->bridge = srv->bridge;
     c->method = m;
     c->tag.done = rpc_server_on_request;
     c->status_details = grpc_empty_slice();
     grpc_metadata_array_init(&c->request_md);
+    /* New calls are announced on the main queue; the call itself (whose only
+     * later completion is its reply going out) is bound to the quiet one. */
     grpc_completion_queue *cq = cq_bridge_cq(srv->bridge);
+    grpc_completion_queue *bound = cq_bridge_quiet_cq(srv->bridge);
     grpc_call_error err;
     if (m) {
         err = grpc_server_request_registered_call(srv->server, m->handle, &c->call, &c->deadline,
-                                                  &c->request_md, &c->payload, cq, cq, &c->tag);
+                                                  &c->request_md, &c->payload, bound, cq, &c->tag);
     } else {
         grpc_call_details_init(&c->details);
         c->has_details = true;
-        err = grpc_server_request_call(srv->server, &c->call, &c->details, &c->request_md, cq, cq,
+        err = grpc_server_request_call(srv->server, &c->call, &c->details, &c->request_md, bound, cq,
                                        &c->tag);
     }
     if (err != GRPC_CALL_OK) {
