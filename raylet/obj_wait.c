@@ -46,6 +46,11 @@ static void owait_finish(owait_t *ow, owait_req_t *r, bool timed_out)
     if (r->timer && !timed_out)
         loop_cancel_timer(ow->loop, r->timer);
     r->timer = 0;
+    /* Never report more than was asked for, counted in request order:
+     * the core worker checks that ray.wait got at most num_returns. */
+    for (size_t i = 0, kept = 0; i < r->count; i++)
+        if (r->ready[i] && ++kept > r->required)
+            r->ready[i] = false;
     r->done(r->ctx, (const uint8_t(*)[ID_OBJECT_SIZE])r->ids, r->ready, r->count, timed_out);
     free(r->ids);
     free(r->ready);

@@ -63,6 +63,14 @@ def test_tasks_nesting_wait_and_errors(cluster, craylet):
         emit({"wait_ready": len(ready), "wait_rest": len(rest)})
         ray.cancel(refs[1], force=True)
 
+        # Objects in the shared store, all sealed: the raylet answers the
+        # wait and must report no more than num_returns (the core worker
+        # aborts the driver otherwise).
+        import numpy as np
+        big = [ray.put(np.zeros(200_000)) for _ in range(5)]
+        ready, rest = ray.wait(big, num_returns=2, timeout=5)
+        emit({"plasma_wait": [len(ready), len(rest), set(ready) | set(rest) == set(big)]})
+
         @ray.remote
         def boom():
             raise ValueError("raised inside a task")
@@ -74,6 +82,7 @@ def test_tasks_nesting_wait_and_errors(cluster, craylet):
     """)
     assert res["many_ok"]
     assert (res["wait_ready"], res["wait_rest"]) == (1, 1)
+    assert res["plasma_wait"] == [2, 3, True]
     assert res["raised"]
 
 

@@ -111,3 +111,34 @@ Test(obj_wait, zero_timeout_polls_and_cancel_is_silent)
     owait_destroy(ow);
     loop_destroy(loop);
 }
+
+/* ray.wait(num_returns=k) must never see more than k ready: the core worker
+ * aborts if the raylet reports more.  The first k in request order win. */
+static bool first_ready[3];
+static void on_done_record(void *ctx, const uint8_t (*ids)[ID_OBJECT_SIZE], const bool *ready, size_t count,
+                           bool timed_out)
+{
+    on_done(ctx, ids, ready, count, timed_out);
+    for (size_t i = 0; i < count && i < 3; i++)
+        first_ready[i] = ready[i];
+}
+
+Test(obj_wait, never_reports_more_than_required)
+{
+    loop_t *loop = loop_create();
+    fake_t f = {0};
+    oid(f.present[f.n++], 'a');
+    oid(f.present[f.n++], 'b');
+    oid(f.present[f.n++], 'c');
+    owait_t *ow = owait_create(loop, fake_contains, &f);
+    uint8_t ids[3][ID_OBJECT_SIZE];
+    oid(ids[0], 'c');
+    oid(ids[1], 'x');
+    oid(ids[2], 'a');
+    cr_assert_null(owait_start(ow, (const uint8_t(*)[ID_OBJECT_SIZE])ids, 3, 1, 1000, on_done_record, &f));
+    cr_assert_eq(f.calls, 1);
+    cr_assert_eq(f.last_found, 1);
+    cr_assert(first_ready[0] && !first_ready[1] && !first_ready[2]);
+    owait_destroy(ow);
+    loop_destroy(loop);
+}
