@@ -9,7 +9,9 @@
 #include "common/json.h"
 #include "common/log.h"
 
-typedef enum { CONFIG_INT, CONFIG_BOOL, CONFIG_DOUBLE } config_kind_t;
+/* CONFIG_STRLIST: a JSON array of strings (or the env var's comma-separated
+ * form), kept comma-joined in an owned char *. */
+typedef enum { CONFIG_INT, CONFIG_BOOL, CONFIG_DOUBLE, CONFIG_STRLIST } config_kind_t;
 
 typedef struct config_key {
     const char *name;
@@ -36,7 +38,76 @@ static const config_key_t config_keys[] = {
     {"local_fs_capacity_threshold", CONFIG_DOUBLE, offsetof(config_t, local_fs_capacity_threshold)},
     {"preallocate_plasma_memory", CONFIG_BOOL, offsetof(config_t, preallocate_plasma_memory)},
     {"kill_worker_timeout_milliseconds", CONFIG_INT, offsetof(config_t, kill_worker_timeout_milliseconds)},
+    {"support_fork", CONFIG_BOOL, offsetof(config_t, support_fork)},
+    {"worker_num_grpc_internal_threads", CONFIG_INT, offsetof(config_t, worker_num_grpc_internal_threads)},
+    {"preload_python_modules", CONFIG_STRLIST, offsetof(config_t, preload_python_modules)},
+    {"debug_dump_period_milliseconds", CONFIG_INT, offsetof(config_t, debug_dump_period_milliseconds)},
 };
+
+static const char *config_kind_name(config_kind_t kind)
+{
+    switch (kind) {
+    case CONFIG_INT: return "integer";
+    case CONFIG_BOOL: return "boolean";
+    case CONFIG_DOUBLE: return "number";
+    default: return "list of strings";
+    }
+}
+
+static bool config_set_string(char **field, const char *s, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (!copy)
+        abort();
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    free(*field);
+    *field = copy;
+    return true;
+}
+
+/* A module name list goes onto a worker's command line: only characters a
+ * dotted Python name and the comma between names can hold. */
+static bool config_names_ok(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!(c == '_' || c == '.' || c == ',' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+              (c >= 'A' && c <= 'Z')))
+            return false;
+    }
+    return true;
+}
+
+static bool config_parse_strlist_env(const char *s, char **field)
+{
+    return config_names_ok(s, strlen(s)) && config_set_string(field, s, strlen(s));
+}
+
+static bool config_strlist_json(const json_t *v, char **field)
+{
+    if (v->type != JSON_ARRAY)
+        return false;
+    size_t len = 0;
+    for (size_t i = 0; i < v->u.array.count; i++) {
+        const json_t *item = v->u.array.items[i];
+        if (item->type != JSON_STRING || !config_names_ok(item->u.string.ptr, item->u.string.len) ||
+            memchr(item->u.string.ptr, ',', item->u.string.len))
+            return false;
+        len += item->u.string.len + 1;
+    }
+    char *joined = calloc(1, len + 1);
+    if (!joined)
+        abort();
+    for (size_t i = 0; i < v->u.array.count; i++) {
+        if (i)
+            strcat(joined, ",");
+        strncat(joined, v->u.array.items[i]->u.string.ptr, v->u.array.items[i]->u.string.len);
+    }
+    free(*field);
+    *field = joined;
+    return true;
+}
 
 static bool config_parse_int(const char *s, int64_t *out)
 {
@@ -89,8 +160,10 @@ void config_init(config_t *cfg)
     cfg->local_fs_capacity_threshold = 0.95;
     cfg->preallocate_plasma_memory = false;
     cfg->kill_worker_timeout_milliseconds = 5000;
+    cfg->debug_dump_period_milliseconds = 10000;
     cfg->system_config_json = strdup("{}");
-    if (!cfg->system_config_json)
+    cfg->preload_python_modules = strdup("");
+    if (!cfg->system_config_json || !cfg->preload_python_modules)
         abort();
     for (size_t i = 0; i < sizeof config_keys / sizeof config_keys[0]; i++) {
         const config_key_t *k = &config_keys[i];
@@ -100,12 +173,12 @@ void config_init(config_t *cfg)
         if (!v)
             continue;
         void *field = (char *)cfg + k->offset;
-        bool ok = k->kind == CONFIG_INT    ? config_parse_int(v, field)
-                  : k->kind == CONFIG_BOOL ? config_parse_bool(v, field)
-                                           : config_parse_double(v, field);
+        bool ok = k->kind == CONFIG_INT      ? config_parse_int(v, field)
+                  : k->kind == CONFIG_BOOL   ? config_parse_bool(v, field)
+                  : k->kind == CONFIG_DOUBLE ? config_parse_double(v, field)
+                                             : config_parse_strlist_env(v, field);
         if (!ok)
-            log_warn("ignoring %s=%s: not a valid %s", var, v,
-                     k->kind == CONFIG_INT ? "integer" : k->kind == CONFIG_BOOL ? "boolean" : "number");
+            log_warn("ignoring %s=%s: not a valid %s", var, v, config_kind_name(k->kind));
     }
 }
 
@@ -132,9 +205,10 @@ int config_apply_json(config_t *cfg, const char *json)
         if (!v)
             continue;
         void *field = (char *)cfg + k->offset;
-        bool ok = k->kind == CONFIG_INT    ? json_int64(v, field)
-                  : k->kind == CONFIG_BOOL ? json_bool(v, field)
-                                           : json_number(v, field);
+        bool ok = k->kind == CONFIG_INT      ? json_int64(v, field)
+                  : k->kind == CONFIG_BOOL   ? json_bool(v, field)
+                  : k->kind == CONFIG_DOUBLE ? json_number(v, field)
+                                             : config_strlist_json(v, field);
         if (!ok)
             log_warn("system config key %s has the wrong type; ignored", k->name);
     }
@@ -146,4 +220,6 @@ void config_free(config_t *cfg)
 {
     free(cfg->system_config_json);
     cfg->system_config_json = NULL;
+    free(cfg->preload_python_modules);
+    cfg->preload_python_modules = NULL;
 }

@@ -25,6 +25,10 @@ typedef struct config {
     double local_fs_capacity_threshold;
     bool preallocate_plasma_memory;
     int64_t kill_worker_timeout_milliseconds;
+    bool support_fork;                        /* workers get gRPC's fork support */
+    int64_t worker_num_grpc_internal_threads; /* 0: the worker's default */
+    char *preload_python_modules;             /* owned; comma-joined, "" for none */
+    int64_t debug_dump_period_milliseconds;   /* debug_state.txt; 0 or less: never */
     char *system_config_json;           /* owned; "{}" until GCS answers */
 } config_t;
 

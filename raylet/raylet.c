@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "common/id.h"
 #include "common/log.h"
+#include "raylet/debug_dump.h"
 #include "raylet/raylet_int.h"
 
 #define RAYLET_PORT_POLL_MS 50
@@ -459,6 +460,7 @@ static void raylet_on_registered(void *ctx, int err, const char *message, Protob
     r->state = RAYLET_RUNNING;
     log_info("node %s registered with GCS at %s (node manager port %d, object manager port %d)",
              r->node_hex, r->flags.gcs_address, r->node_manager_port, r->object_manager_port);
+    debug_dump_start(r);
 
     static const int channels[] = {
         RAY__RPC__CHANNEL_TYPE__GCS_NODE_ADDRESS_AND_LIVENESS_CHANNEL,
@@ -657,6 +659,9 @@ static void raylet_start_serving(struct raylet *r)
         .soft_limit = r->config.num_workers_soft_limit >= 0 ? (int)r->config.num_workers_soft_limit
                                                             : (int)(cpus / RES_UNIT),
         .ray_debugger_external = r->flags.ray_debugger_external,
+        .support_fork = r->config.support_fork,
+        .grpc_threads = (int)r->config.worker_num_grpc_internal_threads,
+        .preload_modules = r->config.preload_python_modules,
     };
     static const pool_callbacks_t pcbs = {.on_worker_dead = raylet_on_worker_dead};
     r->pool = pool_create(r->loop, r->bridge, &po, &pcbs, r);
@@ -788,6 +793,7 @@ void raylet_shutdown(struct raylet *r, int exit_code, bool unregister, int death
     if (r->check_alive_timer)
         loop_cancel_timer(r->loop, r->check_alive_timer);
     r->port_timer = r->check_alive_timer = 0;
+    debug_dump_stop(r);
     if (unregister && registered &&
         gcs_unregister_node(r->gcs, r->node_id, death_reason, message ? message : "",
                             raylet_on_unregistered, r) == 0) {

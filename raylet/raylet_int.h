@@ -95,6 +95,8 @@ struct raylet {
     uint64_t port_timer;
     uint64_t check_alive_timer;
     uint64_t stop_timer;
+    uint64_t debug_dump_timer; /* debug_dump.c */
+    bool debug_dump_failed;    /* the last write failed (logged once) */
 
     raylet_peer_t *peers;
     size_t peer_count, peer_cap;

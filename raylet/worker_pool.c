@@ -45,6 +45,7 @@ struct pool {
     pool_options_t opts;
     char **argv_template; /* the parsed --python_worker_command */
     size_t argc_template;
+    char *preload_arg;    /* --worker-preload-modules=..., or NULL */
     int *ports; /* free worker ports (a stack) */
     size_t port_count, port_cap;
     pool_callbacks_t cbs;
@@ -223,15 +224,29 @@ static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int
     }
     if (pool->opts.ray_debugger_external)
         argv[n++] = strdup("--ray-debugger-external");
+    if (pool->preload_arg)
+        argv[n++] = strdup(pool->preload_arg);
     argv[n] = NULL;
 
-    char job_hex[ID_HEX_BUF], env_job[96], env_pid[48];
+    char job_hex[ID_HEX_BUF], env_job[96], env_pid[48], env_threads[64];
     id_to_hex(job_id, ID_JOB_SIZE, job_hex);
     snprintf(env_job, sizeof env_job, "RAY_JOB_ID=%s", job_hex);
     snprintf(env_pid, sizeof env_pid, "RAY_RAYLET_PID=%d", (int)getpid());
     /* setproctitle would otherwise wipe /proc/<pid>/environ. */
-    const char *overrides[] = {env_job, env_pid, "SPT_NOENV=1"};
-    char **envp = proc_env_build(overrides, 3);
+    const char *overrides[8] = {env_job, env_pid, "SPT_NOENV=1"};
+    size_t n_env = 3;
+    if (pool->opts.grpc_threads > 0) {
+        snprintf(env_threads, sizeof env_threads, "RAY_num_grpc_internal_threads=%d", pool->opts.grpc_threads);
+        overrides[n_env++] = env_threads;
+    }
+    if (pool->opts.support_fork) {
+        /* A worker that forks (multiprocessing) needs gRPC's fork handlers,
+         * the poll engine they work with, and no extra Python thread. */
+        overrides[n_env++] = "GRPC_ENABLE_FORK_SUPPORT=True";
+        overrides[n_env++] = "GRPC_POLL_STRATEGY=poll";
+        overrides[n_env++] = "RAY_start_python_gc_manager_thread=0";
+    }
+    char **envp = proc_env_build(overrides, n_env);
 
     proc_spawn_options_t so = {.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1};
     int rc = proc_spawn(argv, envp, &so, &w->pid);
@@ -742,6 +757,13 @@ pool_t *pool_create(loop_t *loop, cq_bridge_t *bridge, const pool_options_t *opt
     pool->opts = *opts;
     pool->opts.python_worker_command = NULL;
     pool->opts.worker_port_list = NULL;
+    pool->opts.preload_modules = NULL;
+    if (opts->preload_modules && *opts->preload_modules) {
+        pool->preload_arg = malloc(strlen(opts->preload_modules) + 32);
+        if (!pool->preload_arg)
+            abort();
+        sprintf(pool->preload_arg, "--worker-preload-modules=%s", opts->preload_modules);
+    }
     if (pool->opts.maximum_startup_concurrency < 1)
         pool->opts.maximum_startup_concurrency = 1;
     pool->cbs = *cbs;
@@ -787,6 +809,7 @@ void pool_destroy(pool_t *pool)
         pool_free_worker(pool, w);
     }
     cmdline_free(pool->argv_template);
+    free(pool->preload_arg);
     free(pool->ports);
     free(pool);
 }

@@ -36,6 +36,10 @@ typedef struct pool_options {
     uint64_t idle_timeout_ms;
     int soft_limit;                       /* idle workers kept beyond the timeout */
     bool ray_debugger_external;
+    /* From the system config, as the stock raylet passes them on: */
+    bool support_fork;              /* gRPC fork support in workers */
+    int grpc_threads;               /* RAY_num_grpc_internal_threads; 0: unset */
+    const char *preload_modules;    /* comma-joined names or NULL; copied */
 } pool_options_t;
 
 typedef struct pool_callbacks {

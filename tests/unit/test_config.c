@@ -63,3 +63,34 @@ Test(config, malformed_json_keeps_defaults_but_the_text)
     cr_assert_eq(c.oom_grace_period_s, 2, "a wrongly typed value is ignored");
     config_free(&c);
 }
+
+/* preload_python_modules goes onto every worker's command line: a JSON array
+ * of dotted names, or the env var's comma-separated form; anything else
+ * (wrong type, a name with a space or a comma inside) keeps what was there. */
+Test(config, module_lists_from_json_and_environment)
+{
+    setenv("RAY_preload_python_modules", "json,os.path", 1);
+    config_t c;
+    config_init(&c);
+    cr_assert_str_eq(c.preload_python_modules, "json,os.path");
+    cr_assert_eq(config_apply_json(&c, "{\"preload_python_modules\": [\"numpy\", \"a.b_c\"],"
+                                       " \"support_fork\": true}"),
+                 0);
+    cr_assert_str_eq(c.preload_python_modules, "numpy,a.b_c");
+    cr_assert(c.support_fork);
+    config_apply_json(&c, "{\"preload_python_modules\": [\"x --evil\"]}");
+    cr_assert_str_eq(c.preload_python_modules, "numpy,a.b_c");
+    config_apply_json(&c, "{\"preload_python_modules\": [\"a,b\"]}");
+    cr_assert_str_eq(c.preload_python_modules, "numpy,a.b_c");
+    config_apply_json(&c, "{\"preload_python_modules\": \"numpy\"}");
+    cr_assert_str_eq(c.preload_python_modules, "numpy,a.b_c");
+    config_apply_json(&c, "{\"preload_python_modules\": []}");
+    cr_assert_str_eq(c.preload_python_modules, "");
+    config_free(&c);
+
+    setenv("RAY_preload_python_modules", "json; rm -rf /", 1);
+    config_init(&c);
+    cr_assert_str_eq(c.preload_python_modules, "", "a malformed value keeps the default");
+    config_free(&c);
+    unsetenv("RAY_preload_python_modules");
+}

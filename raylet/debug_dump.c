@@ -1,0 +1,189 @@
+#include "raylet/debug_dump.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "raylet/raylet_int.h"
+
+/* Appends to a bounded buffer, counting what did not fit. */
+typedef struct dd_buf {
+    char *p;
+    size_t cap, len;
+} dd_buf_t;
+
+static void dd_printf(dd_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void dd_printf(dd_buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = b->len < b->cap ? b->cap - b->len : 0;
+    int n = vsnprintf(room ? b->p + b->len : NULL, room, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        b->len += (size_t)n;
+}
+
+static void dd_workers(dd_buf_t *b, struct raylet *r)
+{
+    size_t jobs = 0;
+    for (size_t i = 0; i < r->job_count; i++)
+        jobs += !r->jobs[i].finished;
+    size_t workers = 0, drivers = 0, starting = 0, idle = 0, leased = 0, actors = 0, blocked = 0;
+    enum { MAX_LISTED = 65536 };
+    worker_t **list = r->pool ? malloc(MAX_LISTED * sizeof *list) : NULL;
+    size_t n = list ? pool_list(r->pool, list, MAX_LISTED) : 0;
+    for (size_t i = 0; i < n; i++) {
+        const worker_t *w = list[i];
+        if (w->type == WORKER_TYPE_DRIVER) {
+            drivers++;
+            continue;
+        }
+        if (w->state == WORKER_STARTING) {
+            starting++;
+            continue;
+        }
+        /* Like the stock raylet: registered worker processes, idle or not. */
+        workers++;
+        idle += w->state == WORKER_IDLE;
+        leased += w->state == WORKER_LEASED;
+        actors += w->is_actor;
+        blocked += w->blocked;
+    }
+    free(list);
+    dd_printf(b, "WorkerPool:\n");
+    dd_printf(b, "- registered jobs: %zu\n", jobs);
+    dd_printf(b, "- num PYTHON workers: %zu\n", workers);
+    dd_printf(b, "- num PYTHON drivers: %zu\n", drivers);
+    dd_printf(b, "- num PYTHON pending start requests: %zu\n", starting);
+    dd_printf(b, "- idle workers: %zu\n", idle);
+    dd_printf(b, "- leased workers: %zu (actors: %zu, blocked: %zu)\n", leased, actors, blocked);
+}
+
+/* A fixed-point amount as a plain decimal: "17657210880", "0.25". */
+static void dd_amount(char *out, size_t cap, res_amount_t a)
+{
+    res_amount_t whole = a / RES_UNIT, frac = a % RES_UNIT;
+    if (frac < 0)
+        frac = -frac;
+    if (frac == 0) {
+        snprintf(out, cap, "%lld", (long long)whole);
+        return;
+    }
+    int len = snprintf(out, cap, "%s%lld.%04lld", a < 0 && whole == 0 ? "-" : "", (long long)whole,
+                       (long long)frac);
+    while (len > 0 && (size_t)len < cap && out[len - 1] == '0')
+        out[--len] = '\0';
+}
+
+static void dd_resources(dd_buf_t *b, struct raylet *r)
+{
+    dd_printf(b, "Resources (available / total):\n");
+    size_t n = r->resources ? res_node_count(r->resources) : 0;
+    for (size_t i = 0; i < n; i++) {
+        res_entry_t e;
+        res_node_entry_at(r->resources, i, &e);
+        char avail[48], total[48];
+        dd_amount(avail, sizeof avail, e.available);
+        dd_amount(total, sizeof total, e.total);
+        dd_printf(b, "- %s: %s / %s\n", e.name, avail, total);
+    }
+}
+
+size_t debug_dump_format(struct raylet *r, char *buf, size_t cap)
+{
+    dd_buf_t b = {.p = buf, .cap = cap};
+    if (cap)
+        buf[0] = '\0';
+    dd_printf(&b, "NodeManager:\n");
+    dd_printf(&b, "Node ID: %s\n", r->node_hex);
+    dd_printf(&b, "Node address: %s:%d\n", r->flags.node_ip_address ? r->flags.node_ip_address : "",
+              r->node_manager_port);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t now_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
+    dd_printf(&b, "Daemon: craylet, pid %d, up %llu s\n", (int)getpid(),
+              (unsigned long long)(now_ms > r->start_wall_ms ? (now_ms - r->start_wall_ms) / 1000 : 0));
+    dd_resources(&b, r);
+    dd_workers(&b, r);
+    dd_printf(&b, "LeaseManager:\n");
+    dd_printf(&b, "- granted leases: %zu\n", r->leases ? lease_mgr_granted(r->leases) : 0);
+    dd_printf(&b, "- queued leases: %zu\n", r->leases ? lease_mgr_queued(r->leases) : 0);
+    dd_printf(&b, "- placement group bundles: %zu\n", r->bundles ? bundles_count(r->bundles) : 0);
+    dd_printf(&b, "WaitManager:\n");
+    dd_printf(&b, "- num active wait requests: %zu\n", r->owait ? owait_count(r->owait) : 0);
+    dd_printf(&b, "RaySyncer:\n");
+    dd_printf(&b, "- batches sent: %llu, received: %llu\n",
+              (unsigned long long)(r->syncer ? syncer_sent(r->syncer) : 0),
+              (unsigned long long)(r->syncer ? syncer_received(r->syncer) : 0));
+    dd_printf(&b, "ObjectStore:\n");
+    if (r->store) {
+        size_t room = b.len < b.cap ? b.cap - b.len : 0;
+        b.len += store_debug_string(r->store, room ? b.p + b.len : NULL, room);
+        dd_printf(&b, "\n");
+    }
+    return b.len;
+}
+
+static int debug_dump_write(struct raylet *r)
+{
+    size_t want = debug_dump_format(r, NULL, 0) + 1;
+    char *text = malloc(want + 4096); /* state may grow between the two passes */
+    if (!text)
+        abort();
+    size_t len = debug_dump_format(r, text, want + 4096);
+    if (len >= want + 4096)
+        len = want + 4095;
+
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/debug_state.txt", r->flags.log_dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int rc = 0;
+    FILE *f = fopen(tmp, "w");
+    if (!f || fwrite(text, 1, len, f) != len || fclose(f) != 0) {
+        rc = -errno;
+        if (f && rc == 0)
+            rc = -EIO;
+    } else if (rename(tmp, path) != 0) {
+        rc = -errno;
+    }
+    if (rc != 0)
+        unlink(tmp);
+    free(text);
+    return rc;
+}
+
+static void debug_dump_on_timer(loop_t *loop, uint64_t id, void *data)
+{
+    struct raylet *r = data;
+    r->debug_dump_timer = 0;
+    int rc = debug_dump_write(r);
+    if (rc != 0 && !r->debug_dump_failed) {
+        /* Logged once: a full or read-only disk would otherwise flood the log. */
+        log_warn("cannot write %s/debug_state.txt: %s", r->flags.log_dir, strerror(-rc));
+        r->debug_dump_failed = true;
+    } else if (rc == 0) {
+        r->debug_dump_failed = false;
+    }
+    r->debug_dump_timer =
+        loop_add_timer(loop, (uint64_t)r->config.debug_dump_period_milliseconds, debug_dump_on_timer, r);
+}
+
+void debug_dump_start(struct raylet *r)
+{
+    if (r->config.debug_dump_period_milliseconds <= 0 || !r->flags.log_dir || !*r->flags.log_dir)
+        return;
+    r->debug_dump_timer = loop_add_timer(r->loop, 0, debug_dump_on_timer, r);
+}
+
+void debug_dump_stop(struct raylet *r)
+{
+    if (r->debug_dump_timer)
+        loop_cancel_timer(r->loop, r->debug_dump_timer);
+    r->debug_dump_timer = 0;
+}
