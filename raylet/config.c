@@ -42,6 +42,9 @@ static const config_key_t config_keys[] = {
     {"worker_num_grpc_internal_threads", CONFIG_INT, offsetof(config_t, worker_num_grpc_internal_threads)},
     {"preload_python_modules", CONFIG_STRLIST, offsetof(config_t, preload_python_modules)},
     {"debug_dump_period_milliseconds", CONFIG_INT, offsetof(config_t, debug_dump_period_milliseconds)},
+    {"worker_cap_enabled", CONFIG_BOOL, offsetof(config_t, worker_cap_enabled)},
+    {"worker_cap_initial_backoff_delay_ms", CONFIG_INT, offsetof(config_t, worker_cap_initial_backoff_delay_ms)},
+    {"worker_cap_max_backoff_delay_ms", CONFIG_INT, offsetof(config_t, worker_cap_max_backoff_delay_ms)},
 };
 
 static const char *config_kind_name(config_kind_t kind)
@@ -161,6 +164,9 @@ void config_init(config_t *cfg)
     cfg->preallocate_plasma_memory = false;
     cfg->kill_worker_timeout_milliseconds = 5000;
     cfg->debug_dump_period_milliseconds = 10000;
+    cfg->worker_cap_enabled = true;
+    cfg->worker_cap_initial_backoff_delay_ms = 1000;
+    cfg->worker_cap_max_backoff_delay_ms = 10000;
     cfg->system_config_json = strdup("{}");
     cfg->preload_python_modules = strdup("");
     if (!cfg->system_config_json || !cfg->preload_python_modules)

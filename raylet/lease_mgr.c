@@ -41,7 +41,19 @@ typedef struct lease {
     res_set_t *cpu_set;     /* what cpu_alloc holds */
     worker_t *worker;
     pool_pop_t *pop;
+    uint64_t class_key;   /* the scheduling class, hashed */
+    bool class_counted;   /* holds one of its class's granted slots */
 } lease_t;
+
+/* One scheduling class with leases holding resources: the worker cap's
+ * bookkeeping (see lease_mgr.h). */
+typedef struct lease_class {
+    uint64_t key;
+    size_t granted;          /* leases holding resources (blocked ones too) */
+    size_t capacity;         /* node CPUs / the class's CPU; SIZE_MAX: no cap */
+    uint64_t next_grant_ms;  /* over capacity: no new lease before this */
+    bool warned_throttle;    /* the back-off reached its maximum (logged once) */
+} lease_class_t;
 
 typedef struct lease_backlog {
     char *shape;
@@ -63,6 +75,11 @@ struct lease_mgr {
     bool reschedule;
     lease_backlog_t *backlogs;
     size_t backlog_count, backlog_cap;
+    lease_class_t *classes;
+    size_t class_count, class_cap;
+    bool cap_enabled;
+    uint64_t cap_initial_ms, cap_max_ms;
+    uint64_t cap_timer, cap_timer_at; /* wakes the queue when a back-off ends */
     /* Storage behind the last lease_mgr_fill_load() result. */
     void **load_mem;
     size_t load_mem_count, load_mem_cap;
@@ -100,6 +117,142 @@ static char *lease_shape_key(const res_set_t *set)
     return s;
 }
 
+/* FNV-1a, 64 bit: a scheduling class is identified by a hash of what
+ * defines it; a collision only merges the caps of two classes. */
+static uint64_t lease_hash(uint64_t h, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+static uint64_t lease_hash_msg(uint64_t h, const ProtobufCMessage *m)
+{
+    if (!m)
+        return lease_hash(h, "-", 1);
+    uint8_t stack[512];
+    size_t len = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = len <= sizeof stack ? stack : lease_xcalloc(len, 1);
+    protobuf_c_message_pack(m, buf);
+    h = lease_hash(h, buf, len);
+    if (buf != stack)
+        free(buf);
+    return lease_hash(h, "|", 1);
+}
+
+static uint64_t lease_class_key(const Ray__Rpc__LeaseSpec *spec, const res_set_t *request)
+{
+    uint64_t h = 14695981039346656037ull;
+    char *shape = lease_shape_key(request);
+    h = lease_hash(h, shape, strlen(shape) + 1);
+    free(shape);
+    int64_t depth = spec->depth;
+    h = lease_hash(h, &depth, sizeof depth);
+    h = lease_hash_msg(h, (const ProtobufCMessage *)spec->function_descriptor);
+    h = lease_hash_msg(h, (const ProtobufCMessage *)spec->scheduling_strategy);
+    h = lease_hash_msg(h, (const ProtobufCMessage *)spec->label_selector);
+    h = lease_hash_msg(h, (const ProtobufCMessage *)spec->fallback_strategy);
+    return h;
+}
+
+static lease_class_t *lease_class_find(lease_mgr_t *mgr, uint64_t key)
+{
+    for (size_t i = 0; i < mgr->class_count; i++)
+        if (mgr->classes[i].key == key)
+            return &mgr->classes[i];
+    return NULL;
+}
+
+/* The class entry for a lease about to take resources, made on first use.
+ * Valid until the class table next changes. */
+static lease_class_t *lease_class_get(lease_mgr_t *mgr, const lease_t *l)
+{
+    lease_class_t *c = lease_class_find(mgr, l->class_key);
+    if (c)
+        return c;
+    if (mgr->class_count == mgr->class_cap) {
+        mgr->class_cap = mgr->class_cap ? mgr->class_cap * 2 : 16;
+        mgr->classes = realloc(mgr->classes, mgr->class_cap * sizeof *mgr->classes);
+        if (!mgr->classes)
+            abort();
+    }
+    c = &mgr->classes[mgr->class_count++];
+    c->key = l->class_key;
+    c->granted = 0;
+    c->next_grant_ms = UINT64_MAX;
+    /* As many leases as the node's CPUs hold copies of the class's CPU
+     * request, rounded; classes needing no CPU are never capped. */
+    res_amount_t cpu = res_set_get(l->request, "CPU");
+    res_amount_t total = res_node_total(mgr->res, "CPU");
+    if (cpu <= 0 || total <= 0) {
+        c->capacity = SIZE_MAX;
+    } else {
+        c->capacity = (size_t)((total + cpu / 2) / cpu);
+        if (c->capacity == 0)
+            c->capacity = 1;
+    }
+    return c;
+}
+
+/* The lease gives back its class slot; an empty class is forgotten. */
+static void lease_class_release(lease_mgr_t *mgr, lease_t *l)
+{
+    if (!l->class_counted)
+        return;
+    l->class_counted = false;
+    lease_class_t *c = lease_class_find(mgr, l->class_key);
+    if (!c)
+        return;
+    if (c->granted > 0)
+        c->granted--;
+    if (c->granted == 0)
+        *c = mgr->classes[--mgr->class_count];
+}
+
+static void lease_on_cap_timer(loop_t *loop, uint64_t id, void *data)
+{
+    lease_mgr_t *mgr = data;
+    mgr->cap_timer = 0;
+    mgr->cap_timer_at = 0;
+    lease_mgr_schedule(mgr);
+}
+
+static void lease_arm_cap_timer(lease_mgr_t *mgr, uint64_t at_ms)
+{
+    if (mgr->cap_timer && mgr->cap_timer_at <= at_ms)
+        return;
+    if (mgr->cap_timer)
+        loop_cancel_timer(mgr->loop, mgr->cap_timer);
+    uint64_t now = loop_now_ms(mgr->loop);
+    mgr->cap_timer = loop_add_timer(mgr->loop, at_ms > now ? at_ms - now : 0, lease_on_cap_timer, mgr);
+    mgr->cap_timer_at = at_ms;
+}
+
+/* May a lease of class c take resources now?  Past its capacity a class
+ * waits initial << (extra leases) ms, at most cap_max, counted from the
+ * first time it was held back; a grant resets the clock. */
+static bool lease_class_may_grant(lease_mgr_t *mgr, lease_class_t *c)
+{
+    if (!mgr->cap_enabled || c->granted < c->capacity)
+        return true;
+    uint64_t now = loop_now_ms(mgr->loop);
+    if (now >= c->next_grant_ms)
+        return true;
+    size_t extra = c->granted - c->capacity;
+    uint64_t wait = mgr->cap_max_ms;
+    if (extra < 63 && mgr->cap_initial_ms <= (mgr->cap_max_ms >> extra))
+        wait = mgr->cap_initial_ms << extra;
+    if (wait == mgr->cap_max_ms && extra > 0 && !c->warned_throttle) {
+        c->warned_throttle = true;
+        log_warn("starting too many worker processes for one kind of task; worker start-up is throttled");
+    }
+    if (now + wait < c->next_grant_ms)
+        c->next_grant_ms = now + wait;
+    lease_arm_cap_timer(mgr, c->next_grant_ms);
+    return false;
+}
+
 static void lease_unlink(lease_t *l)
 {
     l->prev->next = l->next;
@@ -135,6 +288,7 @@ static void lease_set_granted_count(lease_mgr_t *mgr, size_t n)
 
 static void lease_release_resources(lease_mgr_t *mgr, lease_t *l)
 {
+    lease_class_release(mgr, l);
     if (l->alloc)
         res_free(mgr->res, l->alloc);
     if (l->cpu_alloc)
@@ -333,8 +487,28 @@ static bool lease_try_one(lease_mgr_t *mgr, lease_t *l)
 {
     int rc = res_check(mgr->res, l->request);
     if (rc == 0) {
-        if (lease_take_resources(mgr, l) != 0)
+        lease_class_t *c = lease_class_get(mgr, l);
+        if (!lease_class_may_grant(mgr, c)) {
+            /* Held back by the worker cap: another node with the resources
+             * free may run it now. */
+            lease_remote_t remote;
+            if (!l->grant_or_reject && !l->affinity_local_only && mgr->cbs.pick_remote &&
+                mgr->cbs.pick_remote(mgr->ctx, l->request, true, &remote)) {
+                lease_reply_spillback(l, &remote);
+                if (c->granted == 0)
+                    *c = mgr->classes[--mgr->class_count];
+                return true;
+            }
             return false;
+        }
+        if (lease_take_resources(mgr, l) != 0) {
+            if (c->granted == 0)
+                *c = mgr->classes[--mgr->class_count];
+            return false;
+        }
+        c->granted++;
+        c->next_grant_ms = UINT64_MAX;
+        l->class_counted = true;
         l->infeasible = false;
         lease_start_grant(mgr, l);
         return true;
@@ -453,6 +627,7 @@ void lease_mgr_request(lease_mgr_t *mgr, rpc_call_t *call, const Ray__Rpc__Reque
         memcpy(l->job_id, spec->job_id.data, ID_JOB_SIZE);
     l->language = spec->language;
     l->task_type = spec->type;
+    l->class_key = lease_class_key(spec, l->request);
     lease_set_runtime_env(l, spec->runtime_env_info);
     l->grant_or_reject = req->grant_or_reject;
     const Ray__Rpc__SchedulingStrategy *ss = spec->scheduling_strategy;
@@ -802,6 +977,11 @@ lease_mgr_t *lease_mgr_create(loop_t *loop, res_node_t *resources, pool_t *pool,
     mgr->cbs = *cbs;
     mgr->ctx = ctx;
     mgr->leases.next = mgr->leases.prev = &mgr->leases;
+    mgr->cap_enabled = opts->worker_cap_enabled;
+    mgr->cap_initial_ms = opts->worker_cap_initial_backoff_ms;
+    mgr->cap_max_ms = opts->worker_cap_max_backoff_ms;
+    if (mgr->cap_max_ms < mgr->cap_initial_ms)
+        mgr->cap_max_ms = mgr->cap_initial_ms;
     return mgr;
 }
 
@@ -822,6 +1002,9 @@ void lease_mgr_destroy(lease_mgr_t *mgr)
         lease_unlink(l);
         lease_free(l);
     }
+    if (mgr->cap_timer)
+        loop_cancel_timer(mgr->loop, mgr->cap_timer);
+    free(mgr->classes);
     lease_load_release(mgr);
     free(mgr->load_mem);
     for (size_t i = 0; i < mgr->backlog_count; i++)

@@ -11,7 +11,13 @@
  * grant-or-reject, or kept as infeasible demand for the autoscaler.
  *
  * A worker blocked in ray.get lends its CPU back to the queue until it
- * unblocks, so nested tasks cannot deadlock a small node. */
+ * unblocks, so nested tasks cannot deadlock a small node.  That alone would
+ * let a flood of one kind of task (one scheduling class: shape, function,
+ * nesting depth, strategy) start a worker for every queued task while the
+ * first ones block; as in the stock raylet, a class already holding as many
+ * leases as the node has CPUs for it gets one more only after a back-off
+ * that doubles with each extra lease (the "worker cap"), while tasks of
+ * other classes (the nested ones the blocked tasks wait for) go first. */
 #ifndef CRAYLET_RAYLET_LEASE_MGR_H
 #define CRAYLET_RAYLET_LEASE_MGR_H
 
@@ -45,6 +51,9 @@ typedef struct lease_mgr_callbacks {
 typedef struct lease_mgr_options {
     const uint8_t *node_id; /* 28 bytes, copied */
     const char *node_ip_address;
+    bool worker_cap_enabled;
+    uint64_t worker_cap_initial_backoff_ms; /* first extra lease of a capped class */
+    uint64_t worker_cap_max_backoff_ms;     /* the doubling stops here */
 } lease_mgr_options_t;
 
 lease_mgr_t *lease_mgr_create(loop_t *loop, res_node_t *resources, pool_t *pool,

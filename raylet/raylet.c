@@ -665,7 +665,17 @@ static void raylet_start_serving(struct raylet *r)
     };
     static const pool_callbacks_t pcbs = {.on_worker_dead = raylet_on_worker_dead};
     r->pool = pool_create(r->loop, r->bridge, &po, &pcbs, r);
-    lease_mgr_options_t lo = {.node_id = r->node_id, .node_ip_address = r->flags.node_ip_address};
+    lease_mgr_options_t lo = {
+        .node_id = r->node_id,
+        .node_ip_address = r->flags.node_ip_address,
+        .worker_cap_enabled = r->config.worker_cap_enabled,
+        .worker_cap_initial_backoff_ms = r->config.worker_cap_initial_backoff_delay_ms > 0
+                                             ? (uint64_t)r->config.worker_cap_initial_backoff_delay_ms
+                                             : 1,
+        .worker_cap_max_backoff_ms = r->config.worker_cap_max_backoff_delay_ms > 0
+                                         ? (uint64_t)r->config.worker_cap_max_backoff_delay_ms
+                                         : 1,
+    };
     static const lease_mgr_callbacks_t lcbs = {.pick_remote = raylet_pick_remote,
                                                .on_busy_changed = raylet_on_busy_changed};
     r->leases = lease_mgr_create(r->loop, r->resources, r->pool, &lo, &lcbs, r);

@@ -452,3 +452,45 @@ def test_cpu_and_gpu_work_never_share_a_worker(cluster, craylet):
         emit({"cpu": sorted(cpu_pids), "gpu": sorted(gpu_pids)})
     """)
     assert not set(res["cpu"]) & set(res["gpu"]), res
+
+
+def test_worker_cap_holds_back_a_flood_of_blocking_tasks(cluster, craylet):
+    """Each task blocks on a nested one.  Blocked tasks lend their CPU, but
+    the tasks' own class is capped (back-off before each extra lease), so the
+    CPU goes to the nested tasks instead of a new worker per queued task."""
+    head(cluster, craylet, num_cpus=1)
+    res = run_driver(cluster, """
+        @ray.remote(num_cpus=0)
+        class Counter:
+            def __init__(self):
+                self.now = 0
+                self.most = 0
+            def inc(self):
+                self.now += 1
+                self.most = max(self.most, self.now)
+            def dec(self):
+                self.now -= 1
+            def peak(self):
+                return self.most
+
+        counter = Counter.remote()
+
+        @ray.remote(num_cpus=1)
+        def inner():
+            return 1
+
+        @ray.remote(num_cpus=1)
+        def outer():
+            ray.get(counter.inc.remote())
+            out = ray.get(inner.remote())
+            ray.get(counter.dec.remote())
+            return out
+
+        ready, _ = ray.wait([outer.remote() for _ in range(200)], num_returns=200, timeout=120)
+        emit({"done": len(ready), "sum": sum(ray.get(ready)), "peak": ray.get(counter.peak.remote())})
+    """)
+    assert res["done"] == 200 and res["sum"] == 200, res
+    # With the cap the one CPU alternates between outer and inner tasks
+    # (a back-off of 1 s, then 2 s, ... lets a few more in); without it,
+    # about every queued task got a worker of its own (24 when measured).
+    assert res["peak"] <= 8, res
