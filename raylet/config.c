@@ -42,6 +42,8 @@ static const config_key_t config_keys[] = {
     {"worker_num_grpc_internal_threads", CONFIG_INT, offsetof(config_t, worker_num_grpc_internal_threads)},
     {"preload_python_modules", CONFIG_STRLIST, offsetof(config_t, preload_python_modules)},
     {"debug_dump_period_milliseconds", CONFIG_INT, offsetof(config_t, debug_dump_period_milliseconds)},
+    {"prestart_worker_first_driver", CONFIG_BOOL, offsetof(config_t, prestart_worker_first_driver)},
+    {"enable_worker_prestart", CONFIG_BOOL, offsetof(config_t, enable_worker_prestart)},
     {"worker_cap_enabled", CONFIG_BOOL, offsetof(config_t, worker_cap_enabled)},
     {"worker_cap_initial_backoff_delay_ms", CONFIG_INT, offsetof(config_t, worker_cap_initial_backoff_delay_ms)},
     {"worker_cap_max_backoff_delay_ms", CONFIG_INT, offsetof(config_t, worker_cap_max_backoff_delay_ms)},
@@ -164,6 +166,8 @@ void config_init(config_t *cfg)
     cfg->preallocate_plasma_memory = false;
     cfg->kill_worker_timeout_milliseconds = 5000;
     cfg->debug_dump_period_milliseconds = 10000;
+    cfg->prestart_worker_first_driver = true;
+    cfg->enable_worker_prestart = false;
     cfg->worker_cap_enabled = true;
     cfg->worker_cap_initial_backoff_delay_ms = 1000;
     cfg->worker_cap_max_backoff_delay_ms = 10000;

@@ -29,6 +29,8 @@ typedef struct config {
     int64_t worker_num_grpc_internal_threads; /* 0: the worker's default */
     char *preload_python_modules;             /* owned; comma-joined, "" for none */
     int64_t debug_dump_period_milliseconds;   /* debug_state.txt; 0 or less: never */
+    bool prestart_worker_first_driver; /* warm workers when the first driver connects */
+    bool enable_worker_prestart;       /* ... or already at start-up */
     bool worker_cap_enabled;
     int64_t worker_cap_initial_backoff_delay_ms;
     int64_t worker_cap_max_backoff_delay_ms;

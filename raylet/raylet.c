@@ -681,6 +681,11 @@ static void raylet_start_serving(struct raylet *r)
     r->leases = lease_mgr_create(r->loop, r->resources, r->pool, &lo, &lcbs, r);
     r->osub = osub_create(r->loop, r->bridge, r->node_id, r->flags.node_ip_address, r->node_manager_port,
                           raylet_on_primary_released, r);
+    if (r->pool && r->config.enable_worker_prestart && r->flags.num_prestart_python_workers > 0) {
+        uint8_t no_job[ID_JOB_SIZE];
+        memset(no_job, 0xff, sizeof no_job);
+        pool_prestart(r->pool, no_job, RAY__RPC__LANGUAGE__PYTHON, (size_t)r->flags.num_prestart_python_workers);
+    }
     if (!r->pool || !r->leases) {
         raylet_shutdown(r, 1, false, 0, NULL);
         return;

@@ -75,6 +75,7 @@ struct raylet {
     size_t job_count, job_cap;
 
     bool grpc_started;
+    bool first_driver_seen; /* workers are prestarted for the first one */
     raylet_state_t state;
     int exit_code;
     uint8_t node_id[28];

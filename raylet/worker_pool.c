@@ -75,6 +75,20 @@ static uint64_t pool_wall_ms(void)
 
 static bool pool_job_eq(const uint8_t *a, const uint8_t *b) { return memcmp(a, b, ID_JOB_SIZE) == 0; }
 
+/* Can a worker started for `have` serve `want`?  Prestarted workers belong
+ * to no job (nil id) until their first lease gives them one. */
+static bool pool_job_fits(const uint8_t *have, const uint8_t *want)
+{
+    return pool_job_eq(have, want) || id_is_nil(have, ID_JOB_SIZE);
+}
+
+/* Hand `w` to a lease of `job`: a job-less worker joins that job for good. */
+static void pool_assign_job(worker_t *w, const uint8_t job[ID_JOB_SIZE])
+{
+    if (id_is_nil(w->job_id, ID_JOB_SIZE))
+        memcpy(w->job_id, job, ID_JOB_SIZE);
+}
+
 /* ---- worker ports ---------------------------------------------------------- */
 
 static bool pool_port_bindable(int port)
@@ -279,10 +293,11 @@ static bool pool_serve_pop(pool_t *pool, worker_t *w)
 {
     for (pool_pop_t *p = pool->pops.next; p != &pool->pops; p = p->next) {
         if (p->language != w->language || p->runtime_env_hash != w->runtime_env_hash ||
-            !pool_job_eq(p->job_id, w->job_id) || (w->gpu_kind && w->gpu_kind != p->gpu_kind) ||
+            !pool_job_fits(w->job_id, p->job_id) || (w->gpu_kind && w->gpu_kind != p->gpu_kind) ||
             (p->actor && w->ran_tasks))
             continue;
         pool_unlink_pop(p);
+        pool_assign_job(w, p->job_id);
         w->gpu_kind = p->gpu_kind;
         w->state = WORKER_LEASED; /* the callback's owner decides from here */
         p->cb(p->ctx, w, 0, NULL, false);
@@ -373,7 +388,7 @@ static void pool_start_for_pops(pool_t *pool)
                 want++;
         for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next)
             if ((w->state == WORKER_STARTING || w->state == WORKER_REGISTERED) &&
-                pool_job_eq(w->job_id, p->job_id) && w->language == p->language &&
+                pool_job_fits(w->job_id, p->job_id) && w->language == p->language &&
                 w->runtime_env_hash == p->runtime_env_hash)
                 have++;
         if (have >= want)
@@ -396,9 +411,10 @@ pool_pop_t *pool_pop(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int langua
     /* Newest idle first: its caches are warmest. */
     for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next) {
         if (w->state != WORKER_IDLE || w->exit_requested || w->language != language ||
-            w->runtime_env_hash != hash || !pool_job_eq(w->job_id, job_id) ||
+            w->runtime_env_hash != hash || !pool_job_fits(w->job_id, job_id) ||
             (w->gpu_kind && w->gpu_kind != gpu_kind) || (env && env->actor && w->ran_tasks))
             continue;
+        pool_assign_job(w, job_id);
         w->state = WORKER_LEASED;
         w->gpu_kind = gpu_kind;
         cb(ctx, w, 0, NULL, false);

@@ -75,8 +75,22 @@ static int wsock_on_register(wclient_t *c, const wmsg_t *m)
     }
     c->worker = w;
     w->client = c;
-    if (w->type == WORKER_TYPE_DRIVER)
+    if (w->type == WORKER_TYPE_DRIVER) {
         raylet_job_add(r, m->job_id, (const uint8_t *)m->job_config.data, m->job_config.len);
+        /* The first Python driver gets a node's worth of warm workers, as
+         * under the stock raylet; they belong to no job until leased.
+         * Unlike stock, the driver's registration does not wait for them. */
+        if (!r->first_driver_seen && w->language == RAY__RPC__LANGUAGE__PYTHON) {
+            r->first_driver_seen = true;
+            if (r->config.prestart_worker_first_driver && !r->config.enable_worker_prestart &&
+                r->flags.num_prestart_python_workers > 0) {
+                uint8_t no_job[ID_JOB_SIZE];
+                memset(no_job, 0xff, sizeof no_job);
+                pool_prestart(r->pool, no_job, RAY__RPC__LANGUAGE__PYTHON,
+                              (size_t)r->flags.num_prestart_python_workers);
+            }
+        }
+    }
     log_debug("%s %s registered (pid %lld)", w->type == WORKER_TYPE_DRIVER ? "driver" : "worker", w->id_hex,
               (long long)m->worker_pid);
     return wsock_reply_register(c, true, "", pool_assigned_port(w));

@@ -81,3 +81,25 @@ def test_debug_state_counts_workers_and_drivers(cluster, craylet):
     workers, drivers, cpu = res["busy"]
     assert workers == 2 and drivers == 1, res
     assert cpu == ["0", "2"], res
+
+
+def test_first_driver_gets_prestarted_workers_that_its_tasks_use(cluster, craylet):
+    head(cluster, craylet, num_cpus=2)
+    res = run_driver(cluster, """
+        from ray._private.state import state
+        # No task yet: the workers come from the first driver connecting.
+        deadline = time.time() + 60
+        while time.time() < deadline and len(state.workers()) < 2:
+            time.sleep(0.1)
+        warm = sorted(state.workers())
+
+        @ray.remote
+        def whoami():
+            time.sleep(1)
+            return ray.get_runtime_context().get_worker_id()
+        used = ray.get([whoami.remote(), whoami.remote()])
+        emit({"warm": warm, "used": sorted(used)})
+    """)
+    assert len(res["warm"]) == 2, res
+    # Job-less prestarted workers are handed to the job's first leases.
+    assert res["used"] == res["warm"], res
