@@ -670,6 +670,7 @@ void lease_mgr_return(lease_mgr_t *mgr, rpc_call_t *call, const Ray__Rpc__Return
             /* The owner saw it misbehave, or it is on its way out: never reuse. */
             w->exit_requested = true;
             if (req->disconnect_worker && w->pid > 0) {
+                w->failed_while_leased = true; /* its driver is told (worker_died) */
                 log_info("killing worker %s on its owner's request: %s", w->id_hex,
                          req->disconnect_worker_error_detail ? req->disconnect_worker_error_detail : "");
                 pool_disconnect(mgr->pool, w, RAY__RPC__WORKER_EXIT_TYPE__SYSTEM_ERROR,

@@ -138,9 +138,43 @@ static void raylet_on_gcs_reply_logged(void *ctx, int err, const char *message, 
 
 /* Everything that must happen when a worker or driver is gone: its lease,
  * its waits, and GCS, which fails or restarts actors from this report. */
+void raylet_report_job_error(struct raylet *r, const uint8_t *job_id, size_t job_id_len, const char *type,
+                             const char *message, double timestamp_ms)
+{
+    Ray__Rpc__ErrorTableData data = RAY__RPC__ERROR_TABLE_DATA__INIT;
+    data.job_id.data = (uint8_t *)job_id;
+    data.job_id.len = job_id_len;
+    data.type = (char *)type;
+    data.error_message = (char *)message;
+    data.timestamp = timestamp_ms;
+    Ray__Rpc__ReportJobErrorRequest req = RAY__RPC__REPORT_JOB_ERROR_REQUEST__INIT;
+    req.job_error = &data;
+    gcs_call(r->gcs, "/ray.rpc.JobInfoGcsService/ReportJobError", &req.base,
+             &ray__rpc__report_job_error_reply__descriptor, false, raylet_on_gcs_reply_logged, "ReportJobError");
+}
+
+/* A worker that dies of a system error while holding a lease or an actor:
+ * its driver hears of it (the "worker_died" error ray prints), as from
+ * the stock raylet. */
+static void raylet_report_worker_died(struct raylet *r, const worker_t *w, const char *detail)
+{
+    char msg[1024];
+    snprintf(msg, sizeof msg,
+             "A worker died or was killed while executing a task by an unexpected system error. "
+             "To troubleshoot the problem, check the logs for the dead worker. Worker ID: %s Node ID: %s "
+             "Worker IP address: %s Worker port: %d Worker PID: %d Worker exit type: SYSTEM_ERROR "
+             "Worker exit detail: %s",
+             w->id_hex, r->node_hex, r->flags.node_ip_address ? r->flags.node_ip_address : "", w->port,
+             (int)w->pid, detail ? detail : "");
+    raylet_report_job_error(r, w->job_id, ID_JOB_SIZE, "worker_died", msg, (double)raylet_wall_ms());
+}
+
 static void raylet_on_worker_dead(void *ctx, worker_t *w, int exit_type, const char *detail)
 {
     struct raylet *r = ctx;
+    if (w->type == WORKER_TYPE_WORKER && (w->lease || w->is_actor || w->failed_while_leased) &&
+        exit_type == RAY__RPC__WORKER_EXIT_TYPE__SYSTEM_ERROR && r->state == RAYLET_RUNNING)
+        raylet_report_worker_died(r, w, detail);
     lease_mgr_worker_dead(r->leases, w);
     wsock_worker_dead(r, w);
     if (w->type == WORKER_TYPE_DRIVER) {

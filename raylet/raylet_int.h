@@ -117,6 +117,11 @@ raylet_job_t *raylet_job_add(struct raylet *r, const uint8_t id[ID_JOB_SIZE], co
                              size_t config_len);
 void raylet_job_finished(struct raylet *r, const uint8_t id[ID_JOB_SIZE]);
 
+/* Publish an error to a job's driver through GCS (ReportJobError); the
+ * strings are copied.  Failures are logged. */
+void raylet_report_job_error(struct raylet *r, const uint8_t *job_id, size_t job_id_len, const char *type,
+                             const char *message, double timestamp_ms);
+
 /* Register every NodeManagerService / health method on r->server. */
 int nm_service_register(struct raylet *r);
 

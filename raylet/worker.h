@@ -56,6 +56,7 @@ typedef struct worker {
     bool ran_tasks;        /* has run normal tasks (it may own objects others hold) */
     bool blocked;          /* in ray.get/ray.wait: its CPU is lent out */
     bool exit_requested;   /* asked to exit (idle reaping); do not reuse */
+    bool failed_while_leased; /* its owner returned the lease saying it failed */
     uint64_t idle_since_ms;
     uint64_t launch_wall_ms;
 } worker_t;

@@ -297,28 +297,14 @@ static int wsock_on_subscribe_plasma_ready(wclient_t *c, const wmsg_t *m)
 
 /* ---- the rest ---------------------------------------------------------------------- */
 
-static void wsock_on_gcs_done(void *ctx, int err, const char *message, ProtobufCMessage *reply)
-{
-    if (err)
-        log_warn("%s: %s", (const char *)ctx, message);
-}
-
 static int wsock_on_push_error(wclient_t *c, const wmsg_t *m)
 {
     char *type_s = strndup(m->error_type.data ? m->error_type.data : "", m->error_type.len);
     char *msg_s = strndup(m->error_message.data ? m->error_message.data : "", m->error_message.len);
     if (!type_s || !msg_s)
         abort();
-    Ray__Rpc__ErrorTableData data = RAY__RPC__ERROR_TABLE_DATA__INIT;
-    data.job_id.data = (uint8_t *)m->error_job_id.data;
-    data.job_id.len = m->error_job_id.len;
-    data.type = type_s;
-    data.error_message = msg_s;
-    data.timestamp = m->error_timestamp;
-    Ray__Rpc__ReportJobErrorRequest req = RAY__RPC__REPORT_JOB_ERROR_REQUEST__INIT;
-    req.job_error = &data;
-    gcs_call(c->r->gcs, "/ray.rpc.JobInfoGcsService/ReportJobError", &req.base,
-             &ray__rpc__report_job_error_reply__descriptor, false, wsock_on_gcs_done, "ReportJobError");
+    raylet_report_job_error(c->r, (const uint8_t *)m->error_job_id.data, m->error_job_id.len, type_s, msg_s,
+                            m->error_timestamp);
     free(type_s);
     free(msg_s);
     return 0;

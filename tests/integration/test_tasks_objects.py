@@ -126,6 +126,28 @@ def test_sigkilled_worker_is_retried_and_cpu_returns(cluster, craylet, tmp_path)
     assert res["cpu"] == 1
 
 
+def test_worker_that_dies_mid_task_is_reported_to_its_driver(cluster, craylet):
+    head(cluster, craylet, num_cpus=1)
+    res = run_driver(cluster, """
+        from ray._private.test_utils import init_error_pubsub, get_error_message
+        errors_sub = init_error_pubsub()
+
+        @ray.remote(max_retries=0)
+        def die():
+            eval("exit()")
+        try:
+            ray.get(die.remote())
+            crashed = False
+        except ray.exceptions.WorkerCrashedError:
+            crashed = True
+        errors = get_error_message(errors_sub, 1, "worker_died", timeout=30)
+        emit({"crashed": crashed, "errors": [e["error_message"] for e in errors]})
+    """)
+    assert res["crashed"]
+    assert len(res["errors"]) == 1, res
+    assert "died or was killed while executing" in res["errors"][0]
+
+
 def test_put_get_sizes_and_zero_copy(cluster, craylet):
     head(cluster, craylet, num_cpus=1, object_store_memory=600 * MB)
     res = run_driver(cluster, """
