@@ -513,6 +513,6 @@ def test_worker_cap_holds_back_a_flood_of_blocking_tasks(cluster, craylet):
     """)
     assert res["done"] == 200 and res["sum"] == 200, res
     # With the cap the one CPU alternates between outer and inner tasks
-    # (a back-off of 1 s, then 2 s, ... lets a few more in); without it,
-    # about every queued task got a worker of its own (24 when measured).
-    assert res["peak"] <= 8, res
+    # (a back-off of 1 s, then 2 s, ... lets a few more in: 1 when measured);
+    # without it, about every queued task got a worker of its own (24).
+    assert res["peak"] <= 12, res
