@@ -1,6 +1,7 @@
 #include "raylet/debug_dump.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,12 +146,19 @@ static int debug_dump_write(struct raylet *r)
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int rc = 0;
     FILE *f = fopen(tmp, "w");
-    if (!f || fwrite(text, 1, len, f) != len || fclose(f) != 0) {
+    if (!f) {
         rc = -errno;
-        if (f && rc == 0)
-            rc = -EIO;
-    } else if (rename(tmp, path) != 0) {
-        rc = -errno;
+    } else {
+        bool written = fwrite(text, 1, len, f) == len;
+        int saved = errno;
+        if (fclose(f) != 0 && written) {
+            written = false;
+            saved = errno;
+        }
+        if (!written)
+            rc = saved ? -saved : -EIO;
+        else if (rename(tmp, path) != 0)
+            rc = -errno;
     }
     if (rc != 0)
         unlink(tmp);

@@ -165,7 +165,7 @@ static void raylet_report_worker_died(struct raylet *r, const worker_t *w, const
              "Worker IP address: %s Worker port: %d Worker PID: %d Worker exit type: SYSTEM_ERROR "
              "Worker exit detail: %s",
              w->id_hex, r->node_hex, r->flags.node_ip_address ? r->flags.node_ip_address : "", w->port,
-             (int)w->pid, detail ? detail : "");
+             (int)w->spawned_pid, detail ? detail : "");
     raylet_report_job_error(r, w->job_id, ID_JOB_SIZE, "worker_died", msg, (double)raylet_wall_ms());
 }
 

@@ -43,7 +43,8 @@ typedef struct worker {
     worker_type_t type;
     int language;
     int runtime_env_hash;
-    pid_t pid;
+    pid_t pid;             /* -1 once reaped (never signal it again) */
+    pid_t spawned_pid;     /* kept after reaping, for reports */
     worker_state_t state;
     conn_t *conn;          /* NULL until registered */
     void *client;          /* the socket layer's per-connection state */

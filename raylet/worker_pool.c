@@ -264,6 +264,7 @@ static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int
 
     proc_spawn_options_t so = {.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1};
     int rc = proc_spawn(argv, envp, &so, &w->pid);
+    w->spawned_pid = w->pid;
     proc_env_free(envp);
     for (size_t i = 0; i < n; i++)
         free(argv[i]);

@@ -375,10 +375,11 @@ static void wsock_on_close(void *ctx, conn_t *conn, const char *reason)
         char detail[256];
         snprintf(detail, sizeof detail, "the %s's connection to the raylet closed (%s)",
                  w->type == WORKER_TYPE_DRIVER ? "driver" : "worker", reason);
-        pool_disconnect(c->r->pool, w,
-                        w->type == WORKER_TYPE_DRIVER ? RAY__RPC__WORKER_EXIT_TYPE__INTENDED_USER_EXIT
-                                                      : RAY__RPC__WORKER_EXIT_TYPE__SYSTEM_ERROR,
-                        detail);
+        /* A worker this raylet told to exit (or killed) did not fail. */
+        int exit_type = w->type == WORKER_TYPE_DRIVER ? RAY__RPC__WORKER_EXIT_TYPE__INTENDED_USER_EXIT
+                        : w->exit_requested           ? RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT
+                                                      : RAY__RPC__WORKER_EXIT_TYPE__SYSTEM_ERROR;
+        pool_disconnect(c->r->pool, w, exit_type, detail);
     }
     free(c);
 }
