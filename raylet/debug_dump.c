@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "raylet/raylet_int.h"
+#include "raylet/node_int.h"
 
 /* Appends to a bounded buffer, counting what did not fit. */
 typedef struct dd_buf {

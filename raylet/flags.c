@@ -20,7 +20,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
-#include "raylet/resources.h"
+#include "raylet/sched/resources.h"
 
 typedef enum {
     FLAG_STRING,

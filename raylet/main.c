@@ -12,7 +12,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "raylet/flags.h"
-#include "raylet/raylet.h"
+#include "raylet/node.h"
 
 /* Route everything, including what gRPC and libc print, to the log files
  * Ray names, as the stock raylet does; Ray itself points our stdout and

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "common/frame.h"
-#include "raylet/wmsg.h"
+#include "raylet/worker/wmsg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

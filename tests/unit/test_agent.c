@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
-#include "raylet/agent.h"
+#include "raylet/worker/agent.h"
 
 static const char *node = "abababababababababababababababababababababababababababab";
 

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "raylet/bundles.h"
+#include "raylet/sched/bundles.h"
 
 typedef struct spec {
     Ray__Rpc__Bundle b;

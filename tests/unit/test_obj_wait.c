@@ -2,7 +2,7 @@
 #include <string.h>
 
 #include "common/loop.h"
-#include "raylet/obj_wait.h"
+#include "raylet/objects/obj_wait.h"
 
 typedef struct fake {
     uint8_t present[8][ID_OBJECT_SIZE];

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "common/error.h"
-#include "raylet/resources.h"
+#include "raylet/sched/resources.h"
 
 #define U(x) ((res_amount_t)((x) * RES_UNIT)) /* whole or simple fractional amounts */
 

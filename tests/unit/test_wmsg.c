@@ -5,7 +5,7 @@
 
 #include "common/error.h"
 #include "common/fb.h"
-#include "raylet/wmsg.h"
+#include "raylet/worker/wmsg.h"
 
 static size_t build_register(uint8_t *out, size_t cap, size_t id_len)
 {

@@ -1,4 +1,4 @@
-#include "raylet/lease_mgr.h"
+#include "raylet/sched/lease_mgr.h"
 
 #include <errno.h>
 #include <signal.h>

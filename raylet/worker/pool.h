@@ -19,7 +19,7 @@
 
 #include "common/cq_bridge.h"
 #include "common/loop.h"
-#include "raylet/worker.h"
+#include "raylet/worker/worker.h"
 
 typedef struct pool pool_t;
 

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "raylet/raylet_int.h"
+#include "raylet/node_int.h"
 
 static void nm_health_check(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {

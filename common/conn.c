@@ -1,4 +1,4 @@
-#include "raylet/conn.h"
+#include "common/conn.h"
 
 #include <errno.h>
 #include <stdbool.h>

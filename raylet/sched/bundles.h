@@ -19,7 +19,7 @@
 #include <stddef.h>
 
 #include "proto/ray_proto.h"
-#include "raylet/resources.h"
+#include "raylet/sched/resources.h"
 
 typedef struct bundles bundles_t;
 

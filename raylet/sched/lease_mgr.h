@@ -27,9 +27,9 @@
 #include "common/loop.h"
 #include "common/rpc.h"
 #include "proto/ray_proto.h"
-#include "raylet/resources.h"
-#include "raylet/worker.h"
-#include "raylet/worker_pool.h"
+#include "raylet/sched/resources.h"
+#include "raylet/worker/worker.h"
+#include "raylet/worker/pool.h"
 
 typedef struct lease_mgr lease_mgr_t;
 

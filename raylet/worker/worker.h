@@ -14,7 +14,7 @@
 
 #include "common/id.h"
 #include "common/rpc.h"
-#include "raylet/conn.h"
+#include "common/conn.h"
 
 /* rpc::WorkerType */
 typedef enum {

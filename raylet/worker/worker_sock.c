@@ -14,8 +14,8 @@
 #include "common/error.h"
 #include "common/fb.h"
 #include "common/log.h"
-#include "raylet/raylet_int.h"
-#include "raylet/wmsg.h"
+#include "raylet/node_int.h"
+#include "raylet/worker/wmsg.h"
 
 typedef struct wclient {
     struct raylet *r;

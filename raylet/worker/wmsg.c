@@ -1,4 +1,4 @@
-#include "raylet/wmsg.h"
+#include "raylet/worker/wmsg.h"
 
 #include <stdlib.h>
 #include <string.h>

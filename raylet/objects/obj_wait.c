@@ -1,4 +1,4 @@
-#include "raylet/obj_wait.h"
+#include "raylet/objects/obj_wait.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-#include "raylet/owner_sub.h"
+#include "raylet/objects/owner_sub.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-#include "raylet/worker_pool.h"
+#include "raylet/worker/pool.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -16,7 +16,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "proto/ray_proto.h"
-#include "raylet/renv_client.h"
+#include "raylet/worker/renv_client.h"
 
 #define POOL_REAP_PERIOD_MS 200
 #define POOL_KILL_GRACE_MS 3000

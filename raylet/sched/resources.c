@@ -4,7 +4,7 @@
  * predefined resources plus a few per placement-group bundle, so binary
  * search over a compact array beats a hash table here and keeps iteration
  * in a stable order for the protobuf maps built from it. */
-#include "raylet/resources.h"
+#include "raylet/sched/resources.h"
 
 #include <errno.h>
 #include <math.h>

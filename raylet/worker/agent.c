@@ -1,4 +1,4 @@
-#include "raylet/agent.h"
+#include "raylet/worker/agent.h"
 
 #include <errno.h>
 #include <fcntl.h>

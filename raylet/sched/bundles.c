@@ -1,4 +1,4 @@
-#include "raylet/bundles.h"
+#include "raylet/sched/bundles.h"
 
 #include <errno.h>
 #include <stdio.h>

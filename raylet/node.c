@@ -1,4 +1,4 @@
-#include "raylet/raylet.h"
+#include "raylet/node.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -18,7 +18,7 @@
 #include "common/id.h"
 #include "common/log.h"
 #include "raylet/debug_dump.h"
-#include "raylet/raylet_int.h"
+#include "raylet/node_int.h"
 
 #define RAYLET_PORT_POLL_MS 50
 #define RAYLET_UNREGISTER_WAIT_MS 3000

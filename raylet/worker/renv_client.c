@@ -1,4 +1,4 @@
-#include "raylet/renv_client.h"
+#include "raylet/worker/renv_client.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
