@@ -43,7 +43,7 @@
 #include "common/frame.h"
 #include "common/log.h"
 #include "object_store/store_int.h"
-#include "object_store/u64map.h"
+#include "common/u64map.h"
 
 /* Stop reading a client whose unread replies pile up beyond this. */
 #define OUT_HIGH_WATER ((size_t)4 << 20)

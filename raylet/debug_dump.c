@@ -35,7 +35,8 @@ static void dd_workers(dd_buf_t *b, struct raylet *r)
     size_t jobs = 0;
     for (size_t i = 0; i < r->job_count; i++)
         jobs += !r->jobs[i].finished;
-    size_t workers = 0, drivers = 0, starting = 0, idle = 0, leased = 0, actors = 0, blocked = 0;
+    size_t workers = 0, drivers = 0, starting = 0, idle = 0, leased = 0, actors = 0;
+    size_t blocked = lease_mgr_blocked(r->leases);
     enum { MAX_LISTED = 65536 };
     worker_t **list = r->pool ? malloc(MAX_LISTED * sizeof *list) : NULL;
     size_t n = list ? pool_list(r->pool, list, MAX_LISTED) : 0;
@@ -54,7 +55,6 @@ static void dd_workers(dd_buf_t *b, struct raylet *r)
         idle += w->state == WORKER_IDLE;
         leased += w->state == WORKER_LEASED;
         actors += w->is_actor;
-        blocked += w->blocked;
     }
     free(list);
     dd_printf(b, "WorkerPool:\n");

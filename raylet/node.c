@@ -172,7 +172,7 @@ static void raylet_report_worker_died(struct raylet *r, const worker_t *w, const
 static void raylet_on_worker_dead(void *ctx, worker_t *w, int exit_type, const char *detail)
 {
     struct raylet *r = ctx;
-    if (w->type == WORKER_TYPE_WORKER && (w->lease || w->is_actor || w->failed_while_leased) &&
+    if (w->type == WORKER_TYPE_WORKER && (lease_mgr_worker_leased(r->leases, w) || w->is_actor || w->failed_while_leased) &&
         exit_type == RAY__RPC__WORKER_EXIT_TYPE__SYSTEM_ERROR && r->state == RAYLET_RUNNING)
         raylet_report_worker_died(r, w, detail);
     lease_mgr_worker_dead(r->leases, w);
@@ -700,8 +700,6 @@ static void raylet_start_serving(struct raylet *r)
     static const pool_callbacks_t pcbs = {.on_worker_dead = raylet_on_worker_dead};
     r->pool = pool_create(r->loop, r->bridge, &po, &pcbs, r);
     lease_mgr_options_t lo = {
-        .node_id = r->node_id,
-        .node_ip_address = r->flags.node_ip_address,
         .worker_cap_enabled = r->config.worker_cap_enabled,
         .worker_cap_initial_backoff_ms = r->config.worker_cap_initial_backoff_delay_ms > 0
                                              ? (uint64_t)r->config.worker_cap_initial_backoff_delay_ms
@@ -712,7 +710,7 @@ static void raylet_start_serving(struct raylet *r)
     };
     static const lease_mgr_callbacks_t lcbs = {.pick_remote = raylet_pick_remote,
                                                .on_busy_changed = raylet_on_busy_changed};
-    r->leases = lease_mgr_create(r->loop, r->resources, r->pool, &lo, &lcbs, r);
+    r->leases = r->pool ? lease_mgr_create(r->loop, r->resources, &pool_lease_ops, r->pool, &lo, &lcbs, r) : NULL;
     r->osub = osub_create(r->loop, r->bridge, r->node_id, r->flags.node_ip_address, r->node_manager_port,
                           raylet_on_primary_released, r);
     if (r->pool && r->config.enable_worker_prestart && r->flags.num_prestart_python_workers > 0) {
@@ -854,6 +852,14 @@ void raylet_shutdown(struct raylet *r, int exit_code, bool unregister, int death
 
 /* ---- construction ----------------------------------------------------------- */
 
+/* Once per loop iteration, after every event of the batch: work that many
+ * events may ask for is done once here (Redis's beforeSleep). */
+static void raylet_before_sleep(loop_t *loop, void *data)
+{
+    struct raylet *r = data;
+    lease_mgr_flush(r->leases);
+}
+
 raylet_t *raylet_create(flags_t *flags)
 {
     struct raylet *r = calloc(1, sizeof *r);
@@ -862,6 +868,7 @@ raylet_t *raylet_create(flags_t *flags)
     r->flags = *flags;
     memset(flags, 0, sizeof *flags);
     r->raylet_listen_fd = -1;
+    list_init(&r->nm_pending);
     r->start_wall_ms = raylet_wall_ms();
     config_init(&r->config);
     if (id_from_hex(r->flags.node_id, strlen(r->flags.node_id), r->node_id, 28) != 0) {
@@ -869,6 +876,8 @@ raylet_t *raylet_create(flags_t *flags)
         goto fail;
     }
     snprintf(r->node_hex, sizeof r->node_hex, "%s", r->flags.node_id);
+    r->lease_node.node_id = r->node_id;
+    r->lease_node.ip_address = r->flags.node_ip_address;
 
     signal(SIGPIPE, SIG_IGN);
     r->loop = loop_create();
@@ -880,6 +889,7 @@ raylet_t *raylet_create(flags_t *flags)
         log_error("cannot watch signals");
         goto fail;
     }
+    loop_set_before_sleep(r->loop, raylet_before_sleep, r);
     grpc_init();
     r->grpc_started = true;
     r->bridge = cq_bridge_create(r->loop);
@@ -966,19 +976,41 @@ void raylet_destroy(raylet_t *r)
 {
     if (!r)
         return;
+    /* 1. Stop, in reverse order of construction: each component answers
+     *    its pending calls, cancels its timers and silences its channels,
+     *    so no callback can reach freed state later. */
     syncer_destroy(r->syncer);
+    r->syncer = NULL;
     gcs_sub_destroy(r->sub);
+    r->sub = NULL;
     if (r->dashboard_agent)
         agent_destroy(r->dashboard_agent, RAYLET_AGENT_GRACE_MS);
     if (r->runtime_env_agent)
         agent_destroy(r->runtime_env_agent, RAYLET_AGENT_GRACE_MS);
-    if (r->loop) {
+    r->dashboard_agent = r->runtime_env_agent = NULL;
+    if (r->loop)
         raylet_close_unix(r->loop, &r->raylet_listen_fd, r->flags.raylet_socket_name);
-    }
+    nm_service_stop(r);
+    lease_mgr_stop(r->leases);
     osub_destroy(r->osub);
+    r->osub = NULL;
     if (r->pool)
         pool_set_renv(r->pool, NULL);
     renv_client_destroy(r->renv);
+    r->renv = NULL;
+    pool_stop(r->pool);
+
+    /* 2. Drain gRPC: servers cancel their calls, then the bridge delivers
+     *    every completion still queued while all state is still alive. */
+    rpc_server_destroy(r->server);
+    rpc_server_destroy(r->object_server);
+    r->server = r->object_server = NULL;
+    gcs_client_destroy(r->gcs);
+    r->gcs = NULL;
+    cq_bridge_destroy(r->bridge);
+    r->bridge = NULL;
+
+    /* 3. Free. */
     lease_mgr_destroy(r->leases);
     pool_destroy(r->pool);
     owait_destroy(r->owait);
@@ -986,10 +1018,6 @@ void raylet_destroy(raylet_t *r)
     for (size_t i = 0; i < r->job_count; i++)
         free(r->jobs[i].config);
     free(r->jobs);
-    rpc_server_destroy(r->server);
-    rpc_server_destroy(r->object_server);
-    gcs_client_destroy(r->gcs);
-    cq_bridge_destroy(r->bridge);
     for (size_t i = 0; i < r->peer_count; i++) {
         res_set_destroy(r->peers[i].total);
         res_set_destroy(r->peers[i].available);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "common/cq_bridge.h"
+#include "common/list.h"
 #include "common/loop.h"
 #include "common/rpc.h"
 #include "gcs_client/gcs_client.h"
@@ -18,12 +19,19 @@
 #include "raylet/config.h"
 #include "raylet/flags.h"
 #include "raylet/sched/lease_mgr.h"
+#include "raylet/service/leases.h"
 #include "raylet/objects/obj_wait.h"
 #include "raylet/objects/owner_sub.h"
 #include "raylet/worker/renv_client.h"
 #include "raylet/worker/pool.h"
 #include "object_store/store.h"
 #include "raylet/sched/resources.h"
+
+/* A NodeManagerService call answered later (service/node_manager.c). */
+typedef struct nm_pending {
+    list_t node;
+    void (*cancel)(struct nm_pending *p); /* answer UNAVAILABLE, silence, free */
+} nm_pending_t;
 
 typedef enum {
     RAYLET_FETCHING_CONFIG,
@@ -101,6 +109,9 @@ struct raylet {
 
     raylet_peer_t *peers;
     size_t peer_count, peer_cap;
+
+    list_t nm_pending;            /* nm_pending_t: calls answered later */
+    svc_lease_node_t lease_node;  /* this node, as lease replies name it */
 };
 
 /* The worker socket (worker_sock.c): accept a connection. */
@@ -124,6 +135,9 @@ void raylet_report_job_error(struct raylet *r, const uint8_t *job_id, size_t job
 
 /* Register every NodeManagerService / health method on r->server. */
 int nm_service_register(struct raylet *r);
+/* Answer every call still pending (UNAVAILABLE) and silence its channels;
+ * no service callback runs afterwards. */
+void nm_service_stop(struct raylet *r);
 
 /* Begin an orderly shutdown: unregister from GCS when `unregister`, then
  * stop the loop.  `exit_code` becomes raylet_run()'s result.  Idempotent. */

@@ -1,58 +1,61 @@
 #include "raylet/sched/lease_mgr.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/error.h"
+#include "common/list.h"
 #include "common/log.h"
-
-#define LEASE_ID_MAX 64
+#include "common/u64map.h"
 
 typedef enum {
     LEASE_QUEUED,         /* waiting for resources */
     LEASE_WAITING_WORKER, /* resources held, waiting for the pool */
-    LEASE_GRANTED,
+    LEASE_HELD,           /* granted: a worker runs it */
 } lease_state_t;
 
 typedef struct lease {
-    struct lease *next, *prev;
+    list_t node; /* mgr->leases: queued first-come first-served, then others */
     lease_mgr_t *mgr;
     uint8_t id[LEASE_ID_MAX];
     size_t id_len;
-    rpc_call_t *call; /* the RequestWorkerLease call, until answered */
+    lease_reply_cb reply; /* until answered */
+    void *call;
     lease_state_t state;
     res_set_t *request;
     char *shape; /* canonical "CPU=1,GPU=1" for load reports; made on first report */
     uint8_t job_id[ID_JOB_SIZE];
     int language;
-    int task_type;
+    bool normal_task;
+    bool actor_creation;
     int runtime_env_hash;
-    char *runtime_env;          /* serialized, NULL for none */
+    char *runtime_env;           /* serialized, NULL for none */
     uint8_t *runtime_env_config; /* serialized rpc::RuntimeEnvConfig */
     size_t runtime_env_config_len;
     bool grant_or_reject;
-    bool infeasible; /* no node can ever run it: demand for the autoscaler */
-    bool affinity_local_only; /* hard node affinity to this node */
+    bool infeasible;  /* no node can ever run it: demand for the autoscaler */
+    bool local_only;  /* hard node affinity to this node */
     res_alloc_t *alloc;     /* everything but CPU */
     res_alloc_t *cpu_alloc; /* CPU, lent out while the worker is blocked */
     res_set_t *cpu_set;     /* what cpu_alloc holds */
     worker_t *worker;
-    pool_pop_t *pop;
-    uint64_t class_key;   /* the scheduling class, hashed */
-    bool class_counted;   /* holds one of its class's granted slots */
+    bool blocked;       /* its worker is in ray.get: CPU lent out */
+    void *pop;          /* the pool's handle while waiting for a worker */
+    uint64_t class_key; /* the scheduling class, hashed */
+    bool class_counted; /* holds one of its class's granted slots */
 } lease_t;
 
 /* One scheduling class with leases holding resources: the worker cap's
  * bookkeeping (see lease_mgr.h). */
 typedef struct lease_class {
     uint64_t key;
-    size_t granted;          /* leases holding resources (blocked ones too) */
-    size_t capacity;         /* node CPUs / the class's CPU; SIZE_MAX: no cap */
-    uint64_t next_grant_ms;  /* over capacity: no new lease before this */
-    bool warned_throttle;    /* the back-off reached its maximum (logged once) */
+    size_t granted;         /* leases holding resources (blocked ones too) */
+    size_t capacity;        /* node CPUs / the class's CPU; SIZE_MAX: no cap */
+    uint64_t next_grant_ms; /* over capacity: no new lease before this */
+    bool warned_throttle;   /* the back-off reached its maximum (logged once) */
 } lease_class_t;
 
 typedef struct lease_backlog {
@@ -64,15 +67,17 @@ typedef struct lease_backlog {
 struct lease_mgr {
     loop_t *loop;
     res_node_t *res;
-    pool_t *pool;
-    uint8_t node_id[ID_UNIQUE_SIZE];
-    char *node_ip;
+    lease_pool_ops_t ops;
+    void *pool;
     lease_mgr_callbacks_t cbs;
     void *ctx;
-    lease_t leases; /* list head: queued first-come first-served, then others */
+    list_t leases;
+    u64map_t *by_worker; /* worker_t address -> its lease (WAITING handed over, HELD) */
     size_t granted;
-    bool scheduling;
-    bool reschedule;
+    size_t blocked;
+    bool dirty;      /* something changed: walk the queue at the next flush */
+    bool scheduling; /* inside the walk: pool callbacks must not free the current lease */
+    bool stopped;
     lease_backlog_t *backlogs;
     size_t backlog_count, backlog_cap;
     lease_class_t *classes;
@@ -80,25 +85,18 @@ struct lease_mgr {
     bool cap_enabled;
     uint64_t cap_initial_ms, cap_max_ms;
     uint64_t cap_timer, cap_timer_at; /* wakes the queue when a back-off ends */
-    /* Storage behind the last lease_mgr_fill_load() result. */
-    void **load_mem;
-    size_t load_mem_count, load_mem_cap;
+    lease_demand_t *demand;           /* the last lease_mgr_demand() result */
+    size_t demand_cap;
 };
 
-static void *lease_xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p)
-        abort();
-    return p;
-}
-
 /* ---- helpers ----------------------------------------------------------------- */
+
+static lease_t *lease_of(const list_t *n) { return LIST_ENTRY(n, lease_t, node); }
 
 static char *lease_shape_key(const res_set_t *set)
 {
     size_t cap = 64, len = 0;
-    char *s = lease_xcalloc(cap, 1);
+    char *s = xcalloc(cap, 1);
     for (size_t i = 0; i < res_set_count(set); i++) {
         char item[256];
         int n = snprintf(item, sizeof item, "%s%s=%.4f", i ? "," : "", res_set_name_at(set, i),
@@ -107,9 +105,7 @@ static char *lease_shape_key(const res_set_t *set)
             continue;
         if (len + (size_t)n + 1 > cap) {
             cap = (len + (size_t)n + 1) * 2;
-            s = realloc(s, cap);
-            if (!s)
-                abort();
+            s = xrealloc(s, cap);
         }
         memcpy(s + len, item, (size_t)n + 1);
         len += (size_t)n;
@@ -117,42 +113,12 @@ static char *lease_shape_key(const res_set_t *set)
     return s;
 }
 
-/* FNV-1a, 64 bit: a scheduling class is identified by a hash of what
- * defines it; a collision only merges the caps of two classes. */
+/* FNV-1a, 64 bit: a collision only merges the caps of two classes. */
 static uint64_t lease_hash(uint64_t h, const void *data, size_t len)
 {
     const unsigned char *p = data;
     for (size_t i = 0; i < len; i++)
         h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
-static uint64_t lease_hash_msg(uint64_t h, const ProtobufCMessage *m)
-{
-    if (!m)
-        return lease_hash(h, "-", 1);
-    uint8_t stack[512];
-    size_t len = protobuf_c_message_get_packed_size(m);
-    uint8_t *buf = len <= sizeof stack ? stack : lease_xcalloc(len, 1);
-    protobuf_c_message_pack(m, buf);
-    h = lease_hash(h, buf, len);
-    if (buf != stack)
-        free(buf);
-    return lease_hash(h, "|", 1);
-}
-
-static uint64_t lease_class_key(const Ray__Rpc__LeaseSpec *spec, const res_set_t *request)
-{
-    uint64_t h = 14695981039346656037ull;
-    char *shape = lease_shape_key(request);
-    h = lease_hash(h, shape, strlen(shape) + 1);
-    free(shape);
-    int64_t depth = spec->depth;
-    h = lease_hash(h, &depth, sizeof depth);
-    h = lease_hash_msg(h, (const ProtobufCMessage *)spec->function_descriptor);
-    h = lease_hash_msg(h, (const ProtobufCMessage *)spec->scheduling_strategy);
-    h = lease_hash_msg(h, (const ProtobufCMessage *)spec->label_selector);
-    h = lease_hash_msg(h, (const ProtobufCMessage *)spec->fallback_strategy);
     return h;
 }
 
@@ -173,14 +139,13 @@ static lease_class_t *lease_class_get(lease_mgr_t *mgr, const lease_t *l)
         return c;
     if (mgr->class_count == mgr->class_cap) {
         mgr->class_cap = mgr->class_cap ? mgr->class_cap * 2 : 16;
-        mgr->classes = realloc(mgr->classes, mgr->class_cap * sizeof *mgr->classes);
-        if (!mgr->classes)
-            abort();
+        mgr->classes = xrealloc(mgr->classes, mgr->class_cap * sizeof *mgr->classes);
     }
     c = &mgr->classes[mgr->class_count++];
     c->key = l->class_key;
     c->granted = 0;
     c->next_grant_ms = UINT64_MAX;
+    c->warned_throttle = false;
     /* As many leases as the node's CPUs hold copies of the class's CPU
      * request, rounded; classes needing no CPU are never capped. */
     res_amount_t cpu = res_set_get(l->request, "CPU");
@@ -195,6 +160,12 @@ static lease_class_t *lease_class_get(lease_mgr_t *mgr, const lease_t *l)
     return c;
 }
 
+static void lease_class_forget_if_empty(lease_mgr_t *mgr, lease_class_t *c)
+{
+    if (c->granted == 0)
+        *c = mgr->classes[--mgr->class_count];
+}
+
 /* The lease gives back its class slot; an empty class is forgotten. */
 static void lease_class_release(lease_mgr_t *mgr, lease_t *l)
 {
@@ -206,8 +177,7 @@ static void lease_class_release(lease_mgr_t *mgr, lease_t *l)
         return;
     if (c->granted > 0)
         c->granted--;
-    if (c->granted == 0)
-        *c = mgr->classes[--mgr->class_count];
+    lease_class_forget_if_empty(mgr, c);
 }
 
 static void lease_on_cap_timer(loop_t *loop, uint64_t id, void *data)
@@ -215,7 +185,7 @@ static void lease_on_cap_timer(loop_t *loop, uint64_t id, void *data)
     lease_mgr_t *mgr = data;
     mgr->cap_timer = 0;
     mgr->cap_timer_at = 0;
-    lease_mgr_schedule(mgr);
+    lease_mgr_mark_dirty(mgr);
 }
 
 static void lease_arm_cap_timer(lease_mgr_t *mgr, uint64_t at_ms)
@@ -253,15 +223,9 @@ static bool lease_class_may_grant(lease_mgr_t *mgr, lease_class_t *c)
     return false;
 }
 
-static void lease_unlink(lease_t *l)
-{
-    l->prev->next = l->next;
-    l->next->prev = l->prev;
-    l->next = l->prev = l;
-}
-
 static void lease_free(lease_t *l)
 {
+    list_remove(&l->node);
     res_set_destroy(l->cpu_set);
     free(l->runtime_env);
     free(l->runtime_env_config);
@@ -272,10 +236,21 @@ static void lease_free(lease_t *l)
 
 static lease_t *lease_find(lease_mgr_t *mgr, const uint8_t *id, size_t len)
 {
-    for (lease_t *l = mgr->leases.next; l != &mgr->leases; l = l->next)
+    list_t *n;
+    LIST_FOREACH(n, &mgr->leases) {
+        lease_t *l = lease_of(n);
         if (l->id_len == len && memcmp(l->id, id, len) == 0)
             return l;
+    }
     return NULL;
+}
+
+static lease_t *lease_of_worker(const lease_mgr_t *mgr, const worker_t *w)
+{
+    void *l = NULL;
+    if (!mgr || !w || !u64map_get(mgr->by_worker, (uint64_t)(uintptr_t)w, &l))
+        return NULL;
+    return l;
 }
 
 static void lease_set_granted_count(lease_mgr_t *mgr, size_t n)
@@ -296,104 +271,43 @@ static void lease_release_resources(lease_mgr_t *mgr, lease_t *l)
     l->alloc = l->cpu_alloc = NULL;
 }
 
-/* ---- replies -------------------------------------------------------------------- */
-
-static void lease_reply_failure(lease_t *l, bool canceled, bool rejected, int failure_type, const char *message)
-{
-    if (!l->call)
-        return;
-    Ray__Rpc__RequestWorkerLeaseReply reply = RAY__RPC__REQUEST_WORKER_LEASE_REPLY__INIT;
-    reply.canceled = canceled;
-    reply.rejected = rejected;
-    reply.failure_type = failure_type;
-    reply.scheduling_failure_message = (char *)(message ? message : "");
-    rpc_call_reply(l->call, &reply.base);
-    l->call = NULL;
-}
-
-static void lease_reply_spillback(lease_t *l, const lease_remote_t *remote)
-{
-    Ray__Rpc__RequestWorkerLeaseReply reply = RAY__RPC__REQUEST_WORKER_LEASE_REPLY__INIT;
-    Ray__Rpc__Address addr = RAY__RPC__ADDRESS__INIT;
-    addr.node_id.data = (uint8_t *)remote->node_id;
-    addr.node_id.len = ID_UNIQUE_SIZE;
-    addr.ip_address = (char *)remote->address;
-    addr.port = remote->port;
-    reply.retry_at_raylet_address = &addr;
-    rpc_call_reply(l->call, &reply.base);
-    l->call = NULL;
-}
-
-/* Adds one ResourceMapEntry per grant: unit-instance resources list the
- * instances they touched; pooled ones report instance 0 with the amount,
- * as the stock raylet does. */
-static size_t lease_add_mapping(const res_alloc_t *a, Ray__Rpc__ResourceMapEntry **entries, size_t n,
-                                Ray__Rpc__ResourceId **ids_out, size_t *id_n)
-{
-    if (!a)
-        return n;
-    for (size_t i = 0; i < res_alloc_count(a); i++) {
-        res_grant_t g;
-        res_alloc_at(a, i, &g);
-        Ray__Rpc__ResourceMapEntry *e = lease_xcalloc(1, sizeof *e);
-        ray__rpc__resource_map_entry__init(e);
-        e->name = (char *)g.name;
-        size_t k = g.instance_count ? g.instance_count : 1;
-        e->resource_ids = lease_xcalloc(k, sizeof *e->resource_ids);
-        for (size_t j = 0; j < k; j++) {
-            Ray__Rpc__ResourceId *rid = lease_xcalloc(1, sizeof *rid);
-            ray__rpc__resource_id__init(rid);
-            rid->index = g.instance_count ? (int64_t)g.instance_ids[j] : 0;
-            rid->quantity = res_amount_to_double(g.instance_count ? g.instance_amounts[j] : g.amount);
-            e->resource_ids[j] = rid;
-            ids_out[(*id_n)++] = rid;
-        }
-        e->n_resource_ids = k;
-        entries[n++] = e;
-    }
-    return n;
-}
-
-static void lease_reply_grant(lease_mgr_t *mgr, lease_t *l)
+/* The lease lets go of its worker (if it has one) and is freed; returns
+ * the worker, for the caller to hand back to the pool. */
+static worker_t *lease_retire(lease_mgr_t *mgr, lease_t *l)
 {
     worker_t *w = l->worker;
-    Ray__Rpc__RequestWorkerLeaseReply reply = RAY__RPC__REQUEST_WORKER_LEASE_REPLY__INIT;
-    Ray__Rpc__Address addr = RAY__RPC__ADDRESS__INIT;
-    addr.node_id.data = mgr->node_id;
-    addr.node_id.len = ID_UNIQUE_SIZE;
-    addr.ip_address = mgr->node_ip;
-    addr.port = w->port;
-    addr.worker_id.data = w->id;
-    addr.worker_id.len = ID_UNIQUE_SIZE;
-    reply.worker_address = &addr;
-    reply.worker_pid = (uint32_t)w->pid;
+    if (w)
+        u64map_del(mgr->by_worker, (uint64_t)(uintptr_t)w);
+    if (l->blocked && mgr->blocked > 0)
+        mgr->blocked--;
+    lease_release_resources(mgr, l);
+    if (l->state == LEASE_HELD)
+        lease_set_granted_count(mgr, mgr->granted - 1);
+    lease_free(l);
+    return w;
+}
 
-    size_t max_entries = (l->alloc ? res_alloc_count(l->alloc) : 0) + (l->cpu_alloc ? res_alloc_count(l->cpu_alloc) : 0);
-    size_t max_ids = 0;
-    const res_alloc_t *allocs[2] = {l->alloc, l->cpu_alloc};
-    for (int a = 0; a < 2; a++)
-        for (size_t i = 0; allocs[a] && i < res_alloc_count(allocs[a]); i++) {
-            res_grant_t g;
-            res_alloc_at(allocs[a], i, &g);
-            max_ids += g.instance_count ? g.instance_count : 1;
-        }
-    Ray__Rpc__ResourceMapEntry **entries = lease_xcalloc(max_entries, sizeof *entries);
-    Ray__Rpc__ResourceId **ids = lease_xcalloc(max_ids, sizeof *ids);
-    size_t n = 0, id_n = 0;
-    n = lease_add_mapping(l->cpu_alloc, entries, n, ids, &id_n);
-    n = lease_add_mapping(l->alloc, entries, n, ids, &id_n);
-    reply.resource_mapping = entries;
-    reply.n_resource_mapping = n;
-    rpc_call_reply(l->call, &reply.base);
-    l->call = NULL;
-    for (size_t i = 0; i < n; i++) {
-        free(entries[i]->resource_ids);
-        free(entries[i]);
-    }
-    for (size_t i = 0; i < id_n; i++)
-        free(ids[i]);
-    free(entries);
-    free(ids);
+/* ---- replies -------------------------------------------------------------------- */
+
+static void lease_answer(lease_t *l, const lease_outcome_t *out)
+{
+    lease_reply_cb reply = l->reply;
+    l->reply = NULL;
+    if (reply)
+        reply(l->call, out);
+}
+
+static void lease_answer_failed(lease_t *l, lease_failure_t why, const char *message)
+{
+    lease_outcome_t out = {.kind = LEASE_FAILED, .failure = why, .message = message ? message : ""};
+    lease_answer(l, &out);
+}
+
+static void lease_answer_grant(lease_mgr_t *mgr, lease_t *l)
+{
+    lease_outcome_t out = {.kind = LEASE_GRANTED, .cpu_alloc = l->cpu_alloc, .alloc = l->alloc};
+    mgr->ops.describe(mgr->pool, l->worker, &out.worker);
+    lease_answer(l, &out);
 }
 
 /* ---- granting ------------------------------------------------------------------- */
@@ -406,37 +320,34 @@ static void lease_on_worker(void *ctx, worker_t *w, int err, const char *why, bo
     if (err || !w) {
         log_warn("no worker for lease: %s", why ? why : cr_strerror(err));
         lease_release_resources(mgr, l);
-        lease_reply_failure(l, true, false,
-                            env_failed ? RAY__RPC__REQUEST_WORKER_LEASE_REPLY__SCHEDULING_FAILURE_TYPE__SCHEDULING_CANCELLED_RUNTIME_ENV_SETUP_FAILED
-                                       : RAY__RPC__REQUEST_WORKER_LEASE_REPLY__SCHEDULING_FAILURE_TYPE__SCHEDULING_FAILED,
+        lease_answer_failed(l, env_failed ? LEASE_FAIL_RUNTIME_ENV : LEASE_FAIL_SCHEDULING,
                             why ? why : "could not start a worker");
         if (mgr->scheduling) {
-            /* Called from inside the queue walk: it frees answered leases. */
+            /* Inside the queue walk, which frees answered queued leases. */
             l->state = LEASE_QUEUED;
             return;
         }
-        lease_unlink(l);
         lease_free(l);
-        lease_mgr_schedule(mgr);
+        lease_mgr_mark_dirty(mgr);
         return;
     }
-    if (!l->call) {
-        /* The caller went away (cancelled) while we waited: recycle. */
+    if (!l->reply) {
+        /* The caller went away while we waited: recycle the worker. */
         lease_release_resources(mgr, l);
-        lease_unlink(l);
         lease_free(l);
-        pool_push_idle(mgr->pool, w);
-        lease_mgr_schedule(mgr);
+        mgr->ops.release(mgr->pool, w, LEASE_RELEASE_IDLE, NULL);
+        lease_mgr_mark_dirty(mgr);
         return;
     }
     l->worker = w;
-    w->lease = l;
-    w->state = WORKER_LEASED;
-    if (l->task_type == RAY__RPC__TASK_TYPE__NORMAL_TASK)
-        w->ran_tasks = true;
-    l->state = LEASE_GRANTED;
+    if (u64map_put(mgr->by_worker, (uint64_t)(uintptr_t)w, l) < 0) {
+        log_error("out of memory indexing a lease; aborting");
+        abort();
+    }
+    mgr->ops.leased(mgr->pool, w, l->normal_task);
+    l->state = LEASE_HELD;
     lease_set_granted_count(mgr, mgr->granted + 1);
-    lease_reply_grant(mgr, l);
+    lease_answer_grant(mgr, l);
 }
 
 /* Take the resources: CPU separately, so a blocked worker can lend it. */
@@ -473,13 +384,30 @@ static void lease_start_grant(lease_mgr_t *mgr, lease_t *l)
         const char *name = res_set_name_at(l->request, i);
         gpu = strcmp(name, "GPU") == 0 || strncmp(name, "GPU_group_", 10) == 0;
     }
-    pool_env_t env = {.serialized = l->runtime_env,
-                      .config = l->runtime_env_config,
-                      .config_len = l->runtime_env_config_len,
-                      .hash = l->runtime_env_hash,
-                      .gpu = gpu,
-                      .actor = l->task_type == RAY__RPC__TASK_TYPE__ACTOR_CREATION_TASK};
-    l->pop = pool_pop(mgr->pool, l->job_id, l->language, &env, lease_on_worker, l);
+    lease_worker_need_t need = {.job_id = l->job_id,
+                                .language = l->language,
+                                .runtime_env = l->runtime_env,
+                                .runtime_env_config = l->runtime_env_config,
+                                .runtime_env_config_len = l->runtime_env_config_len,
+                                .runtime_env_hash = l->runtime_env_hash,
+                                .gpu = gpu,
+                                .actor = l->actor_creation};
+    void *pop = mgr->ops.pop(mgr->pool, &need, lease_on_worker, l);
+    /* Answered at once: `l` may already be granted (or gone back to the
+     * queue); only a pending pop leaves a handle. */
+    if (pop)
+        l->pop = pop;
+}
+
+static bool lease_spill(lease_mgr_t *mgr, lease_t *l, bool need_available)
+{
+    lease_remote_t remote;
+    if (l->grant_or_reject || l->local_only || !mgr->cbs.pick_remote ||
+        !mgr->cbs.pick_remote(mgr->ctx, l->request, need_available, &remote))
+        return false;
+    lease_outcome_t out = {.kind = LEASE_SPILLBACK, .remote = remote};
+    lease_answer(l, &out);
+    return true;
 }
 
 /* Returns true if the lease left the queue (answered or handed on). */
@@ -491,19 +419,14 @@ static bool lease_try_one(lease_mgr_t *mgr, lease_t *l)
         if (!lease_class_may_grant(mgr, c)) {
             /* Held back by the worker cap: another node with the resources
              * free may run it now. */
-            lease_remote_t remote;
-            if (!l->grant_or_reject && !l->affinity_local_only && mgr->cbs.pick_remote &&
-                mgr->cbs.pick_remote(mgr->ctx, l->request, true, &remote)) {
-                lease_reply_spillback(l, &remote);
-                if (c->granted == 0)
-                    *c = mgr->classes[--mgr->class_count];
+            if (lease_spill(mgr, l, true)) {
+                lease_class_forget_if_empty(mgr, c);
                 return true;
             }
             return false;
         }
         if (lease_take_resources(mgr, l) != 0) {
-            if (c->granted == 0)
-                *c = mgr->classes[--mgr->class_count];
+            lease_class_forget_if_empty(mgr, c);
             return false;
         }
         c->granted++;
@@ -514,234 +437,178 @@ static bool lease_try_one(lease_mgr_t *mgr, lease_t *l)
         return true;
     }
     if (rc == -EINVAL) {
-        lease_reply_failure(l, true, false,
-                            RAY__RPC__REQUEST_WORKER_LEASE_REPLY__SCHEDULING_FAILURE_TYPE__SCHEDULING_CANCELLED_UNSCHEDULABLE,
-                            "malformed resource request");
+        lease_answer_failed(l, LEASE_FAIL_UNSCHEDULABLE, "malformed resource request");
         return true;
     }
     /* Busy (-EAGAIN) or never here (-ENOSPC). */
     if (l->grant_or_reject && rc == -ENOSPC) {
-        lease_reply_failure(l, false, true,
-                            RAY__RPC__REQUEST_WORKER_LEASE_REPLY__SCHEDULING_FAILURE_TYPE__NOT_FAILED, "");
+        lease_outcome_t out = {.kind = LEASE_REJECTED};
+        lease_answer(l, &out);
         return true;
     }
-    if (!l->grant_or_reject && !l->affinity_local_only && mgr->cbs.pick_remote) {
-        lease_remote_t remote;
-        bool need_available = rc == -EAGAIN;
-        if (mgr->cbs.pick_remote(mgr->ctx, l->request, need_available, &remote)) {
-            lease_reply_spillback(l, &remote);
-            return true;
-        }
-    }
+    if (lease_spill(mgr, l, rc == -EAGAIN))
+        return true;
     l->infeasible = rc == -ENOSPC;
     return false;
 }
 
-void lease_mgr_schedule(lease_mgr_t *mgr)
+void lease_mgr_mark_dirty(lease_mgr_t *mgr)
 {
-    /* Callbacks below may re-enter (a pool pop answered at once); run the
-     * queue once more instead of recursing. */
-    if (mgr->scheduling) {
-        mgr->reschedule = true;
+    if (mgr)
+        mgr->dirty = true;
+}
+
+void lease_mgr_flush(lease_mgr_t *mgr)
+{
+    if (!mgr || mgr->stopped || mgr->scheduling)
         return;
-    }
+    /* Pool callbacks inside the walk may mark the manager dirty again (a
+     * pop answered at once frees resources): walk until it stays clean. */
     mgr->scheduling = true;
-    do {
-        mgr->reschedule = false;
-        for (lease_t *l = mgr->leases.next; l != &mgr->leases;) {
-            lease_t *next = l->next;
-            if (l->state == LEASE_QUEUED && lease_try_one(mgr, l)) {
-                if (!l->call && l->state == LEASE_QUEUED) {
-                    lease_unlink(l);
-                    lease_free(l);
-                }
-            }
-            l = next;
+    while (mgr->dirty) {
+        mgr->dirty = false;
+        list_t *n, *next;
+        LIST_FOREACH_SAFE(n, next, &mgr->leases) {
+            lease_t *l = lease_of(n);
+            if (l->state != LEASE_QUEUED || !lease_try_one(mgr, l))
+                continue;
+            /* The pool may have answered synchronously and freed `next`'s
+             * predecessor only; `l` itself is ours to free if it was
+             * answered without being handed on. */
+            next = l->node.next;
+            if (!l->reply && l->state == LEASE_QUEUED)
+                lease_free(l);
         }
-    } while (mgr->reschedule);
+    }
     mgr->scheduling = false;
 }
 
 /* A job's runtime env keys the worker pool by a hash of its serialized
  * form (FNV-1a: stable, and the worker only echoes it back); no env is 0. */
-static void lease_set_runtime_env(lease_t *l, const Ray__Rpc__RuntimeEnvInfo *info)
+static void lease_set_runtime_env(lease_t *l, const lease_request_t *req)
 {
-    const char *env = info ? info->serialized_runtime_env : NULL;
+    const char *env = req->runtime_env;
     if (!env || !*env || strcmp(env, "{}") == 0)
         return;
     uint32_t h = 2166136261u;
     for (const unsigned char *p = (const unsigned char *)env; *p; p++)
         h = (h ^ *p) * 16777619u;
     l->runtime_env_hash = (int)(h & 0x7fffffff) | 1;
-    l->runtime_env = strdup(env);
-    if (!l->runtime_env)
-        abort();
-    if (info->runtime_env_config) {
-        l->runtime_env_config_len = protobuf_c_message_get_packed_size(&info->runtime_env_config->base);
-        l->runtime_env_config = malloc(l->runtime_env_config_len ? l->runtime_env_config_len : 1);
-        if (!l->runtime_env_config)
-            abort();
-        protobuf_c_message_pack(&info->runtime_env_config->base, l->runtime_env_config);
+    l->runtime_env = xstrdup(env);
+    if (req->runtime_env_config && req->runtime_env_config_len) {
+        l->runtime_env_config = xmemdup(req->runtime_env_config, req->runtime_env_config_len);
+        l->runtime_env_config_len = req->runtime_env_config_len;
     }
 }
 
-/* ---- gRPC handlers ---------------------------------------------------------------- */
+/* ---- requests ---------------------------------------------------------------- */
 
-void lease_mgr_request(lease_mgr_t *mgr, rpc_call_t *call, const Ray__Rpc__RequestWorkerLeaseRequest *req)
+int lease_mgr_request(lease_mgr_t *mgr, const lease_request_t *req, lease_reply_cb reply, void *call)
 {
-    const Ray__Rpc__LeaseSpec *spec = req->lease_spec;
-    if (!spec || spec->lease_id.len == 0 || spec->lease_id.len > LEASE_ID_MAX) {
-        rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "lease_spec with a lease_id is required");
-        return;
+    if (!req->id || req->id_len == 0 || req->id_len > LEASE_ID_MAX || !req->resources)
+        return -EINVAL;
+    if (mgr->stopped) {
+        lease_outcome_t out = {.kind = LEASE_FAILED, .failure = LEASE_FAIL_SHUTDOWN,
+                               .message = "raylet shutting down"};
+        reply(call, &out);
+        return 0;
     }
-    lease_t *dup = lease_find(mgr, spec->lease_id.data, spec->lease_id.len);
+    lease_t *dup = lease_find(mgr, req->id, req->id_len);
     if (dup) {
-        if (dup->state == LEASE_GRANTED && dup->worker) {
-            /* A retried request for a lease we already granted: same answer. */
-            dup->call = call;
-            lease_reply_grant(mgr, dup);
-        } else {
-            rpc_call_fail(call, GRPC_STATUS_ALREADY_EXISTS, "lease already queued");
-        }
-        return;
+        if (dup->state != LEASE_HELD || !dup->worker)
+            return -EEXIST;
+        /* A retried request for a lease we already granted: same answer. */
+        dup->reply = reply;
+        dup->call = call;
+        lease_answer_grant(mgr, dup);
+        return 0;
     }
-    lease_t *l = lease_xcalloc(1, sizeof *l);
-    l->next = l->prev = l;
+    lease_t *l = xcalloc(1, sizeof *l);
+    list_init(&l->node);
     l->mgr = mgr;
-    memcpy(l->id, spec->lease_id.data, spec->lease_id.len);
-    l->id_len = spec->lease_id.len;
+    memcpy(l->id, req->id, req->id_len);
+    l->id_len = req->id_len;
+    l->reply = reply;
     l->call = call;
     l->state = LEASE_QUEUED;
     l->request = res_set_create();
-    for (size_t i = 0; i < spec->n_required_resources; i++) {
-        res_amount_t a;
-        const char *name = spec->required_resources[i]->key;
-        if (!name || !*name || res_amount_from_double(spec->required_resources[i]->value, &a) != 0) {
-            lease_free(l);
-            rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed required_resources");
-            return;
-        }
-        res_set_put(l->request, name, a);
-    }
-    if (spec->job_id.len == ID_JOB_SIZE)
-        memcpy(l->job_id, spec->job_id.data, ID_JOB_SIZE);
-    l->language = spec->language;
-    l->task_type = spec->type;
-    l->class_key = lease_class_key(spec, l->request);
-    lease_set_runtime_env(l, spec->runtime_env_info);
+    for (size_t i = 0; i < res_set_count(req->resources); i++)
+        res_set_put(l->request, res_set_name_at(req->resources, i), res_set_amount_at(req->resources, i));
+    if (req->job_id)
+        memcpy(l->job_id, req->job_id, ID_JOB_SIZE);
+    l->language = req->language;
+    l->normal_task = req->normal_task;
+    l->actor_creation = req->actor_creation;
+    char *shape = lease_shape_key(l->request);
+    l->class_key = lease_hash(req->class_hash, shape, strlen(shape) + 1);
+    free(shape);
+    lease_set_runtime_env(l, req);
     l->grant_or_reject = req->grant_or_reject;
-    const Ray__Rpc__SchedulingStrategy *ss = spec->scheduling_strategy;
-    if (ss && ss->scheduling_strategy_case ==
-                  RAY__RPC__SCHEDULING_STRATEGY__SCHEDULING_STRATEGY_NODE_AFFINITY_SCHEDULING_STRATEGY &&
-        ss->node_affinity_scheduling_strategy &&
-        ss->node_affinity_scheduling_strategy->node_id.len == ID_UNIQUE_SIZE) {
-        const Ray__Rpc__NodeAffinitySchedulingStrategy *na = ss->node_affinity_scheduling_strategy;
-        bool here = memcmp(na->node_id.data, mgr->node_id, ID_UNIQUE_SIZE) == 0;
-        if (here && !na->soft)
-            l->affinity_local_only = true;
-    }
-
-    /* Append: first come, first served. */
-    l->prev = mgr->leases.prev;
-    l->next = &mgr->leases;
-    mgr->leases.prev->next = l;
-    mgr->leases.prev = l;
-    lease_mgr_schedule(mgr);
+    l->local_only = req->local_only;
+    list_insert_tail(&mgr->leases, &l->node); /* first come, first served */
+    lease_mgr_mark_dirty(mgr);
+    return 0;
 }
 
-void lease_mgr_return(lease_mgr_t *mgr, rpc_call_t *call, const Ray__Rpc__ReturnWorkerLeaseRequest *req)
+void lease_mgr_return(lease_mgr_t *mgr, const uint8_t *id, size_t id_len, bool disconnect_worker,
+                      bool worker_exiting, const char *detail)
 {
-    Ray__Rpc__ReturnWorkerLeaseReply reply = RAY__RPC__RETURN_WORKER_LEASE_REPLY__INIT;
-    lease_t *l = lease_find(mgr, req->lease_id.data, req->lease_id.len);
-    if (!l || l->state != LEASE_GRANTED) {
-        /* Already gone (the worker died first): nothing to return. */
-        rpc_call_reply(call, &reply.base);
+    lease_t *l = lease_find(mgr, id, id_len);
+    if (!l || l->state != LEASE_HELD)
+        return; /* already gone (the worker died first): nothing to return */
+    worker_t *w = lease_retire(mgr, l);
+    lease_mgr_mark_dirty(mgr);
+    if (!w)
         return;
-    }
-    worker_t *w = l->worker;
-    lease_release_resources(mgr, l);
-    lease_unlink(l);
-    lease_free(l);
-    lease_set_granted_count(mgr, mgr->granted - 1);
-    rpc_call_reply(call, &reply.base);
-    if (w) {
-        w->lease = NULL;
-        if (req->disconnect_worker || req->worker_exiting) {
-            /* The owner saw it misbehave, or it is on its way out: never reuse. */
-            w->exit_requested = true;
-            if (req->disconnect_worker && w->pid > 0) {
-                w->failed_while_leased = true; /* its driver is told (worker_died) */
-                log_info("killing worker %s on its owner's request: %s", w->id_hex,
-                         req->disconnect_worker_error_detail ? req->disconnect_worker_error_detail : "");
-                pool_disconnect(mgr->pool, w, RAY__RPC__WORKER_EXIT_TYPE__SYSTEM_ERROR,
-                                req->disconnect_worker_error_detail);
-            }
-        } else {
-            pool_push_idle(mgr->pool, w);
-        }
-    }
-    lease_mgr_schedule(mgr);
+    /* The owner saw it misbehave, or it is on its way out: never reuse. */
+    lease_release_t how = disconnect_worker ? LEASE_RELEASE_FAILED
+                          : worker_exiting  ? LEASE_RELEASE_RETIRE
+                                            : LEASE_RELEASE_IDLE;
+    mgr->ops.release(mgr->pool, w, how, detail);
 }
 
-void lease_mgr_cancel(lease_mgr_t *mgr, rpc_call_t *call, const Ray__Rpc__CancelWorkerLeaseRequest *req)
+bool lease_mgr_cancel(lease_mgr_t *mgr, const uint8_t *id, size_t id_len)
 {
-    Ray__Rpc__CancelWorkerLeaseReply reply = RAY__RPC__CANCEL_WORKER_LEASE_REPLY__INIT;
-    lease_t *l = lease_find(mgr, req->lease_id.data, req->lease_id.len);
-    if (l && l->state != LEASE_GRANTED) {
-        lease_reply_failure(l, true, false,
-                            RAY__RPC__REQUEST_WORKER_LEASE_REPLY__SCHEDULING_FAILURE_TYPE__SCHEDULING_CANCELLED_INTENDED,
-                            "lease cancelled by its owner");
-        if (l->state == LEASE_QUEUED) {
-            lease_unlink(l);
-            lease_free(l);
-        } else if (l->pop) {
-            pool_pop_cancel(mgr->pool, l->pop);
-            l->pop = NULL;
-            lease_release_resources(mgr, l);
-            lease_unlink(l);
-            lease_free(l);
-            lease_mgr_schedule(mgr);
-        }
-        reply.success = true;
+    lease_t *l = lease_find(mgr, id, id_len);
+    if (!l || l->state == LEASE_HELD)
+        return false;
+    lease_answer_failed(l, LEASE_FAIL_INTENDED, "lease cancelled by its owner");
+    if (l->state == LEASE_QUEUED) {
+        lease_free(l);
+    } else if (l->pop) {
+        mgr->ops.pop_cancel(mgr->pool, l->pop);
+        l->pop = NULL;
+        lease_release_resources(mgr, l);
+        lease_free(l);
+        lease_mgr_mark_dirty(mgr);
     }
-    rpc_call_reply(call, &reply.base);
+    /* A WAITING lease without a pop handle is inside a synchronous pool
+     * answer; lease_on_worker sees it unanswered and recycles the worker. */
+    return true;
 }
 
-void lease_mgr_report_backlog(lease_mgr_t *mgr, const Ray__Rpc__ReportWorkerBacklogRequest *req)
+void lease_mgr_report_backlog(lease_mgr_t *mgr, const uint8_t worker_id[ID_UNIQUE_SIZE],
+                              const lease_backlog_entry_t *entries, size_t n)
 {
-    if (req->worker_id.len != ID_UNIQUE_SIZE)
-        return;
-    /* Each report replaces that worker's previous one. */
     for (size_t i = 0; i < mgr->backlog_count;) {
-        if (memcmp(mgr->backlogs[i].worker_id, req->worker_id.data, ID_UNIQUE_SIZE) == 0) {
+        if (memcmp(mgr->backlogs[i].worker_id, worker_id, ID_UNIQUE_SIZE) == 0) {
             free(mgr->backlogs[i].shape);
             mgr->backlogs[i] = mgr->backlogs[--mgr->backlog_count];
         } else {
             i++;
         }
     }
-    for (size_t i = 0; i < req->n_backlog_reports; i++) {
-        const Ray__Rpc__WorkerBacklogReport *r = req->backlog_reports[i];
-        if (!r->lease_spec || r->backlog_size <= 0)
+    for (size_t i = 0; i < n; i++) {
+        if (!entries[i].shape || entries[i].backlog <= 0)
             continue;
-        res_set_t *set = res_set_create();
-        for (size_t k = 0; k < r->lease_spec->n_required_resources; k++) {
-            res_amount_t a;
-            if (r->lease_spec->required_resources[k]->key &&
-                res_amount_from_double(r->lease_spec->required_resources[k]->value, &a) == 0)
-                res_set_put(set, r->lease_spec->required_resources[k]->key, a);
-        }
         if (mgr->backlog_count == mgr->backlog_cap) {
             mgr->backlog_cap = mgr->backlog_cap ? mgr->backlog_cap * 2 : 16;
-            mgr->backlogs = realloc(mgr->backlogs, mgr->backlog_cap * sizeof *mgr->backlogs);
-            if (!mgr->backlogs)
-                abort();
+            mgr->backlogs = xrealloc(mgr->backlogs, mgr->backlog_cap * sizeof *mgr->backlogs);
         }
         lease_backlog_t *b = &mgr->backlogs[mgr->backlog_count++];
-        b->shape = lease_shape_key(set);
-        b->backlog = r->backlog_size;
-        memcpy(b->worker_id, req->worker_id.data, ID_UNIQUE_SIZE);
-        res_set_destroy(set);
+        b->shape = lease_shape_key(entries[i].shape);
+        b->backlog = entries[i].backlog;
+        memcpy(b->worker_id, worker_id, ID_UNIQUE_SIZE);
     }
 }
 
@@ -749,24 +616,26 @@ void lease_mgr_report_backlog(lease_mgr_t *mgr, const Ray__Rpc__ReportWorkerBack
 
 void lease_mgr_worker_blocked(lease_mgr_t *mgr, worker_t *w)
 {
-    lease_t *l = w->lease;
-    if (!l || w->blocked)
+    lease_t *l = lease_of_worker(mgr, w);
+    if (!l || l->blocked || l->state != LEASE_HELD)
         return;
-    w->blocked = true;
+    l->blocked = true;
+    mgr->blocked++;
     if (l->cpu_alloc) {
         res_free(mgr->res, l->cpu_alloc);
         l->cpu_alloc = NULL;
     }
-    lease_mgr_schedule(mgr);
+    lease_mgr_mark_dirty(mgr);
 }
 
 void lease_mgr_worker_unblocked(lease_mgr_t *mgr, worker_t *w)
 {
-    lease_t *l = w->lease;
-    if (!w->blocked)
+    lease_t *l = lease_of_worker(mgr, w);
+    if (!l || !l->blocked)
         return;
-    w->blocked = false;
-    if (!l || !l->cpu_set || res_set_count(l->cpu_set) == 0 || l->cpu_alloc)
+    l->blocked = false;
+    mgr->blocked--;
+    if (!l->cpu_set || res_set_count(l->cpu_set) == 0 || l->cpu_alloc)
         return;
     /* If the CPU went to someone else meanwhile, run oversubscribed rather
      * than stall a task that is ready to go, as the stock raylet does. */
@@ -776,22 +645,20 @@ void lease_mgr_worker_unblocked(lease_mgr_t *mgr, worker_t *w)
 
 void lease_mgr_worker_dead(lease_mgr_t *mgr, worker_t *w)
 {
-    lease_t *l = w->lease;
-    w->lease = NULL;
+    lease_t *l = lease_of_worker(mgr, w);
     if (!l)
         return;
-    lease_release_resources(mgr, l);
-    if (l->state == LEASE_GRANTED)
-        lease_set_granted_count(mgr, mgr->granted - 1);
-    lease_unlink(l);
-    lease_free(l);
-    lease_mgr_schedule(mgr);
+    lease_retire(mgr, l);
+    lease_mgr_mark_dirty(mgr);
 }
 
-void lease_mgr_actor_created(lease_mgr_t *mgr, worker_t *w)
+bool lease_mgr_worker_leased(const lease_mgr_t *mgr, const worker_t *w)
 {
-    w->is_actor = true;
+    const lease_t *l = lease_of_worker(mgr, w);
+    return l && l->state == LEASE_HELD;
 }
+
+/* ---- resources going away ----------------------------------------------------------- */
 
 static bool lease_uses(const lease_t *l, const char *needle)
 {
@@ -804,33 +671,30 @@ static bool lease_uses(const lease_t *l, const char *needle)
 size_t lease_mgr_drop_matching(lease_mgr_t *mgr, const char *needle)
 {
     size_t killed = 0;
-    for (lease_t *l = mgr->leases.next; l != &mgr->leases;) {
-        lease_t *next = l->next;
-        if (!lease_uses(l, needle)) {
-            l = next;
+    list_t *n, *next;
+    LIST_FOREACH_SAFE(n, next, &mgr->leases) {
+        lease_t *l = lease_of(n);
+        if (!lease_uses(l, needle))
+            continue;
+        if (l->state == LEASE_HELD) {
+            /* Forget the lease first, so the pool's death report finds
+             * nothing to free and the walk is not disturbed. */
+            worker_t *w = lease_retire(mgr, l);
+            if (w) {
+                mgr->ops.release(mgr->pool, w, LEASE_RELEASE_KILL, "the placement group of its lease was removed");
+                killed++;
+            }
+            next = mgr->leases.next; /* the pool may have changed anything */
             continue;
         }
-        if (l->state == LEASE_GRANTED && l->worker) {
-            worker_t *w = l->worker;
-            if (w->pid > 0)
-                kill(w->pid, SIGKILL);
-            /* Frees the lease (and may reorder the list): start over. */
-            pool_disconnect(mgr->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT,
-                            "the placement group of its lease was removed");
-            killed++;
-            l = mgr->leases.next;
-            continue;
-        }
-        lease_reply_failure(l, true, false,
-                            RAY__RPC__REQUEST_WORKER_LEASE_REPLY__SCHEDULING_FAILURE_TYPE__SCHEDULING_CANCELLED_PLACEMENT_GROUP_REMOVED,
-                            "placement group removed");
+        lease_answer_failed(l, LEASE_FAIL_PG_REMOVED, "placement group removed");
         if (l->pop)
-            pool_pop_cancel(mgr->pool, l->pop);
+            mgr->ops.pop_cancel(mgr->pool, l->pop);
+        l->pop = NULL;
         lease_release_resources(mgr, l);
-        lease_unlink(l);
         lease_free(l);
-        l = next;
     }
+    lease_mgr_mark_dirty(mgr);
     return killed;
 }
 
@@ -848,61 +712,39 @@ static bool lease_same_shape(const res_set_t *a, const res_set_t *b)
 size_t lease_mgr_cancel_shapes(lease_mgr_t *mgr, res_set_t *const *shapes, size_t n)
 {
     size_t cancelled = 0;
-    for (lease_t *l = mgr->leases.next; l != &mgr->leases;) {
-        lease_t *next = l->next;
+    list_t *node, *next;
+    LIST_FOREACH_SAFE(node, next, &mgr->leases) {
+        lease_t *l = lease_of(node);
         bool match = false;
         for (size_t k = 0; k < n && !match; k++)
             match = l->state == LEASE_QUEUED && l->infeasible && lease_same_shape(l->request, shapes[k]);
-        if (match) {
-            lease_reply_failure(l, true, false,
-                                RAY__RPC__REQUEST_WORKER_LEASE_REPLY__SCHEDULING_FAILURE_TYPE__SCHEDULING_CANCELLED_UNSCHEDULABLE,
-                                "no node in the cluster can ever satisfy this resource request");
-            lease_unlink(l);
-            lease_free(l);
-            cancelled++;
-        }
-        l = next;
+        if (!match)
+            continue;
+        lease_answer_failed(l, LEASE_FAIL_UNSCHEDULABLE,
+                            "no node in the cluster can ever satisfy this resource request");
+        lease_free(l);
+        cancelled++;
     }
     return cancelled;
 }
 
-/* ---- load report --------------------------------------------------------------------- */
+/* ---- reports ---------------------------------------------------------------------- */
 
-static void *lease_load_keep(lease_mgr_t *mgr, void *p)
+size_t lease_mgr_demand(lease_mgr_t *mgr, const lease_demand_t **out)
 {
-    if (mgr->load_mem_count == mgr->load_mem_cap) {
-        mgr->load_mem_cap = mgr->load_mem_cap ? mgr->load_mem_cap * 2 : 32;
-        mgr->load_mem = realloc(mgr->load_mem, mgr->load_mem_cap * sizeof *mgr->load_mem);
-        if (!mgr->load_mem)
-            abort();
-    }
-    mgr->load_mem[mgr->load_mem_count++] = p;
-    return p;
-}
-
-static void lease_load_release(lease_mgr_t *mgr)
-{
-    for (size_t i = 0; i < mgr->load_mem_count; i++)
-        free(mgr->load_mem[i]);
-    mgr->load_mem_count = 0;
-}
-
-typedef struct lease_demand {
-    const char *shape;
-    const res_set_t *set;
-    uint64_t ready, infeasible;
-    int64_t backlog;
-} lease_demand_t;
-
-void lease_mgr_fill_load(lease_mgr_t *mgr, Ray__Rpc__ResourcesData *data)
-{
-    lease_load_release(mgr);
     size_t cap = 0;
-    for (lease_t *l = mgr->leases.next; l != &mgr->leases; l = l->next)
+    list_t *node;
+    LIST_FOREACH(node, &mgr->leases)
         cap++;
-    lease_demand_t *d = lease_load_keep(mgr, lease_xcalloc(cap, sizeof *d));
+    if (cap > mgr->demand_cap) {
+        mgr->demand_cap = cap;
+        mgr->demand = xrealloc(mgr->demand, cap * sizeof *mgr->demand);
+    }
+    lease_demand_t *d = mgr->demand;
+    const char **keys = xcalloc(cap, sizeof *keys);
     size_t n = 0;
-    for (lease_t *l = mgr->leases.next; l != &mgr->leases; l = l->next) {
+    LIST_FOREACH(node, &mgr->leases) {
+        lease_t *l = lease_of(node);
         if (l->state != LEASE_QUEUED)
             continue;
         /* Only queued leases are reported, so only they ever need a key:
@@ -910,11 +752,11 @@ void lease_mgr_fill_load(lease_mgr_t *mgr, Ray__Rpc__ResourcesData *data)
         if (!l->shape)
             l->shape = lease_shape_key(l->request);
         size_t k = 0;
-        while (k < n && strcmp(d[k].shape, l->shape) != 0)
+        while (k < n && strcmp(keys[k], l->shape) != 0)
             k++;
         if (k == n) {
-            d[n].shape = l->shape;
-            d[n].set = l->request;
+            keys[n] = l->shape;
+            d[n] = (lease_demand_t){.shape = l->request};
             n++;
         }
         if (l->infeasible)
@@ -924,93 +766,83 @@ void lease_mgr_fill_load(lease_mgr_t *mgr, Ray__Rpc__ResourcesData *data)
     }
     for (size_t b = 0; b < mgr->backlog_count; b++)
         for (size_t k = 0; k < n; k++)
-            if (strcmp(d[k].shape, mgr->backlogs[b].shape) == 0)
+            if (strcmp(keys[k], mgr->backlogs[b].shape) == 0)
                 d[k].backlog += mgr->backlogs[b].backlog;
-
-    Ray__Rpc__ResourceLoad *load = lease_load_keep(mgr, lease_xcalloc(1, sizeof *load));
-    ray__rpc__resource_load__init(load);
-    load->resource_demands = lease_load_keep(mgr, lease_xcalloc(n, sizeof *load->resource_demands));
-    load->n_resource_demands = n;
-    for (size_t k = 0; k < n; k++) {
-        Ray__Rpc__ResourceDemand *rd = lease_load_keep(mgr, lease_xcalloc(1, sizeof *rd));
-        ray__rpc__resource_demand__init(rd);
-        size_t m = res_set_count(d[k].set);
-        rd->shape = lease_load_keep(mgr, lease_xcalloc(m, sizeof *rd->shape));
-        for (size_t j = 0; j < m; j++) {
-            Ray__Rpc__ResourceDemand__ShapeEntry *e = lease_load_keep(mgr, lease_xcalloc(1, sizeof *e));
-            ray__rpc__resource_demand__shape_entry__init(e);
-            e->key = (char *)res_set_name_at(d[k].set, j);
-            e->value = res_amount_to_double(res_set_amount_at(d[k].set, j));
-            rd->shape[j] = e;
-        }
-        rd->n_shape = m;
-        rd->num_ready_requests_queued = d[k].ready;
-        rd->num_infeasible_requests_queued = d[k].infeasible;
-        rd->backlog_size = d[k].backlog;
-        load->resource_demands[k] = rd;
-    }
-    data->resource_load_by_shape = load;
+    free(keys);
+    *out = d;
+    return n;
 }
 
-size_t lease_mgr_granted(const lease_mgr_t *mgr) { return mgr->granted; }
+size_t lease_mgr_granted(const lease_mgr_t *mgr) { return mgr ? mgr->granted : 0; }
+size_t lease_mgr_blocked(const lease_mgr_t *mgr) { return mgr ? mgr->blocked : 0; }
 
 size_t lease_mgr_queued(const lease_mgr_t *mgr)
 {
+    if (!mgr)
+        return 0;
     size_t n = 0;
-    for (const lease_t *l = mgr->leases.next; l != &mgr->leases; l = l->next)
-        if (l->state != LEASE_GRANTED)
+    const list_t *node;
+    LIST_FOREACH(node, &mgr->leases)
+        if (lease_of(node)->state != LEASE_HELD)
             n++;
     return n;
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------- */
 
-lease_mgr_t *lease_mgr_create(loop_t *loop, res_node_t *resources, pool_t *pool,
-                              const lease_mgr_options_t *opts, const lease_mgr_callbacks_t *cbs,
-                              void *ctx)
+lease_mgr_t *lease_mgr_create(loop_t *loop, res_node_t *resources, const lease_pool_ops_t *ops, void *pool,
+                              const lease_mgr_options_t *opts, const lease_mgr_callbacks_t *cbs, void *ctx)
 {
-    lease_mgr_t *mgr = lease_xcalloc(1, sizeof *mgr);
+    lease_mgr_t *mgr = xcalloc(1, sizeof *mgr);
     mgr->loop = loop;
     mgr->res = resources;
+    mgr->ops = *ops;
     mgr->pool = pool;
-    memcpy(mgr->node_id, opts->node_id, ID_UNIQUE_SIZE);
-    mgr->node_ip = strdup(opts->node_ip_address);
-    mgr->cbs = *cbs;
+    if (cbs)
+        mgr->cbs = *cbs;
     mgr->ctx = ctx;
-    mgr->leases.next = mgr->leases.prev = &mgr->leases;
+    list_init(&mgr->leases);
+    mgr->by_worker = u64map_create();
+    if (!mgr->by_worker) {
+        free(mgr);
+        return NULL;
+    }
     mgr->cap_enabled = opts->worker_cap_enabled;
-    mgr->cap_initial_ms = opts->worker_cap_initial_backoff_ms;
+    mgr->cap_initial_ms = opts->worker_cap_initial_backoff_ms ? opts->worker_cap_initial_backoff_ms : 1;
     mgr->cap_max_ms = opts->worker_cap_max_backoff_ms;
     if (mgr->cap_max_ms < mgr->cap_initial_ms)
         mgr->cap_max_ms = mgr->cap_initial_ms;
     return mgr;
 }
 
+void lease_mgr_stop(lease_mgr_t *mgr)
+{
+    if (!mgr || mgr->stopped)
+        return;
+    mgr->stopped = true;
+    while (!list_empty(&mgr->leases)) {
+        lease_t *l = lease_of(mgr->leases.next);
+        lease_answer_failed(l, LEASE_FAIL_SHUTDOWN, "raylet shutting down");
+        if (l->pop)
+            mgr->ops.pop_cancel(mgr->pool, l->pop);
+        l->pop = NULL;
+        lease_retire(mgr, l);
+    }
+    if (mgr->cap_timer)
+        loop_cancel_timer(mgr->loop, mgr->cap_timer);
+    mgr->cap_timer = 0;
+}
+
 void lease_mgr_destroy(lease_mgr_t *mgr)
 {
     if (!mgr)
         return;
-    while (mgr->leases.next != &mgr->leases) {
-        lease_t *l = mgr->leases.next;
-        lease_reply_failure(l, true, false,
-                            RAY__RPC__REQUEST_WORKER_LEASE_REPLY__SCHEDULING_FAILURE_TYPE__SCHEDULING_FAILED,
-                            "raylet shutting down");
-        if (l->pop)
-            pool_pop_cancel(mgr->pool, l->pop);
-        if (l->worker)
-            l->worker->lease = NULL;
-        lease_release_resources(mgr, l);
-        lease_unlink(l);
-        lease_free(l);
-    }
-    if (mgr->cap_timer)
-        loop_cancel_timer(mgr->loop, mgr->cap_timer);
+    lease_mgr_stop(mgr);
+    u64map_destroy(mgr->by_worker);
     free(mgr->classes);
-    lease_load_release(mgr);
-    free(mgr->load_mem);
+    free(mgr->demand);
     for (size_t i = 0; i < mgr->backlog_count; i++)
         free(mgr->backlogs[i].shape);
     free(mgr->backlogs);
-    free(mgr->node_ip);
     free(mgr);
 }

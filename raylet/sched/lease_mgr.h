@@ -1,14 +1,23 @@
-/* Worker leases: the RequestWorkerLease queue and everything that grants,
- * returns, cancels or spills it.
+/* Worker leases: the queue of lease requests and everything that grants,
+ * returns, cancels or spills them.  Plain data in, plain data out: the
+ * gRPC service decodes RequestWorkerLease into a lease_request_t and turns
+ * the lease_outcome_t it gets back into a reply; the worker pool is reached
+ * through a small ops table, so the whole scheduler runs in a unit test
+ * with a fake pool and no gRPC.
  *
  * A lease asks for a resource shape (CPU, GPU instances, custom, placement
  * group names) and a worker of one job and language.  Requests that fit now
  * take their resources and a worker from the pool and are answered with the
- * worker's address and the instance ids they got (resource_mapping).  The
- * queue is served in order, but one shape that does not fit never holds up
- * another that does.  A request this node can never satisfy is sent to a
- * node that can (spillback), or rejected when the caller asked for
- * grant-or-reject, or kept as infeasible demand for the autoscaler.
+ * worker and the instance ids they got.  The queue is served in order, but
+ * one shape that does not fit never holds up another that does.  A request
+ * this node can never satisfy is sent to a node that can (spillback), or
+ * rejected when the caller asked for grant-or-reject, or kept as infeasible
+ * demand for the autoscaler.
+ *
+ * Scheduling is batched: every event that may let a lease through marks the
+ * manager dirty, and lease_mgr_flush() -- called once per loop iteration
+ * from the node's before-sleep hook -- walks the queue once.  A burst of N
+ * requests therefore costs one walk, not N.
  *
  * A worker blocked in ray.get lends its CPU back to the queue until it
  * unblocks, so nested tasks cannot deadlock a small node.  That alone would
@@ -17,27 +26,136 @@
  * first ones block; as in the stock raylet, a class already holding as many
  * leases as the node has CPUs for it gets one more only after a back-off
  * that doubles with each extra lease (the "worker cap"), while tasks of
- * other classes (the nested ones the blocked tasks wait for) go first. */
-#ifndef CRAYLET_RAYLET_LEASE_MGR_H
-#define CRAYLET_RAYLET_LEASE_MGR_H
+ * other classes (the nested ones the blocked tasks wait for) go first.
+ *
+ * Everything runs on the loop thread. */
+#ifndef CRAYLET_RAYLET_SCHED_LEASE_MGR_H
+#define CRAYLET_RAYLET_SCHED_LEASE_MGR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
+#include "common/id.h"
 #include "common/loop.h"
-#include "common/rpc.h"
-#include "proto/ray_proto.h"
 #include "raylet/sched/resources.h"
-#include "raylet/worker/worker.h"
-#include "raylet/worker/pool.h"
 
 typedef struct lease_mgr lease_mgr_t;
+/* A worker record: the pool's, opaque here, compared by address. */
+typedef struct worker worker_t;
+
+#define LEASE_ID_MAX 64
+
+/* ---- the pool, as the scheduler sees it ------------------------------------ */
+
+/* What a granted lease needs its worker to be. */
+typedef struct lease_worker_need {
+    const uint8_t *job_id; /* ID_JOB_SIZE bytes */
+    int language;          /* rpc::Language */
+    const char *runtime_env;          /* serialized, NULL for none */
+    const uint8_t *runtime_env_config; /* serialized rpc::RuntimeEnvConfig, may be NULL */
+    size_t runtime_env_config_len;
+    int runtime_env_hash;
+    bool gpu;   /* GPU and CPU-only work never share a worker process */
+    bool actor; /* an actor-creation lease */
+} lease_worker_need_t;
+
+/* How a lease lets go of its worker. */
+typedef enum {
+    LEASE_RELEASE_IDLE,    /* returned: the worker may serve another lease */
+    LEASE_RELEASE_RETIRE,  /* returned, but the worker is on its way out: never reuse */
+    LEASE_RELEASE_FAILED,  /* its owner saw it misbehave: kill it, report a system error */
+    LEASE_RELEASE_KILL,    /* the lease's resources are being taken away: kill it */
+} lease_release_t;
+
+/* What a grant reply names. */
+typedef struct lease_worker_info {
+    uint8_t id[ID_UNIQUE_SIZE];
+    int port;
+    pid_t pid;
+} lease_worker_info_t;
+
+/* `w` is NULL when err < 0; `why` then says why and env_failed tells a
+ * runtime-env failure from a spawn failure. */
+typedef void (*lease_pop_cb)(void *ctx, worker_t *w, int err, const char *why, bool env_failed);
+
+typedef struct lease_pool_ops {
+    /* Find or start a worker.  The callback runs exactly once unless the
+     * pop is cancelled; it may run before pop() returns, which then returns
+     * NULL.  Otherwise returns a handle for pop_cancel(). */
+    void *(*pop)(void *pool, const lease_worker_need_t *need, lease_pop_cb cb, void *cb_ctx);
+    void (*pop_cancel)(void *pool, void *pop);
+    /* `w` now serves a lease (normal_task: it ran a normal task). */
+    void (*leased)(void *pool, worker_t *w, bool normal_task);
+    /* The lease on `w` ended; `detail` explains a FAILED or KILL release.
+     * May re-enter the lease manager (lease_mgr_worker_dead) synchronously. */
+    void (*release)(void *pool, worker_t *w, lease_release_t how, const char *detail);
+    void (*describe)(void *pool, const worker_t *w, lease_worker_info_t *out);
+} lease_pool_ops_t;
+
+/* ---- requests and their outcomes --------------------------------------------- */
+
+/* A decoded RequestWorkerLease.  Every pointer is borrowed for the call and
+ * copied. */
+typedef struct lease_request {
+    const uint8_t *id; /* lease id, 1..LEASE_ID_MAX bytes */
+    size_t id_len;
+    const uint8_t *job_id; /* ID_JOB_SIZE bytes, or NULL (nil job) */
+    int language;
+    bool normal_task;    /* rpc::TaskType NORMAL_TASK */
+    bool actor_creation; /* rpc::TaskType ACTOR_CREATION_TASK */
+    const res_set_t *resources;
+    /* The scheduling class beyond its shape (function, depth, strategy),
+     * hashed by the decoder; the shape is mixed in here. */
+    uint64_t class_hash;
+    const char *runtime_env; /* serialized, NULL/""/"{}" for none */
+    const uint8_t *runtime_env_config;
+    size_t runtime_env_config_len;
+    bool grant_or_reject;
+    bool local_only; /* hard node affinity to this node */
+} lease_request_t;
 
 typedef struct lease_remote {
     char address[64];
     int port;
     uint8_t node_id[ID_UNIQUE_SIZE];
 } lease_remote_t;
+
+typedef enum {
+    LEASE_GRANTED,
+    LEASE_SPILLBACK,
+    LEASE_REJECTED, /* grant-or-reject, and this node cannot */
+    LEASE_FAILED,   /* cancelled; `failure` says why */
+} lease_outcome_kind_t;
+
+typedef enum {
+    LEASE_FAIL_SCHEDULING,     /* no worker could be started */
+    LEASE_FAIL_RUNTIME_ENV,    /* the runtime env could not be built */
+    LEASE_FAIL_INTENDED,       /* cancelled by its owner */
+    LEASE_FAIL_UNSCHEDULABLE,  /* no node can ever satisfy it */
+    LEASE_FAIL_PG_REMOVED,     /* its placement group went away */
+    LEASE_FAIL_SHUTDOWN,       /* the node is stopping */
+} lease_failure_t;
+
+/* Everything borrowed: valid only during the callback. */
+typedef struct lease_outcome {
+    lease_outcome_kind_t kind;
+    /* LEASE_GRANTED */
+    lease_worker_info_t worker;
+    const res_alloc_t *cpu_alloc; /* may be NULL */
+    const res_alloc_t *alloc;     /* everything but CPU, may be NULL */
+    /* LEASE_SPILLBACK */
+    lease_remote_t remote;
+    /* LEASE_FAILED */
+    lease_failure_t failure;
+    const char *message;
+} lease_outcome_t;
+
+/* Runs exactly once per lease_mgr_request (or never after lease_mgr_stop). */
+typedef void (*lease_reply_cb)(void *call, const lease_outcome_t *outcome);
+
+/* ---- construction ---------------------------------------------------------- */
 
 typedef struct lease_mgr_callbacks {
     /* Find another node for a request; `need_available` asks for one with
@@ -49,53 +167,89 @@ typedef struct lease_mgr_callbacks {
 } lease_mgr_callbacks_t;
 
 typedef struct lease_mgr_options {
-    const uint8_t *node_id; /* 28 bytes, copied */
-    const char *node_ip_address;
     bool worker_cap_enabled;
     uint64_t worker_cap_initial_backoff_ms; /* first extra lease of a capped class */
     uint64_t worker_cap_max_backoff_ms;     /* the doubling stops here */
 } lease_mgr_options_t;
 
-lease_mgr_t *lease_mgr_create(loop_t *loop, res_node_t *resources, pool_t *pool,
-                              const lease_mgr_options_t *opts, const lease_mgr_callbacks_t *cbs,
-                              void *ctx);
-/* Answers every queued request as cancelled and frees all leases (their
- * workers are the pool's to kill). */
+/* `loop`, `resources` and `pool` are borrowed and must outlive the manager;
+ * `ops` and `cbs` are copied. */
+lease_mgr_t *lease_mgr_create(loop_t *loop, res_node_t *resources, const lease_pool_ops_t *ops, void *pool,
+                              const lease_mgr_options_t *opts, const lease_mgr_callbacks_t *cbs, void *ctx);
+/* Answers every queued request (LEASE_FAIL_SHUTDOWN), cancels pops and
+ * timers and forgets granted leases (their workers are the pool's to kill).
+ * No callback runs after it returns; later calls answer at once.
+ * Idempotent. */
+void lease_mgr_stop(lease_mgr_t *mgr);
+/* Stops if needed, then frees. */
 void lease_mgr_destroy(lease_mgr_t *mgr);
 
-/* gRPC handlers; each answers `call` now or later. */
-void lease_mgr_request(lease_mgr_t *mgr, rpc_call_t *call, const Ray__Rpc__RequestWorkerLeaseRequest *req);
-void lease_mgr_return(lease_mgr_t *mgr, rpc_call_t *call, const Ray__Rpc__ReturnWorkerLeaseRequest *req);
-void lease_mgr_cancel(lease_mgr_t *mgr, rpc_call_t *call, const Ray__Rpc__CancelWorkerLeaseRequest *req);
-void lease_mgr_report_backlog(lease_mgr_t *mgr, const Ray__Rpc__ReportWorkerBacklogRequest *req);
+/* ---- requests --------------------------------------------------------------- */
 
-/* Worker events from the socket and the pool. */
+/* Queue a request; `reply` runs with `call` when it is decided.  A request
+ * whose lease id is already granted is answered with the same grant (a
+ * retry); one already queued is refused with -EEXIST (no callback).  A
+ * malformed request returns -EINVAL (no callback). */
+int lease_mgr_request(lease_mgr_t *mgr, const lease_request_t *req, lease_reply_cb reply, void *call);
+/* ReturnWorkerLease: frees the lease's resources and hands the worker back
+ * (RETIRE when `worker_exiting`, FAILED when `disconnect_worker`).  Unknown
+ * or ungranted leases are ignored (the worker died first). */
+void lease_mgr_return(lease_mgr_t *mgr, const uint8_t *id, size_t id_len, bool disconnect_worker,
+                      bool worker_exiting, const char *detail);
+/* CancelWorkerLease: true if a lease not yet granted was cancelled (its
+ * request is answered LEASE_FAIL_INTENDED). */
+bool lease_mgr_cancel(lease_mgr_t *mgr, const uint8_t *id, size_t id_len);
+
+/* One worker's backlog report replaces its previous one. */
+typedef struct lease_backlog_entry {
+    const res_set_t *shape; /* borrowed */
+    int64_t backlog;
+} lease_backlog_entry_t;
+void lease_mgr_report_backlog(lease_mgr_t *mgr, const uint8_t worker_id[ID_UNIQUE_SIZE],
+                              const lease_backlog_entry_t *entries, size_t n);
+
+/* ---- worker events ------------------------------------------------------------ */
+
 void lease_mgr_worker_blocked(lease_mgr_t *mgr, worker_t *w);
 void lease_mgr_worker_unblocked(lease_mgr_t *mgr, worker_t *w);
 /* The worker is dying: free its lease's resources (it never comes back). */
 void lease_mgr_worker_dead(lease_mgr_t *mgr, worker_t *w);
-/* An actor-creation lease's worker became an actor: keep its resources for
- * the worker's lifetime. */
-void lease_mgr_actor_created(lease_mgr_t *mgr, worker_t *w);
+/* Whether `w` holds a granted lease. */
+bool lease_mgr_worker_leased(const lease_mgr_t *mgr, const worker_t *w);
+
+/* ---- resources going away -------------------------------------------------------- */
 
 /* A placement group's bundle is going away: answer queued requests whose
- * resources name `needle` (a "_group_<pg>" suffix) as cancelled, and kill
- * the workers of granted ones so the bundle's resources come back.  Returns
- * the number of workers killed. */
+ * resources name `needle` (a "_group_<pg>" suffix) as LEASE_FAIL_PG_REMOVED,
+ * and release the workers of granted ones with LEASE_RELEASE_KILL so the
+ * bundle's resources come back.  Returns the number of workers killed. */
 size_t lease_mgr_drop_matching(lease_mgr_t *mgr, const char *needle);
-
 /* The autoscaler gave up on these shapes: answer queued infeasible
  * requests of exactly one of them as unschedulable.  Returns the count. */
 size_t lease_mgr_cancel_shapes(lease_mgr_t *mgr, res_set_t *const *shapes, size_t n);
 
-/* Try to grant queued requests (after resources or workers freed up, or
- * the cluster view changed). */
-void lease_mgr_schedule(lease_mgr_t *mgr);
+/* ---- scheduling ---------------------------------------------------------------------- */
 
-/* Fill the load part of ResourcesData (resource_load_by_shape); the
- * message's storage stays valid until the next call. */
-void lease_mgr_fill_load(lease_mgr_t *mgr, Ray__Rpc__ResourcesData *data);
+/* Something changed that may let queued leases through (resources or
+ * workers freed, the cluster view changed): schedule at the next flush. */
+void lease_mgr_mark_dirty(lease_mgr_t *mgr);
+/* Walk the queue if dirty.  Called from the before-sleep hook; tests call
+ * it directly. */
+void lease_mgr_flush(lease_mgr_t *mgr);
+
+/* ---- reports ----------------------------------------------------------------------- */
+
+/* Queued demand by shape, for ResourcesData.resource_load_by_shape. */
+typedef struct lease_demand {
+    const res_set_t *shape;
+    uint64_t ready;      /* queued and feasible here */
+    uint64_t infeasible; /* no node can run it */
+    int64_t backlog;     /* reported by owners */
+} lease_demand_t;
+/* The array stays valid until the next call or until the queue changes. */
+size_t lease_mgr_demand(lease_mgr_t *mgr, const lease_demand_t **out);
 size_t lease_mgr_granted(const lease_mgr_t *mgr);
 size_t lease_mgr_queued(const lease_mgr_t *mgr);
+size_t lease_mgr_blocked(const lease_mgr_t *mgr);
 
 #endif

@@ -3,13 +3,13 @@
  *
  * Methods not listed here are answered UNIMPLEMENTED by the rpc layer at
  * once, so no caller waits on something this build does not do. */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
 #include "raylet/node_int.h"
+#include "raylet/service/leases.h"
 
 static void nm_health_check(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
@@ -55,19 +55,18 @@ static void nm_get_resource_load(void *ctx, rpc_call_t *call, ProtobufCMessage *
     data.resources_available = availp;
     data.resources_total = totalp;
     data.node_manager_address = r->flags.node_ip_address;
-    Ray__Rpc__ResourceLoad load = RAY__RPC__RESOURCE_LOAD__INIT;
-    data.resource_load_by_shape = &load;
+    svc_lease_load_t load;
+    svc_lease_load_fill(r->leases, &load);
+    data.resource_load_by_shape = &load.load;
     uint64_t now = loop_now_ms(r->loop);
     data.idle_duration_ms = (int64_t)(now > r->idle_since_ms ? now - r->idle_since_ms : 0);
-    if (r->leases) {
-        lease_mgr_fill_load(r->leases, &data);
-        if (lease_mgr_granted(r->leases) > 0)
-            data.idle_duration_ms = 0;
-    }
+    if (lease_mgr_granted(r->leases) > 0)
+        data.idle_duration_ms = 0;
 
     Ray__Rpc__GetResourceLoadReply reply = RAY__RPC__GET_RESOURCE_LOAD_REPLY__INIT;
     reply.resources = &data;
     rpc_call_reply(call, &reply.base);
+    svc_lease_load_free(&load);
     free(avail);
     free(total);
     free(availp);
@@ -122,28 +121,30 @@ static void nm_request_worker_lease(void *ctx, rpc_call_t *call, ProtobufCMessag
 {
     struct raylet *r = ctx;
     if (nm_ready(r, call))
-        lease_mgr_request(r->leases, call, (const Ray__Rpc__RequestWorkerLeaseRequest *)msg);
+        svc_lease_request(r->leases, &r->lease_node, call, (const Ray__Rpc__RequestWorkerLeaseRequest *)msg);
 }
 
 static void nm_return_worker_lease(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
     struct raylet *r = ctx;
     if (nm_ready(r, call))
-        lease_mgr_return(r->leases, call, (const Ray__Rpc__ReturnWorkerLeaseRequest *)msg);
+        svc_lease_return(r->leases, call, (const Ray__Rpc__ReturnWorkerLeaseRequest *)msg);
 }
 
 static void nm_cancel_worker_lease(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
     struct raylet *r = ctx;
     if (nm_ready(r, call))
-        lease_mgr_cancel(r->leases, call, (const Ray__Rpc__CancelWorkerLeaseRequest *)msg);
+        svc_lease_cancel(r->leases, call, (const Ray__Rpc__CancelWorkerLeaseRequest *)msg);
 }
 
 static void nm_report_worker_backlog(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
     struct raylet *r = ctx;
-    if (r->leases)
-        lease_mgr_report_backlog(r->leases, (const Ray__Rpc__ReportWorkerBacklogRequest *)msg);
+    if (r->leases) {
+        svc_lease_backlog(r->leases, call, (const Ray__Rpc__ReportWorkerBacklogRequest *)msg);
+        return;
+    }
     Ray__Rpc__ReportWorkerBacklogReply reply = RAY__RPC__REPORT_WORKER_BACKLOG_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
 }
@@ -195,6 +196,24 @@ static void nm_get_worker_failure_cause(void *ctx, rpc_call_t *call, ProtobufCMe
     rpc_call_reply(call, &reply.base);
 }
 
+/* Calls answered later (the stats aggregates below) are kept on
+ * r->nm_pending, so that nm_service_stop() can answer them UNAVAILABLE and
+ * silence their channels before the components they read are freed. */
+static void nm_pending_add(struct raylet *r, nm_pending_t *p, void (*cancel)(nm_pending_t *))
+{
+    p->cancel = cancel;
+    list_insert_tail(&r->nm_pending, &p->node);
+}
+
+void nm_service_stop(struct raylet *r)
+{
+    while (!list_empty(&r->nm_pending)) {
+        nm_pending_t *p = LIST_ENTRY(r->nm_pending.next, nm_pending_t, node);
+        list_remove(&p->node);
+        p->cancel(p);
+    }
+}
+
 /* This node's store, as GetNodeStats and `ray memory` report it. */
 static void nm_store_stats(struct raylet *r, Ray__Rpc__ObjectStoreStats *out)
 {
@@ -218,6 +237,7 @@ static void nm_store_stats(struct raylet *r, Ray__Rpc__ObjectStoreStats *out)
 #define NM_STATS_DEADLINE_MS 3000
 
 typedef struct nm_stats {
+    nm_pending_t pending_node; /* first: r->nm_pending */
     struct raylet *r;
     rpc_call_t *call;
     size_t pending;
@@ -229,13 +249,40 @@ typedef struct nm_stats {
     size_t packed_count;
 } nm_stats_t;
 
+/* Silence the aggregate: no reply or deadline reaches it after this. */
+static void nm_stats_silence(nm_stats_t *a)
+{
+    list_remove(&a->pending_node.node);
+    if (a->timer)
+        loop_cancel_timer(a->r->loop, a->timer);
+    a->timer = 0;
+    for (size_t i = 0; i < a->channel_count; i++)
+        rpc_channel_destroy(a->channels[i]);
+    a->channel_count = 0;
+}
+
+static void nm_stats_free(nm_stats_t *a)
+{
+    for (size_t i = 0; i < a->packed_count; i++)
+        free(a->packed[i]);
+    free(a->packed);
+    free(a->packed_len);
+    free(a->channels);
+    free(a);
+}
+
+static void nm_stats_cancel(nm_pending_t *p)
+{
+    nm_stats_t *a = (nm_stats_t *)p;
+    nm_stats_silence(a);
+    rpc_call_fail(a->call, GRPC_STATUS_UNAVAILABLE, "raylet shutting down");
+    nm_stats_free(a);
+}
+
 static void nm_stats_finish(nm_stats_t *a)
 {
     struct raylet *r = a->r;
-    if (a->timer)
-        loop_cancel_timer(r->loop, a->timer);
-    for (size_t i = 0; i < a->channel_count; i++)
-        rpc_channel_destroy(a->channels[i]);
+    nm_stats_silence(a);
 
     Ray__Rpc__GetNodeStatsReply reply = RAY__RPC__GET_NODE_STATS_REPLY__INIT;
     Ray__Rpc__CoreWorkerStats **stats = calloc(a->packed_count ? a->packed_count : 1, sizeof *stats);
@@ -259,12 +306,7 @@ static void nm_stats_finish(nm_stats_t *a)
     for (size_t i = 0; i < n; i++)
         ray__rpc__core_worker_stats__free_unpacked(stats[i], NULL);
     free(stats);
-    for (size_t i = 0; i < a->packed_count; i++)
-        free(a->packed[i]);
-    free(a->packed);
-    free(a->packed_len);
-    free(a->channels);
-    free(a);
+    nm_stats_free(a);
 }
 
 static void nm_stats_on_reply(void *ctx, const rpc_status_t *st, ProtobufCMessage *msg)
@@ -300,6 +342,7 @@ static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
         abort();
     a->r = r;
     a->call = call;
+    nm_pending_add(r, &a->pending_node, nm_stats_cancel);
     worker_t *list[1024];
     size_t n = r->pool ? pool_list(r->pool, list, 1024) : 0;
     a->channels = calloc(n ? n : 1, sizeof *a->channels);
@@ -336,6 +379,7 @@ static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
 /* FormatGlobalMemoryInfo (`ray memory`): this node's store statistics
  * summed with every other live node's, asked for through GetNodeStats. */
 typedef struct nm_mem {
+    nm_pending_t pending_node; /* first: r->nm_pending */
     struct raylet *r;
     rpc_call_t *call;
     size_t pending;
@@ -363,12 +407,29 @@ static void nm_mem_add(nm_mem_t *m, const Ray__Rpc__ObjectStoreStats *s)
     m->nodes++;
 }
 
-static void nm_mem_finish(nm_mem_t *m)
+static void nm_mem_silence(nm_mem_t *m)
 {
+    list_remove(&m->pending_node.node);
     if (m->timer)
         loop_cancel_timer(m->r->loop, m->timer);
+    m->timer = 0;
     for (size_t i = 0; i < m->channel_count; i++)
         rpc_channel_destroy(m->channels[i]);
+    m->channel_count = 0;
+}
+
+static void nm_mem_cancel(nm_pending_t *p)
+{
+    nm_mem_t *m = (nm_mem_t *)p;
+    nm_mem_silence(m);
+    rpc_call_fail(m->call, GRPC_STATUS_UNAVAILABLE, "raylet shutting down");
+    free(m->channels);
+    free(m);
+}
+
+static void nm_mem_finish(nm_mem_t *m)
+{
+    nm_mem_silence(m);
     char summary[256];
     snprintf(summary, sizeof summary, "%zu node(s): %lld objects, %.1f MiB used of %.1f MiB\n", m->nodes,
              (long long)m->sum.num_local_objects, m->sum.object_store_bytes_used / 1048576.0,
@@ -406,6 +467,7 @@ static void nm_format_global_memory_info(void *ctx, rpc_call_t *call, ProtobufCM
         abort();
     m->r = r;
     m->call = call;
+    nm_pending_add(r, &m->pending_node, nm_mem_cancel);
     ray__rpc__object_store_stats__init(&m->sum);
     Ray__Rpc__ObjectStoreStats local;
     nm_store_stats(r, &local);
@@ -491,9 +553,7 @@ static void nm_kill_on_timer(loop_t *loop, uint64_t id, void *data)
         worker_t *w = k->r->pool ? pool_find(k->r->pool, k->worker_id) : NULL;
         if (w && w->state != WORKER_DEAD) {
             log_info("actor worker %s (pid %d) did not exit in time; killing it", w->id_hex, (int)w->pid);
-            if (w->pid > 0)
-                kill(w->pid, SIGKILL);
-            pool_disconnect(k->r->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT, "Actor killed by GCS");
+            pool_kill(k->r->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT, "Actor killed by GCS");
         }
         k->replied = true;
         Ray__Rpc__KillLocalActorReply reply = RAY__RPC__KILL_LOCAL_ACTOR_REPLY__INIT;
@@ -571,9 +631,7 @@ static void nm_release_unused_actor_workers(void *ctx, rpc_call_t *call, Protobu
         if (in_use)
             continue;
         log_info("GCS no longer knows actor worker %s; killing it", w->id_hex);
-        if (w->pid > 0)
-            kill(w->pid, SIGKILL);
-        pool_disconnect(r->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT, "unused actor worker released");
+        pool_kill(r->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT, "unused actor worker released");
     }
     Ray__Rpc__ReleaseUnusedActorWorkersReply reply = RAY__RPC__RELEASE_UNUSED_ACTOR_WORKERS_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
@@ -624,7 +682,7 @@ static void nm_commit_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
     Ray__Rpc__CommitBundleResourcesReply reply = RAY__RPC__COMMIT_BUNDLE_RESOURCES_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
     if (r->leases)
-        lease_mgr_schedule(r->leases);
+        lease_mgr_mark_dirty(r->leases);
 }
 
 static void nm_cancel_resource_reserve(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
@@ -648,7 +706,7 @@ static void nm_cancel_resource_reserve(void *ctx, rpc_call_t *call, ProtobufCMes
     Ray__Rpc__CancelResourceReserveReply reply = RAY__RPC__CANCEL_RESOURCE_RESERVE_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
     if (r->leases)
-        lease_mgr_schedule(r->leases);
+        lease_mgr_mark_dirty(r->leases);
 }
 
 static void nm_release_unused_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
@@ -661,7 +719,7 @@ static void nm_release_unused_bundles(void *ctx, rpc_call_t *call, ProtobufCMess
     Ray__Rpc__ReleaseUnusedBundlesReply reply = RAY__RPC__RELEASE_UNUSED_BUNDLES_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
     if (r->leases)
-        lease_mgr_schedule(r->leases);
+        lease_mgr_mark_dirty(r->leases);
 }
 
 int nm_service_register(struct raylet *r)

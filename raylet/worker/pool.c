@@ -17,6 +17,7 @@
 #include "common/proc.h"
 #include "proto/ray_proto.h"
 #include "raylet/worker/renv_client.h"
+#include "raylet/sched/lease_mgr.h"
 
 #define POOL_REAP_PERIOD_MS 200
 #define POOL_KILL_GRACE_MS 3000
@@ -464,8 +465,6 @@ void pool_pop_cancel(pool_t *pool, pool_pop_t *pop)
 
 void pool_push_idle(pool_t *pool, worker_t *w)
 {
-    w->lease = NULL;
-    w->blocked = false;
     if (w->is_actor || w->exit_requested)
         return;
     if (pool_serve_pop(pool, w))
@@ -804,23 +803,36 @@ pool_t *pool_create(loop_t *loop, cq_bridge_t *bridge, const pool_options_t *opt
     return pool;
 }
 
-void pool_destroy(pool_t *pool)
+void pool_stop(pool_t *pool)
 {
-    if (!pool)
+    if (!pool || pool->destroying)
         return;
     pool->destroying = true;
     loop_cancel_timer(pool->loop, pool->reap_timer);
+    pool->reap_timer = 0;
     while (pool->pops.next != &pool->pops) {
         pool_pop_t *p = pool->pops.next;
         pool_unlink_pop(p);
         pool_pop_free(p);
     }
     /* Workers get SIGKILL: with the raylet gone they would exit anyway, and
-     * `ray stop` expects nothing left behind. */
-    while (pool->workers.next != &pool->workers) {
-        worker_t *w = pool->workers.next;
+     * `ray stop` expects nothing left behind.  Their channels go now, so no
+     * reply from a worker reaches the pool after this. */
+    for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next) {
         if (w->type != WORKER_TYPE_DRIVER && w->pid > 0)
             kill(w->pid, SIGKILL);
+        rpc_channel_destroy(w->channel);
+        w->channel = NULL;
+    }
+}
+
+void pool_destroy(pool_t *pool)
+{
+    if (!pool)
+        return;
+    pool_stop(pool);
+    while (pool->workers.next != &pool->workers) {
+        worker_t *w = pool->workers.next;
         if (w->conn)
             conn_close(w->conn, NULL);
         pool_free_worker(pool, w);
@@ -830,3 +842,75 @@ void pool_destroy(pool_t *pool)
     free(pool->ports);
     free(pool);
 }
+
+/* ---- the lease manager's view of the pool ----------------------------------- */
+
+void pool_kill(pool_t *pool, worker_t *w, int exit_type, const char *detail)
+{
+    if (w->state == WORKER_DEAD)
+        return;
+    /* Only pids this pool spawned and has not reaped are ever signalled. */
+    if (w->type != WORKER_TYPE_DRIVER && w->pid > 0)
+        kill(w->pid, SIGKILL);
+    pool_disconnect(pool, w, exit_type, detail);
+}
+
+void pool_mark_actor(pool_t *pool, worker_t *w) { w->is_actor = true; }
+
+static void *pool_lease_pop(void *pool, const lease_worker_need_t *need, lease_pop_cb cb, void *ctx)
+{
+    pool_env_t env = {.serialized = need->runtime_env,
+                      .config = need->runtime_env_config,
+                      .config_len = need->runtime_env_config_len,
+                      .hash = need->runtime_env_hash,
+                      .gpu = need->gpu,
+                      .actor = need->actor};
+    return pool_pop(pool, need->job_id, need->language, &env, cb, ctx);
+}
+
+static void pool_lease_pop_cancel(void *pool, void *pop) { pool_pop_cancel(pool, pop); }
+
+static void pool_lease_leased(void *pool, worker_t *w, bool normal_task)
+{
+    w->state = WORKER_LEASED;
+    if (normal_task)
+        w->ran_tasks = true;
+}
+
+static void pool_lease_release(void *pool, worker_t *w, lease_release_t how, const char *detail)
+{
+    switch (how) {
+    case LEASE_RELEASE_IDLE:
+        pool_push_idle(pool, w);
+        break;
+    case LEASE_RELEASE_RETIRE:
+        w->exit_requested = true; /* on its way out: never reuse */
+        break;
+    case LEASE_RELEASE_FAILED:
+        w->exit_requested = true;
+        if (w->pid <= 0)
+            break;
+        w->failed_while_leased = true; /* its driver is told (worker_died) */
+        log_info("killing worker %s on its owner's request: %s", w->id_hex, detail ? detail : "");
+        pool_disconnect(pool, w, RAY__RPC__WORKER_EXIT_TYPE__SYSTEM_ERROR, detail);
+        break;
+    case LEASE_RELEASE_KILL:
+        pool_kill(pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT, detail);
+        break;
+    }
+}
+
+static void pool_lease_describe(void *pool, const worker_t *w, lease_worker_info_t *out)
+{
+    memcpy(out->id, w->id, ID_UNIQUE_SIZE);
+    out->port = w->port;
+    out->pid = w->pid;
+}
+
+const lease_pool_ops_t pool_lease_ops = {
+    .pop = pool_lease_pop,
+    .pop_cancel = pool_lease_pop_cancel,
+    .leased = pool_lease_leased,
+    .release = pool_lease_release,
+    .describe = pool_lease_describe,
+};

@@ -49,7 +49,11 @@ typedef struct pool_callbacks {
 
 pool_t *pool_create(loop_t *loop, cq_bridge_t *bridge, const pool_options_t *opts,
                     const pool_callbacks_t *cbs, void *ctx);
-/* Kills every worker process still alive and frees all records. */
+/* Kills every worker process still alive, drops waiting pops and closes
+ * every channel to a worker: no pool callback runs afterwards.
+ * Idempotent. */
+void pool_stop(pool_t *pool);
+/* Stops if needed and frees all records. */
 void pool_destroy(pool_t *pool);
 
 /* ---- leasing a worker ----------------------------------------------------- */
@@ -119,6 +123,19 @@ worker_t *pool_find(pool_t *pool, const uint8_t id[ID_UNIQUE_SIZE]);
 rpc_channel_t *pool_channel(pool_t *pool, worker_t *w);
 /* Ask the workers of a finished job to exit, SIGKILL after a grace period. */
 void pool_kill_job(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE]);
+/* Kill a worker the pool spawned (SIGKILL, never a pid it did not spawn or
+ * already reaped) and disconnect it as pool_disconnect does.  Drivers are
+ * disconnected but not signalled: they are the user's processes. */
+void pool_kill(pool_t *pool, worker_t *w, int exit_type, const char *detail);
+/* The worker took an actor-creation lease and became an actor: it is never
+ * pooled again. */
+void pool_mark_actor(pool_t *pool, worker_t *w);
+
+/* The pool as the lease manager reaches it (sched/lease_mgr.h); pass the
+ * pool_t as the ops' context. */
+struct lease_pool_ops;
+extern const struct lease_pool_ops pool_lease_ops;
+
 /* Fill pids[] with live worker and driver pids; returns the count. */
 size_t pool_pids(pool_t *pool, int32_t *pids, size_t max);
 size_t pool_count(const pool_t *pool, worker_state_t state);

@@ -33,8 +33,6 @@ typedef enum {
     WORKER_DEAD,       /* gone; the record is about to be freed */
 } worker_state_t;
 
-struct lease;
-
 typedef struct worker {
     struct worker *next, *prev; /* pool's list of all workers */
     uint8_t id[ID_UNIQUE_SIZE];
@@ -51,11 +49,9 @@ typedef struct worker {
     int port;              /* the worker's gRPC port, once announced */
     int assigned_port;     /* from the port pool, 0 if none; returned on exit */
     rpc_channel_t *channel; /* to its CoreWorkerService, created on demand */
-    struct lease *lease;   /* the lease holding this worker, if LEASED */
     bool is_actor;         /* took an actor-creation lease: never pooled again */
     int gpu_kind;          /* 0: not leased yet, 1: ran CPU-only work, 2: ran GPU work */
     bool ran_tasks;        /* has run normal tasks (it may own objects others hold) */
-    bool blocked;          /* in ray.get/ray.wait: its CPU is lent out */
     bool exit_requested;   /* asked to exit (idle reaping); do not reuse */
     bool failed_while_leased; /* its owner returned the lease saying it failed */
     uint64_t idle_since_ms;

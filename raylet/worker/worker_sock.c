@@ -172,7 +172,7 @@ static int wsock_on_announce(wclient_t *c, const wmsg_t *m)
     pool_announce(c->r->pool, w, m->port);
     if (w->type == WORKER_TYPE_DRIVER)
         return wsock_announce_driver(c, w, &m->entrypoint);
-    lease_mgr_schedule(c->r->leases);
+    lease_mgr_mark_dirty(c->r->leases);
     return 0;
 }
 
@@ -320,7 +320,7 @@ static int wsock_dispatch(wclient_t *c, const wmsg_t *m)
     case WMSG_ANNOUNCE_WORKER_PORT: return wsock_on_announce(c, m);
     case WMSG_DISCONNECT_CLIENT_REQUEST: return wsock_on_disconnect(c, m);
     case WMSG_ACTOR_CREATION_TASK_DONE:
-        lease_mgr_actor_created(c->r->leases, c->worker);
+        pool_mark_actor(c->r->pool, c->worker);
         return 0;
     case WMSG_NOTIFY_WORKER_BLOCKED:
         lease_mgr_worker_blocked(c->r->leases, c->worker);

@@ -1,13 +1,13 @@
 /* A small open-addressing map from nonzero 64-bit keys to pointers.
  *
- * Per-client bookkeeping in the object store: the objects a client holds
- * references to (keyed by the object's address) and the fallback segments
- * whose descriptors it has been sent (keyed by segment id).  Keys are never
- * chosen by peers, so a multiplicative hash is enough.  An empty map holds
- * no memory, which matters because most clients never hold anything.
+ * Used where the daemon keys records by something it chose itself: the
+ * object store's per-client references (by object address) and fallback
+ * segments (by segment id), the lease manager's worker -> lease index (by
+ * the worker record's address).  Keys are never chosen by peers, so a
+ * multiplicative hash is enough.  An empty map holds no memory.
  * Not thread-safe. */
-#ifndef CRAYLET_OBJECT_STORE_U64MAP_H
-#define CRAYLET_OBJECT_STORE_U64MAP_H
+#ifndef CRAYLET_COMMON_U64MAP_H
+#define CRAYLET_COMMON_U64MAP_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,0 +1,571 @@
+/* The lease manager through its plain interface, with a fake worker pool
+ * and no gRPC: leases queued, granted, returned, cancelled, spilled back,
+ * rejected; the worker cap; blocked-worker CPU lending; leases on
+ * placement-group bundles and their removal; stop. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "raylet/sched/bundles.h"
+#include "raylet/sched/lease_mgr.h"
+
+/* The scheduler only compares worker records by address. */
+struct worker {
+    int index;
+};
+
+#define FAKE_MAX 32
+
+typedef struct fake_pop {
+    bool live;
+    lease_pop_cb cb;
+    void *ctx;
+    bool gpu;
+} fake_pop_t;
+
+typedef struct fake_pool {
+    struct worker workers[FAKE_MAX];
+    size_t used;
+    bool async;            /* pops wait for fake_finish_pop() */
+    fake_pop_t pops[FAKE_MAX];
+    size_t pop_count;
+    size_t cancelled;
+    lease_release_t released_how[FAKE_MAX];
+    struct worker *released[FAKE_MAX];
+    size_t release_count;
+    size_t leased_normal;
+} fake_pool_t;
+
+static void *fake_pop(void *pool, const lease_worker_need_t *need, lease_pop_cb cb, void *ctx)
+{
+    fake_pool_t *p = pool;
+    if (!p->async) {
+        cr_assert_lt(p->used, FAKE_MAX);
+        struct worker *w = &p->workers[p->used];
+        w->index = (int)p->used++;
+        cb(ctx, w, 0, NULL, false);
+        return NULL;
+    }
+    fake_pop_t *pop = &p->pops[p->pop_count++];
+    *pop = (fake_pop_t){.live = true, .cb = cb, .ctx = ctx, .gpu = need->gpu};
+    return pop;
+}
+
+static void fake_pop_cancel(void *pool, void *pop)
+{
+    fake_pool_t *p = pool;
+    ((fake_pop_t *)pop)->live = false;
+    p->cancelled++;
+}
+
+static void fake_leased(void *pool, struct worker *w, bool normal_task)
+{
+    fake_pool_t *p = pool;
+    p->leased_normal += normal_task;
+}
+
+static void fake_release(void *pool, struct worker *w, lease_release_t how, const char *detail)
+{
+    fake_pool_t *p = pool;
+    p->released[p->release_count] = w;
+    p->released_how[p->release_count++] = how;
+}
+
+static void fake_describe(void *pool, const struct worker *w, lease_worker_info_t *out)
+{
+    memset(out->id, 0, sizeof out->id);
+    out->id[0] = (uint8_t)w->index;
+    out->port = 10000 + w->index;
+    out->pid = 500 + w->index;
+}
+
+static const lease_pool_ops_t fake_ops = {
+    .pop = fake_pop,
+    .pop_cancel = fake_pop_cancel,
+    .leased = fake_leased,
+    .release = fake_release,
+    .describe = fake_describe,
+};
+
+/* Complete the i-th pending pop: with a new worker, or a failure. */
+static void fake_finish_pop(fake_pool_t *p, size_t i, bool ok, bool env_failed)
+{
+    fake_pop_t *pop = &p->pops[i];
+    cr_assert(pop->live, "pop %zu was cancelled or already finished", i);
+    pop->live = false;
+    if (!ok) {
+        pop->cb(pop->ctx, NULL, -EIO, "spawn failed", env_failed);
+        return;
+    }
+    struct worker *w = &p->workers[p->used];
+    w->index = (int)p->used++;
+    pop->cb(pop->ctx, w, 0, NULL, false);
+}
+
+/* ---- recorded outcomes ---------------------------------------------------- */
+
+typedef struct answer {
+    bool answered;
+    lease_outcome_kind_t kind;
+    lease_failure_t failure;
+    int worker_port;
+    res_amount_t cpu_granted;
+    int64_t gpu_ids[8];
+    size_t gpu_count;
+    char remote[96];
+} answer_t;
+
+static void on_outcome(void *call, const lease_outcome_t *o)
+{
+    answer_t *a = call;
+    cr_assert_not(a->answered, "a lease was answered twice");
+    a->answered = true;
+    a->kind = o->kind;
+    a->failure = o->failure;
+    if (o->kind == LEASE_GRANTED) {
+        a->worker_port = o->worker.port;
+        res_grant_t g;
+        if (o->cpu_alloc && res_alloc_find(o->cpu_alloc, "CPU", &g))
+            a->cpu_granted = g.amount;
+        if (o->alloc && res_alloc_find(o->alloc, "GPU", &g)) {
+            for (size_t i = 0; i < g.instance_count && i < 8; i++)
+                a->gpu_ids[i] = (int64_t)g.instance_ids[i];
+            a->gpu_count = g.instance_count;
+        }
+    }
+    if (o->kind == LEASE_SPILLBACK)
+        snprintf(a->remote, sizeof a->remote, "%s:%d", o->remote.address, o->remote.port);
+}
+
+/* ---- fixture ---------------------------------------------------------------- */
+
+typedef struct env {
+    loop_t *loop;
+    res_node_t *res;
+    fake_pool_t pool;
+    lease_mgr_t *mgr;
+    bool remote_available; /* pick_remote finds a node with free resources */
+    bool remote_total;     /* pick_remote finds a node whose totals fit */
+    int busy_changes;
+} env_t;
+
+static bool pick_remote(void *ctx, const res_set_t *request, bool need_available, lease_remote_t *out)
+{
+    env_t *e = ctx;
+    if (need_available ? !e->remote_available : !(e->remote_total || e->remote_available))
+        return false;
+    snprintf(out->address, sizeof out->address, "10.0.0.2");
+    out->port = 7777;
+    memset(out->node_id, 0xab, sizeof out->node_id);
+    return true;
+}
+
+static void on_busy(void *ctx, bool busy) { ((env_t *)ctx)->busy_changes++; }
+
+static void env_init(env_t *e, double cpus, int gpus, bool cap, uint64_t backoff_ms)
+{
+    memset(e, 0, sizeof *e);
+    e->loop = loop_create();
+    e->res = res_node_create(NULL);
+    cr_assert_eq(res_node_add_total(e->res, "CPU", (res_amount_t)(cpus * RES_UNIT)), 0);
+    if (gpus > 0)
+        cr_assert_eq(res_node_add_total(e->res, "GPU", (res_amount_t)gpus * RES_UNIT), 0);
+    lease_mgr_options_t o = {.worker_cap_enabled = cap,
+                             .worker_cap_initial_backoff_ms = backoff_ms,
+                             .worker_cap_max_backoff_ms = backoff_ms * 8};
+    lease_mgr_callbacks_t cbs = {.pick_remote = pick_remote, .on_busy_changed = on_busy};
+    e->mgr = lease_mgr_create(e->loop, e->res, &fake_ops, &e->pool, &o, &cbs, e);
+    cr_assert_not_null(e->mgr);
+}
+
+static void env_fini(env_t *e)
+{
+    lease_mgr_destroy(e->mgr);
+    res_node_destroy(e->res);
+    loop_destroy(e->loop);
+}
+
+static res_amount_t avail(env_t *e, const char *name) { return res_node_available(e->res, name); }
+
+/* Submit a lease for `shape` ("CPU=1,GPU=2"); class_hash tells classes apart. */
+static int submit(env_t *e, uint8_t id, const char *shape, uint64_t class_hash, bool grant_or_reject,
+                  answer_t *a)
+{
+    res_set_t *set = res_set_create();
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", shape);
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(tok, '=');
+        *eq = '\0';
+        res_amount_t amt;
+        cr_assert_eq(res_amount_from_double(atof(eq + 1), &amt), 0);
+        res_set_put(set, tok, amt);
+    }
+    uint8_t lease_id[8] = {id, 1, 2, 3, 4, 5, 6, 7};
+    uint8_t job[ID_JOB_SIZE] = {1, 0, 0, 0};
+    lease_request_t r = {.id = lease_id,
+                         .id_len = sizeof lease_id,
+                         .job_id = job,
+                         .language = 0,
+                         .normal_task = true,
+                         .resources = set,
+                         .class_hash = class_hash,
+                         .grant_or_reject = grant_or_reject};
+    memset(a, 0, sizeof *a);
+    int rc = lease_mgr_request(e->mgr, &r, on_outcome, a);
+    res_set_destroy(set);
+    lease_mgr_flush(e->mgr);
+    return rc;
+}
+
+static void lid(uint8_t id, uint8_t out[8])
+{
+    uint8_t tmpl[8] = {id, 1, 2, 3, 4, 5, 6, 7};
+    memcpy(out, tmpl, 8);
+}
+
+static void give_back(env_t *e, uint8_t id, bool disconnect)
+{
+    uint8_t b[8];
+    lid(id, b);
+    lease_mgr_return(e->mgr, b, 8, disconnect, false, disconnect ? "it misbehaved" : NULL);
+    lease_mgr_flush(e->mgr);
+}
+
+/* Run the loop for about `ms` (timers fire, the before-sleep flush is ours). */
+static void on_stop_timer(loop_t *loop, uint64_t id, void *data) { loop_stop(loop); }
+static void flush_hook(loop_t *loop, void *data) { lease_mgr_flush(data); }
+static void run_for(env_t *e, uint64_t ms)
+{
+    loop_set_before_sleep(e->loop, flush_hook, e->mgr);
+    loop_add_timer(e->loop, ms, on_stop_timer, NULL);
+    cr_assert_eq(loop_run(e->loop), 0);
+    loop_set_before_sleep(e->loop, NULL, NULL);
+}
+
+/* ---- tests -------------------------------------------------------------------- */
+
+Test(lease_mgr, queued_granted_returned)
+{
+    env_t e;
+    env_init(&e, 1, 0, false, 0);
+    answer_t a, b;
+    cr_assert_eq(submit(&e, 1, "CPU=1", 1, false, &a), 0);
+    cr_assert(a.answered);
+    cr_assert_eq(a.kind, LEASE_GRANTED);
+    cr_assert_eq(a.cpu_granted, RES_UNIT);
+    cr_assert_eq(a.worker_port, 10000);
+    cr_assert_eq(lease_mgr_granted(e.mgr), 1);
+    cr_assert_eq(avail(&e, "CPU"), 0);
+    cr_assert_eq(e.pool.leased_normal, 1);
+
+    cr_assert_eq(submit(&e, 2, "CPU=1", 1, false, &b), 0);
+    cr_assert_not(b.answered, "the second lease must wait for the CPU");
+    cr_assert_eq(lease_mgr_queued(e.mgr), 1);
+    const lease_demand_t *d;
+    cr_assert_eq(lease_mgr_demand(e.mgr, &d), 1);
+    cr_assert_eq(d[0].ready, 1);
+    cr_assert_eq(d[0].infeasible, 0);
+
+    give_back(&e, 1, false);
+    cr_assert_eq(e.pool.release_count, 1);
+    cr_assert_eq(e.pool.released_how[0], LEASE_RELEASE_IDLE);
+    cr_assert(b.answered, "returning the first lease lets the second through");
+    cr_assert_eq(b.kind, LEASE_GRANTED);
+    cr_assert_eq(lease_mgr_queued(e.mgr), 0);
+
+    give_back(&e, 2, true);
+    cr_assert_eq(e.pool.released_how[1], LEASE_RELEASE_FAILED);
+    cr_assert_eq(avail(&e, "CPU"), RES_UNIT);
+    cr_assert_eq(lease_mgr_granted(e.mgr), 0);
+    /* Busy, idle (return 1), busy (grant 2 in the same flush), idle. */
+    cr_assert_eq(e.busy_changes, 4);
+    /* Returning an unknown or already returned lease is harmless. */
+    give_back(&e, 2, false);
+    cr_assert_eq(e.pool.release_count, 2);
+    env_fini(&e);
+}
+
+Test(lease_mgr, scheduling_is_batched_until_flush)
+{
+    env_t e;
+    env_init(&e, 4, 0, false, 0);
+    answer_t a[3];
+    res_set_t *set = res_set_create();
+    res_set_put(set, "CPU", RES_UNIT);
+    for (uint8_t i = 0; i < 3; i++) {
+        uint8_t id[8];
+        lid(i + 1, id);
+        lease_request_t r = {.id = id, .id_len = 8, .resources = set, .normal_task = true};
+        memset(&a[i], 0, sizeof a[i]);
+        cr_assert_eq(lease_mgr_request(e.mgr, &r, on_outcome, &a[i]), 0);
+        cr_assert_not(a[i].answered, "nothing is granted before the flush");
+    }
+    lease_mgr_flush(e.mgr);
+    for (int i = 0; i < 3; i++)
+        cr_assert(a[i].answered && a[i].kind == LEASE_GRANTED);
+    res_set_destroy(set);
+    env_fini(&e);
+}
+
+Test(lease_mgr, duplicate_and_malformed_requests)
+{
+    env_t e;
+    env_init(&e, 1, 0, false, 0);
+    answer_t a, b, c;
+    cr_assert_eq(submit(&e, 1, "CPU=1", 1, false, &a), 0);
+    cr_assert_eq(a.kind, LEASE_GRANTED);
+    /* A retry of a granted lease gets the same worker again. */
+    cr_assert_eq(submit(&e, 1, "CPU=1", 1, false, &b), 0);
+    cr_assert(b.answered);
+    cr_assert_eq(b.kind, LEASE_GRANTED);
+    cr_assert_eq(b.worker_port, a.worker_port);
+    cr_assert_eq(lease_mgr_granted(e.mgr), 1);
+    /* A second request for a queued lease id is refused. */
+    cr_assert_eq(submit(&e, 2, "CPU=1", 1, false, &c), 0);
+    cr_assert_eq(submit(&e, 2, "CPU=1", 1, false, &c), -EEXIST);
+    lease_request_t bad = {.id = NULL, .id_len = 0};
+    cr_assert_eq(lease_mgr_request(e.mgr, &bad, on_outcome, &c), -EINVAL);
+    env_fini(&e);
+}
+
+Test(lease_mgr, cancel_queued_and_waiting)
+{
+    env_t e;
+    env_init(&e, 2, 0, false, 0);
+    e.pool.async = true;
+    answer_t a, b, c;
+    submit(&e, 1, "CPU=1", 1, false, &a);
+    cr_assert_not(a.answered, "waiting for the pool");
+    cr_assert_eq(e.pool.pop_count, 1);
+    cr_assert_eq(avail(&e, "CPU"), RES_UNIT, "resources are held while the worker starts");
+    submit(&e, 2, "CPU=1", 1, false, &b);
+    submit(&e, 3, "CPU=1", 1, false, &c);
+    cr_assert_not(c.answered);
+
+    uint8_t id[8];
+    lid(1, id);
+    cr_assert(lease_mgr_cancel(e.mgr, id, 8));
+    cr_assert(a.answered);
+    cr_assert_eq(a.kind, LEASE_FAILED);
+    cr_assert_eq(a.failure, LEASE_FAIL_INTENDED);
+    cr_assert_eq(e.pool.cancelled, 1);
+    lease_mgr_flush(e.mgr);
+    cr_assert_eq(e.pool.pop_count, 3, "the freed CPU goes to the queued lease");
+
+    lid(2, id);
+    fake_finish_pop(&e.pool, 1, true, false);
+    cr_assert_eq(b.kind, LEASE_GRANTED);
+    cr_assert_not(lease_mgr_cancel(e.mgr, id, 8), "a granted lease is not cancelled");
+    lid(3, id);
+    cr_assert(lease_mgr_cancel(e.mgr, id, 8));
+    cr_assert_eq(c.failure, LEASE_FAIL_INTENDED);
+    lid(9, id);
+    cr_assert_not(lease_mgr_cancel(e.mgr, id, 8));
+    env_fini(&e);
+}
+
+Test(lease_mgr, pool_failure_answers_the_lease)
+{
+    env_t e;
+    env_init(&e, 1, 0, false, 0);
+    e.pool.async = true;
+    answer_t a, b;
+    submit(&e, 1, "CPU=1", 1, false, &a);
+    submit(&e, 2, "CPU=1", 1, false, &b);
+    fake_finish_pop(&e.pool, 0, false, true);
+    cr_assert_eq(a.kind, LEASE_FAILED);
+    cr_assert_eq(a.failure, LEASE_FAIL_RUNTIME_ENV);
+    cr_assert_eq(avail(&e, "CPU"), RES_UNIT, "a failed pop gives its resources back");
+    lease_mgr_flush(e.mgr);
+    fake_finish_pop(&e.pool, 1, false, false);
+    cr_assert_eq(b.failure, LEASE_FAIL_SCHEDULING);
+    env_fini(&e);
+}
+
+Test(lease_mgr, spillback_reject_and_infeasible)
+{
+    env_t e;
+    env_init(&e, 1, 0, false, 0);
+    answer_t a, b, c, d;
+    /* Never fits here; a node whose totals fit takes it. */
+    e.remote_total = true;
+    submit(&e, 1, "CPU=4", 1, false, &a);
+    cr_assert_eq(a.kind, LEASE_SPILLBACK);
+    cr_assert_str_eq(a.remote, "10.0.0.2:7777");
+    /* Grant-or-reject never spills: it is rejected here. */
+    submit(&e, 2, "CPU=4", 1, true, &b);
+    cr_assert_eq(b.kind, LEASE_REJECTED);
+    /* No node anywhere: kept as infeasible demand. */
+    e.remote_total = false;
+    submit(&e, 3, "CPU=4", 1, false, &c);
+    cr_assert_not(c.answered);
+    const lease_demand_t *dm;
+    cr_assert_eq(lease_mgr_demand(e.mgr, &dm), 1);
+    cr_assert_eq(dm[0].infeasible, 1);
+    /* Busy here, free elsewhere: spilled to the node with it available. */
+    submit(&e, 4, "CPU=1", 2, false, &d);
+    cr_assert_eq(d.kind, LEASE_GRANTED);
+    /* The autoscaler gives up on the infeasible shape. */
+    res_set_t *shape = res_set_create();
+    res_set_put(shape, "CPU", 4 * RES_UNIT);
+    cr_assert_eq(lease_mgr_cancel_shapes(e.mgr, &shape, 1), 1);
+    cr_assert_eq(c.failure, LEASE_FAIL_UNSCHEDULABLE);
+    res_set_destroy(shape);
+    answer_t f;
+    e.remote_available = true;
+    submit(&e, 5, "CPU=1", 2, false, &f);
+    cr_assert_eq(f.kind, LEASE_SPILLBACK);
+    env_fini(&e);
+}
+
+Test(lease_mgr, blocked_worker_lends_its_cpu)
+{
+    env_t e;
+    env_init(&e, 1, 0, false, 0);
+    answer_t a, b;
+    submit(&e, 1, "CPU=1", 1, false, &a);
+    submit(&e, 2, "CPU=1", 2, false, &b);
+    cr_assert_not(b.answered);
+    struct worker *wa = &e.pool.workers[0];
+    lease_mgr_worker_blocked(e.mgr, wa);
+    cr_assert_eq(lease_mgr_blocked(e.mgr), 1);
+    cr_assert_eq(avail(&e, "CPU"), RES_UNIT, "the blocked lease lent its CPU");
+    lease_mgr_flush(e.mgr);
+    cr_assert_eq(b.kind, LEASE_GRANTED, "the nested task runs on the lent CPU");
+    /* Unblocking runs oversubscribed rather than stalling. */
+    lease_mgr_worker_unblocked(e.mgr, wa);
+    cr_assert_eq(lease_mgr_blocked(e.mgr), 0);
+    cr_assert_eq(avail(&e, "CPU"), 0);
+    give_back(&e, 2, false);
+    give_back(&e, 1, false);
+    cr_assert_eq(avail(&e, "CPU"), RES_UNIT, "nothing leaked or double-freed");
+    env_fini(&e);
+}
+
+Test(lease_mgr, worker_cap_backs_off_one_class_only)
+{
+    env_t e;
+    env_init(&e, 1, 0, true, 150);
+    answer_t a, b, other;
+    submit(&e, 1, "CPU=1", 7, false, &a);
+    cr_assert_eq(a.kind, LEASE_GRANTED);
+    lease_mgr_worker_blocked(e.mgr, &e.pool.workers[0]);
+    /* Same class, CPU free again (lent): held back by the cap. */
+    submit(&e, 2, "CPU=1", 7, false, &b);
+    cr_assert_not(b.answered, "the class already holds the node's CPUs: back off");
+    /* Another class goes first. */
+    submit(&e, 3, "CPU=1", 8, false, &other);
+    cr_assert_eq(other.kind, LEASE_GRANTED);
+    give_back(&e, 3, false);
+    cr_assert_not(b.answered);
+    /* After the back-off the capped class gets its extra lease. */
+    run_for(&e, 400);
+    cr_assert(b.answered, "the back-off timer let the lease through");
+    cr_assert_eq(b.kind, LEASE_GRANTED);
+    env_fini(&e);
+}
+
+Test(lease_mgr, worker_death_frees_the_lease)
+{
+    env_t e;
+    env_init(&e, 1, 1, false, 0);
+    answer_t a;
+    submit(&e, 1, "CPU=1,GPU=1", 1, false, &a);
+    cr_assert_eq(a.kind, LEASE_GRANTED);
+    cr_assert_eq(a.gpu_count, 1);
+    struct worker *w = &e.pool.workers[0];
+    cr_assert(lease_mgr_worker_leased(e.mgr, w));
+    lease_mgr_worker_dead(e.mgr, w);
+    cr_assert_not(lease_mgr_worker_leased(e.mgr, w));
+    cr_assert_eq(avail(&e, "GPU"), RES_UNIT);
+    cr_assert_eq(avail(&e, "CPU"), RES_UNIT);
+    /* Its return, arriving late, finds nothing. */
+    give_back(&e, 1, false);
+    cr_assert_eq(e.pool.release_count, 0);
+    env_fini(&e);
+}
+
+typedef struct bundle_spec {
+    Ray__Rpc__Bundle b;
+    Ray__Rpc__Bundle__BundleIdentifier id;
+    Ray__Rpc__Bundle__UnitResourcesEntry e;
+    Ray__Rpc__Bundle__UnitResourcesEntry *ep;
+    uint8_t pg[ID_PG_SIZE];
+} bundle_spec_t;
+
+static void make_bundle(bundle_spec_t *s, int index, double gpu)
+{
+    memset(s, 0, sizeof *s);
+    ray__rpc__bundle__init(&s->b);
+    ray__rpc__bundle__bundle_identifier__init(&s->id);
+    memset(s->pg, 0x5a, sizeof s->pg);
+    s->id.placement_group_id.data = s->pg;
+    s->id.placement_group_id.len = ID_PG_SIZE;
+    s->id.bundle_index = index;
+    s->b.bundle_id = &s->id;
+    ray__rpc__bundle__unit_resources_entry__init(&s->e);
+    s->e.key = "GPU";
+    s->e.value = gpu;
+    s->ep = &s->e;
+    s->b.unit_resources = &s->ep;
+    s->b.n_unit_resources = 1;
+}
+
+Test(lease_mgr, bundle_leases_and_removal)
+{
+    env_t e;
+    env_init(&e, 2, 4, false, 0);
+    bundles_t *bundles = bundles_create(e.res);
+    bundle_spec_t s;
+    make_bundle(&s, 0, 2);
+    Ray__Rpc__Bundle *specs[1] = {&s.b};
+    cr_assert_eq(bundles_prepare(bundles, specs, 1), 0);
+    bundles_commit(bundles, specs, 1);
+    char pg_hex[ID_HEX_BUF];
+    id_to_hex(s.pg, ID_PG_SIZE, pg_hex);
+    char shape[160];
+    snprintf(shape, sizeof shape, "GPU_group_0_%s=1", pg_hex);
+    answer_t a, b, c;
+    submit(&e, 1, shape, 1, false, &a);
+    cr_assert_eq(a.kind, LEASE_GRANTED, "a lease on the committed bundle is granted");
+    submit(&e, 2, shape, 1, false, &b);
+    cr_assert_eq(b.kind, LEASE_GRANTED);
+    submit(&e, 3, shape, 1, false, &c);
+    cr_assert_not(c.answered, "the bundle holds two GPUs only");
+
+    /* The service passes the group id's hex: it names both the wildcard
+     * and the indexed resources of every bundle of the group. */
+    cr_assert_eq(lease_mgr_drop_matching(e.mgr, pg_hex), 2);
+    cr_assert_eq(e.pool.release_count, 2);
+    cr_assert_eq(e.pool.released_how[0], LEASE_RELEASE_KILL);
+    cr_assert_eq(e.pool.released_how[1], LEASE_RELEASE_KILL);
+    cr_assert_eq(c.kind, LEASE_FAILED);
+    cr_assert_eq(c.failure, LEASE_FAIL_PG_REMOVED);
+    cr_assert_eq(lease_mgr_granted(e.mgr), 0);
+    cr_assert_eq(bundles_return(bundles, &s.b), 0, "with its leases gone the bundle can be returned");
+    cr_assert_eq(avail(&e, "GPU"), 4 * RES_UNIT);
+    bundles_destroy(bundles);
+    env_fini(&e);
+}
+
+Test(lease_mgr, stop_answers_everything_once)
+{
+    env_t e;
+    env_init(&e, 1, 0, false, 0);
+    e.pool.async = true;
+    answer_t a, b, c;
+    submit(&e, 1, "CPU=1", 1, false, &a); /* waiting for the pool */
+    submit(&e, 2, "CPU=1", 1, false, &b); /* queued */
+    lease_mgr_stop(e.mgr);
+    cr_assert_eq(a.failure, LEASE_FAIL_SHUTDOWN);
+    cr_assert_eq(b.failure, LEASE_FAIL_SHUTDOWN);
+    cr_assert_eq(e.pool.cancelled, 1);
+    cr_assert_eq(avail(&e, "CPU"), RES_UNIT);
+    cr_assert_eq(submit(&e, 3, "CPU=1", 1, false, &c), 0);
+    cr_assert_eq(c.failure, LEASE_FAIL_SHUTDOWN, "after stop, requests are answered at once");
+    lease_mgr_stop(e.mgr); /* idempotent */
+    env_fini(&e);
+}
