@@ -16,9 +16,9 @@ static log_level_t log_min_level = LOG_LEVEL_INFO;
 int log_open(const char *out_path, const char *err_path)
 {
     FILE *out = NULL, *err = NULL;
-    if (out_path && !(out = fopen(out_path, "a")))
+    if (out_path && !(out = fopen(out_path, "ae")))
         return -errno;
-    if (err_path && !(err = fopen(err_path, "a"))) {
+    if (err_path && !(err = fopen(err_path, "ae"))) {
         int e = -errno;
         if (out)
             fclose(out);

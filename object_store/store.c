@@ -411,7 +411,6 @@ store_t *store_create(loop_t *loop, const store_options_t *opts)
         return NULL;
     s->loop = loop;
     s->opts = *opts;
-    s->listen_fd = -1;
     s->oom_since_ms = -1;
     s->next_request_id = 1;
     s->next_uid = 1;

@@ -53,9 +53,6 @@
 /* A synchronous client has at most one create outstanding; far more is
  * abuse (each unanswered request holds memory until retried). */
 #define MAX_CREATES_PER_CLIENT 256
-/* After accept() fails for lack of descriptors, wait before trying again
- * instead of spinning on the still-pending connection. */
-#define ACCEPT_BACKOFF_MS 100
 
 typedef struct {
     uint64_t pos; /* stream offset the descriptor goes at */
@@ -1155,81 +1152,28 @@ int store_accept_fd(store_t *s, int fd)
     return 0;
 }
 
-static void on_accept(loop_t *loop, int fd, unsigned events, void *data);
-
-static void accept_resume(loop_t *loop, uint64_t id, void *data)
+static void on_accept(void *ctx, int fd, uid_t uid, pid_t pid)
 {
-    store_t *s = data;
-    s->accept_timer = 0;
-    if (s->listen_fd >= 0)
-        loop_mod_fd(loop, s->listen_fd, LOOP_READABLE);
-}
-
-static void on_accept(loop_t *loop, int fd, unsigned events, void *data)
-{
-    store_t *s = data;
-    for (;;) {
-        int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (c < 0) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                log_warn("object store: cannot accept a client: %s; pausing", strerror(errno));
-                loop_mod_fd(loop, fd, 0);
-                if (!s->accept_timer)
-                    s->accept_timer = loop_add_timer(loop, ACCEPT_BACKOFF_MS, accept_resume, s);
-            }
-            return;
-        }
-        int r = store_accept_fd(s, c);
-        if (r != 0)
-            log_warn("object store: cannot take a client: %s", cr_strerror(r));
-    }
+    store_t *s = ctx;
+    int r = store_accept_fd(s, fd);
+    if (r != 0)
+        log_warn("object store: cannot take a client: %s", cr_strerror(r));
 }
 
 int store_conn_start(store_t *s)
 {
     if (!s->socket_path)
         return 0;
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (strlen(s->socket_path) >= sizeof addr.sun_path) {
-        log_error("object store: socket path too long (%zu bytes, limit %zu): %s",
-                  strlen(s->socket_path), sizeof addr.sun_path - 1, s->socket_path);
-        return -ENAMETOOLONG;
-    }
-    strcpy(addr.sun_path, s->socket_path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -errno;
-    unlink(s->socket_path); /* a stale socket from a crashed predecessor */
-    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 1024) != 0) {
-        int err = -errno;
-        log_error("object store: cannot listen on %s: %s", s->socket_path, strerror(errno));
-        close(fd);
-        return err;
-    }
-    int r = loop_add_fd(s->loop, fd, LOOP_READABLE, on_accept, s);
-    if (r != 0) {
-        close(fd);
-        unlink(s->socket_path);
-        return r;
-    }
-    s->listen_fd = fd;
-    return 0;
+    listen_options_t lo = {.path = s->socket_path, .what = "object store socket"};
+    int err = 0;
+    s->listener = listener_create(s->loop, &lo, on_accept, s, &err);
+    return s->listener ? 0 : err;
 }
 
 void store_conn_stop(store_t *s)
 {
-    if (s->listen_fd >= 0) {
-        loop_del_fd(s->loop, s->listen_fd);
-        close(s->listen_fd);
-        s->listen_fd = -1;
-        unlink(s->socket_path);
-    }
-    if (s->accept_timer) {
-        loop_cancel_timer(s->loop, s->accept_timer);
-        s->accept_timer = 0;
-    }
+    listener_destroy(s->listener);
+    s->listener = NULL;
     while (s->clients)
         client_close(s->clients, true, "store shutting down");
     if (s->cq_timer) {

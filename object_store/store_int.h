@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "common/fb.h"
+#include "common/listen.h"
 #include "common/loop.h"
 #include "object_store/alloc.h"
 #include "object_store/idtab.h"
@@ -75,8 +76,7 @@ struct store {
     char *socket_path;
     char *plasma_directory;
     char *fallback_directory;
-    int listen_fd;
-    uint64_t accept_timer; /* re-enables accepting after running out of fds */
+    listener_t *listener; /* the plasma socket, NULL until store_conn_start */
 
     seg_t *region;
     alloc_t *alloc;

@@ -145,7 +145,7 @@ static int debug_dump_write(struct raylet *r)
     snprintf(path, sizeof path, "%s/debug_state.txt", r->flags.log_dir);
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int rc = 0;
-    FILE *f = fopen(tmp, "w");
+    FILE *f = fopen(tmp, "we");
     if (!f) {
         rc = -errno;
     } else {

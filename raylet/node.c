@@ -31,43 +31,16 @@ static uint64_t raylet_wall_ms(void)
     return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
 }
 
-/* ---- Unix sockets -------------------------------------------------------- */
+/* ---- the raylet socket ---------------------------------------------------- */
 
-static int raylet_listen_unix(const char *path)
+static void raylet_on_unix_accept(void *ctx, int fd, uid_t uid, pid_t pid)
 {
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof addr.sun_path) {
-        log_error("socket path too long (%zu bytes, limit %zu): %s", strlen(path),
-                  sizeof addr.sun_path - 1, path);
-        return -ENAMETOOLONG;
+    struct raylet *r = ctx;
+    if (!r->pool || r->state == RAYLET_STOPPING) {
+        close(fd); /* not serving workers yet, or any more */
+        return;
     }
-    strcpy(addr.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0)
-        return -errno;
-    unlink(path); /* a stale socket from a crashed predecessor */
-    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(fd, 1024) != 0) {
-        int err = -errno;
-        log_error("cannot listen on %s: %s", path, strerror(errno));
-        close(fd);
-        return err;
-    }
-    return fd;
-}
-
-static void raylet_on_unix_accept(loop_t *loop, int fd, unsigned events, void *data)
-{
-    struct raylet *r = data;
-    for (;;) {
-        int c = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (c < 0)
-            break;
-        if (!r->pool || r->state == RAYLET_STOPPING) {
-            close(c); /* not serving workers yet, or any more */
-            continue;
-        }
-        wsock_accept(r, c);
-    }
+    wsock_accept(r, fd, pid);
 }
 
 /* ---- jobs ------------------------------------------------------------------ */
@@ -651,6 +624,8 @@ static int raylet_start_agent(struct raylet *r, const char *name, const char *co
         .node_manager_port = r->node_manager_port,
         .node_id_hex = r->node_hex,
         .pipe_health_check = r->config.enable_pipe_based_agent_to_parent_health_check,
+        .stdout_fd = child_output_stdout(r->child_output),
+        .stderr_fd = child_output_stderr(r->child_output),
     };
     return agent_spawn(&opts, out);
 }
@@ -696,6 +671,8 @@ static void raylet_start_serving(struct raylet *r)
         .support_fork = r->config.support_fork,
         .grpc_threads = (int)r->config.worker_num_grpc_internal_threads,
         .preload_modules = r->config.preload_python_modules,
+        .stdout_fd = child_output_stdout(r->child_output),
+        .stderr_fd = child_output_stderr(r->child_output),
     };
     static const pool_callbacks_t pcbs = {.on_worker_dead = raylet_on_worker_dead};
     r->pool = pool_create(r->loop, r->bridge, &po, &pcbs, r);
@@ -867,7 +844,6 @@ raylet_t *raylet_create(flags_t *flags)
         abort();
     r->flags = *flags;
     memset(flags, 0, sizeof *flags);
-    r->raylet_listen_fd = -1;
     list_init(&r->nm_pending);
     r->start_wall_ms = raylet_wall_ms();
     config_init(&r->config);
@@ -935,10 +911,19 @@ raylet_t *raylet_create(flags_t *flags)
     store_set_sealed_cb(r->store, raylet_on_object_sealed, r);
     r->owait = owait_create(r->loop, raylet_store_contains, r);
 
-    r->raylet_listen_fd = raylet_listen_unix(r->flags.raylet_socket_name);
-    if (r->raylet_listen_fd < 0)
+    /* Children must not inherit raylet.out/raylet.err (see child_output.h);
+     * when our output is not going to Ray's log files, they share it. */
+    if (r->flags.stdout_filepath || r->flags.stderr_filepath) {
+        int cerr = 0;
+        r->child_output = child_output_create(r->loop, STDOUT_FILENO, STDERR_FILENO, &cerr);
+        if (!r->child_output)
+            goto fail;
+    }
+    listen_options_t lo = {.path = r->flags.raylet_socket_name, .what = "raylet socket"};
+    int lerr = 0;
+    r->raylet_listener = listener_create(r->loop, &lo, raylet_on_unix_accept, r, &lerr);
+    if (!r->raylet_listener)
         goto fail;
-    loop_add_fd(r->loop, r->raylet_listen_fd, LOOP_READABLE, raylet_on_unix_accept, r);
 
     r->state = RAYLET_FETCHING_CONFIG;
     if (gcs_get_internal_config(r->gcs, raylet_on_config, r) != 0)
@@ -961,17 +946,6 @@ int raylet_run(raylet_t *r)
     return r->exit_code;
 }
 
-static void raylet_close_unix(loop_t *loop, int *fd, const char *path)
-{
-    if (*fd < 0)
-        return;
-    loop_del_fd(loop, *fd);
-    close(*fd);
-    *fd = -1;
-    if (path)
-        unlink(path);
-}
-
 void raylet_destroy(raylet_t *r)
 {
     if (!r)
@@ -988,8 +962,8 @@ void raylet_destroy(raylet_t *r)
     if (r->runtime_env_agent)
         agent_destroy(r->runtime_env_agent, RAYLET_AGENT_GRACE_MS);
     r->dashboard_agent = r->runtime_env_agent = NULL;
-    if (r->loop)
-        raylet_close_unix(r->loop, &r->raylet_listen_fd, r->flags.raylet_socket_name);
+    listener_destroy(r->raylet_listener);
+    r->raylet_listener = NULL;
     nm_service_stop(r);
     lease_mgr_stop(r->leases);
     osub_destroy(r->osub);
@@ -1011,6 +985,7 @@ void raylet_destroy(raylet_t *r)
     r->bridge = NULL;
 
     /* 3. Free. */
+    child_output_destroy(r->child_output);
     lease_mgr_destroy(r->leases);
     pool_destroy(r->pool);
     owait_destroy(r->owait);

@@ -9,12 +9,14 @@
 
 #include "common/cq_bridge.h"
 #include "common/list.h"
+#include "common/listen.h"
 #include "common/loop.h"
 #include "common/rpc.h"
 #include "gcs_client/gcs_client.h"
 #include "gcs_client/pubsub.h"
 #include "gcs_client/syncer.h"
 #include "raylet/worker/agent.h"
+#include "raylet/worker/child_output.h"
 #include "raylet/sched/bundles.h"
 #include "raylet/config.h"
 #include "raylet/flags.h"
@@ -96,7 +98,8 @@ struct raylet {
     int runtime_env_agent_port;
     int dashboard_agent_listen_port;
 
-    int raylet_listen_fd; /* --raylet_socket_name */
+    listener_t *raylet_listener; /* --raylet_socket_name */
+    child_output_t *child_output; /* children's fd 1/2, copied into ours; NULL: they inherit ours */
 
     uint64_t start_wall_ms;
     uint64_t idle_since_ms; /* loop time the node last became idle */
@@ -115,7 +118,7 @@ struct raylet {
 };
 
 /* The worker socket (worker_sock.c): accept a connection. */
-void wsock_accept(struct raylet *r, int fd);
+void wsock_accept(struct raylet *r, int fd, pid_t peer_pid);
 /* A worker record is about to be freed: detach its connection state. */
 void wsock_worker_dead(struct raylet *r, worker_t *w);
 

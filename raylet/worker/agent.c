@@ -51,7 +51,9 @@ int agent_spawn(const agent_options_t *opts, agent_t **out)
         log_error("cannot create the %s stdin pipe: %s", opts->name, strerror(errno));
         goto out;
     }
-    proc_spawn_options_t so = {.stdin_fd = fds[0], .stdout_fd = -1, .stderr_fd = -1};
+    proc_spawn_options_t so = {.stdin_fd = fds[0], 
+                               .stdout_fd = opts->stdout_fd > 0 ? opts->stdout_fd : -1,
+                               .stderr_fd = opts->stderr_fd > 0 ? opts->stderr_fd : -1};
     pid_t pid;
     rc = proc_spawn(argv, envp, &so, &pid);
     close(fds[0]);

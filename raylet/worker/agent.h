@@ -22,6 +22,7 @@ typedef struct agent_options {
     int node_manager_port;      /* substituted for the placeholder */
     const char *node_id_hex;
     bool pipe_health_check;     /* RAY_enable_pipe_based_agent_to_parent_health_check */
+    int stdout_fd, stderr_fd;   /* the agent's fd 1 and 2; <= 0: inherit ours */
 } agent_options_t;
 
 /* Starts the agent.  Returns 0 and *out, or a negative code (logged). */

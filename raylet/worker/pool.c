@@ -138,6 +138,18 @@ static void pool_give_port(pool_t *pool, int port)
 
 /* ---- lists ------------------------------------------------------------------ */
 
+/* The one place the daemon signals a process: only a worker this pool
+ * spawned, by the pid posix_spawn returned, and only until it is reaped
+ * (pid is -1 after that, so a recycled pid is never hit).  Drivers are the
+ * user's processes and are never signalled. */
+static void pool_signal(const worker_t *w, int sig)
+{
+    if (w->type == WORKER_TYPE_DRIVER || w->pid <= 0)
+        return;
+    if (kill(w->pid, sig) != 0 && errno != ESRCH)
+        log_warn("cannot signal worker %s (pid %d): %s", w->id_hex, (int)w->pid, strerror(errno));
+}
+
 static void pool_link_worker(pool_t *pool, worker_t *w)
 {
     w->next = pool->workers.next;
@@ -263,7 +275,9 @@ static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int
     }
     char **envp = proc_env_build(overrides, n_env);
 
-    proc_spawn_options_t so = {.stdin_fd = -1, .stdout_fd = -1, .stderr_fd = -1};
+    proc_spawn_options_t so = {.stdin_fd = -1, 
+                               .stdout_fd = pool->opts.stdout_fd > 0 ? pool->opts.stdout_fd : -1,
+                               .stderr_fd = pool->opts.stderr_fd > 0 ? pool->opts.stderr_fd : -1};
     int rc = proc_spawn(argv, envp, &so, &w->pid);
     w->spawned_pid = w->pid;
     proc_env_free(envp);
@@ -487,9 +501,21 @@ worker_t *pool_find(pool_t *pool, const uint8_t id[ID_UNIQUE_SIZE])
 }
 
 worker_t *pool_register(pool_t *pool, conn_t *conn, worker_type_t type, const uint8_t id[ID_UNIQUE_SIZE],
-                        pid_t pid, const uint8_t job_id[ID_JOB_SIZE], int language,
+                        pid_t pid, pid_t peer_pid, const uint8_t job_id[ID_JOB_SIZE], int language,
                         int runtime_env_hash, char *err, size_t err_len)
 {
+    /* The pid a client claims is only ever reported, never signalled; it
+     * must still be the connecting process, so reports cannot name
+     * someone else's process. */
+    if (pid <= 0) {
+        snprintf(err, err_len, "invalid worker pid %lld", (long long)pid);
+        return NULL;
+    }
+    if (peer_pid > 0 && pid != peer_pid) {
+        snprintf(err, err_len, "claimed pid %lld is not the connecting process (pid %lld)", (long long)pid,
+                 (long long)peer_pid);
+        return NULL;
+    }
     worker_t *w = pool_find(pool, id);
     if (type == WORKER_TYPE_DRIVER) {
         if (w) {
@@ -520,9 +546,17 @@ worker_t *pool_register(pool_t *pool, conn_t *conn, worker_type_t type, const ui
             snprintf(err, err_len, "Unknown worker");
             return NULL;
         }
+        /* A worker is the process we spawned (setup_worker.py execs, so
+         * the pid carries through); anything else is an impostor. */
+        if (pid != w->spawned_pid || w->pid <= 0) {
+            snprintf(err, err_len, "pid %lld is not the process started as worker %s (pid %lld)", (long long)pid,
+                     w->id_hex, (long long)w->spawned_pid);
+            return NULL;
+        }
         w->state = WORKER_REGISTERED;
     }
-    w->pid = pid;
+    if (type == WORKER_TYPE_DRIVER)
+        w->pid = pid;
     w->conn = conn;
     w->assigned_port = pool_take_port(pool);
     return w;
@@ -575,9 +609,9 @@ void pool_disconnect(pool_t *pool, worker_t *w, int exit_type, const char *detai
      * (wedged); never leave it behind.  Drivers are the user's processes. */
     if (w->type != WORKER_TYPE_DRIVER && w->pid > 0 && exit_type == RAY__RPC__WORKER_EXIT_TYPE__SYSTEM_ERROR &&
         was != WORKER_STARTING)
-        kill(w->pid, SIGKILL);
+        pool_signal(w, SIGKILL);
     else if (w->type != WORKER_TYPE_DRIVER && was == WORKER_STARTING && w->pid > 0)
-        kill(w->pid, SIGKILL);
+        pool_signal(w, SIGKILL);
     pool_free_worker(pool, w);
     pool_start_for_pops(pool);
 }
@@ -640,7 +674,7 @@ static void pool_on_exit_reply(void *ctx, const rpc_status_t *st, ProtobufCMessa
             w->exit_requested = false;
             w->idle_since_ms = loop_now_ms(c->pool->loop);
         } else if (st->code != GRPC_STATUS_OK && w->pid > 0) {
-            kill(w->pid, SIGKILL);
+            pool_signal(w, SIGKILL);
         }
     }
     free(c);
@@ -652,7 +686,7 @@ static void pool_request_exit(pool_t *pool, worker_t *w, bool force)
     w->exit_requested = true;
     if (!ch) {
         if (w->pid > 0)
-            kill(w->pid, SIGKILL);
+            pool_signal(w, SIGKILL);
         return;
     }
     pool_exit_call_t *c = malloc(sizeof *c);
@@ -666,7 +700,7 @@ static void pool_request_exit(pool_t *pool, worker_t *w, bool force)
                   POOL_EXIT_TIMEOUT_MS, pool_on_exit_reply, c) != 0) {
         free(c);
         if (w->pid > 0)
-            kill(w->pid, SIGKILL);
+            pool_signal(w, SIGKILL);
     }
 }
 
@@ -701,7 +735,7 @@ static void pool_on_kill_timer(loop_t *loop, uint64_t id, void *data)
     pool_kill_timer_t *k = data;
     for (worker_t *w = k->pool->workers.next; w != &k->pool->workers; w = w->next)
         if (w->pid == k->pid && w->type != WORKER_TYPE_DRIVER)
-            kill(k->pid, SIGKILL);
+            pool_signal(w, SIGKILL);
     free(k);
 }
 
@@ -711,7 +745,7 @@ void pool_kill_job(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE])
         if (w->type == WORKER_TYPE_DRIVER || w->state == WORKER_DEAD || !pool_job_eq(w->job_id, job_id))
             continue;
         if (w->state == WORKER_STARTING) {
-            kill(w->pid, SIGKILL);
+            pool_signal(w, SIGKILL);
             continue;
         }
         pool_request_exit(pool, w, true);
@@ -820,7 +854,7 @@ void pool_stop(pool_t *pool)
      * reply from a worker reaches the pool after this. */
     for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next) {
         if (w->type != WORKER_TYPE_DRIVER && w->pid > 0)
-            kill(w->pid, SIGKILL);
+            pool_signal(w, SIGKILL);
         rpc_channel_destroy(w->channel);
         w->channel = NULL;
     }
@@ -851,7 +885,7 @@ void pool_kill(pool_t *pool, worker_t *w, int exit_type, const char *detail)
         return;
     /* Only pids this pool spawned and has not reaped are ever signalled. */
     if (w->type != WORKER_TYPE_DRIVER && w->pid > 0)
-        kill(w->pid, SIGKILL);
+        pool_signal(w, SIGKILL);
     pool_disconnect(pool, w, exit_type, detail);
 }
 

@@ -40,6 +40,8 @@ typedef struct pool_options {
     bool support_fork;              /* gRPC fork support in workers */
     int grpc_threads;               /* RAY_num_grpc_internal_threads; 0: unset */
     const char *preload_modules;    /* comma-joined names or NULL; copied */
+    /* A worker's fd 1 and 2 (child_output.h); <= 0: inherit ours. */
+    int stdout_fd, stderr_fd;
 } pool_options_t;
 
 typedef struct pool_callbacks {
@@ -98,11 +100,14 @@ void pool_push_idle(pool_t *pool, worker_t *w);
 
 /* ---- the worker socket's events ------------------------------------------- */
 
-/* A client sent RegisterClientRequest.  For workers the id must match a
- * worker we started; drivers are added.  Returns the record, or NULL with a
- * reason in err (the caller replies success=false). */
+/* A client sent RegisterClientRequest.  The claimed `pid` must be positive
+ * and, when the socket told us (`peer_pid` from SO_PEERCRED, else 0), the
+ * connecting process's.  For workers the id must match a worker we started
+ * and the pid the one we spawned; drivers are added.  Returns the record,
+ * or NULL with a reason in err (the caller replies success=false and closes
+ * only that connection). */
 worker_t *pool_register(pool_t *pool, conn_t *conn, worker_type_t type, const uint8_t id[ID_UNIQUE_SIZE],
-                        pid_t pid, const uint8_t job_id[ID_JOB_SIZE], int language,
+                        pid_t pid, pid_t peer_pid, const uint8_t job_id[ID_JOB_SIZE], int language,
                         int runtime_env_hash, char *err, size_t err_len);
 /* The port the worker should bind its gRPC server on (0: any). */
 int pool_assigned_port(const worker_t *w);

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "common/alloc.h"
 #include "common/error.h"
 #include "common/fb.h"
 #include "common/log.h"
@@ -21,6 +22,7 @@ typedef struct wclient {
     struct raylet *r;
     conn_t *conn;
     worker_t *worker; /* NULL until registered, and again once it is dead */
+    pid_t peer_pid;   /* SO_PEERCRED at accept: who is really on the other end */
     bool disconnecting;
 } wclient_t;
 
@@ -65,7 +67,7 @@ static int wsock_on_register(wclient_t *c, const wmsg_t *m)
         return CR_EBADMSG; /* registers once */
     char err[160] = "";
     worker_t *w = pool_register(r->pool, c->conn, (worker_type_t)m->worker_type, m->worker_id,
-                                (pid_t)m->worker_pid, m->job_id, m->language, m->runtime_env_hash, err,
+                                (pid_t)m->worker_pid, c->peer_pid, m->job_id, m->language, m->runtime_env_hash, err,
                                 sizeof err);
     if (!w) {
         log_warn("refusing registration of pid %lld: %s", (long long)m->worker_pid, err);
@@ -394,12 +396,11 @@ void wsock_worker_dead(struct raylet *r, worker_t *w)
     w->client = NULL;
 }
 
-void wsock_accept(struct raylet *r, int fd)
+void wsock_accept(struct raylet *r, int fd, pid_t peer_pid)
 {
-    wclient_t *c = calloc(1, sizeof *c);
-    if (!c)
-        abort();
+    wclient_t *c = xcalloc(1, sizeof *c);
     c->r = r;
+    c->peer_pid = peer_pid;
     static const conn_callbacks_t cbs = {.on_message = wsock_on_message, .on_close = wsock_on_close};
     c->conn = conn_create(r->loop, fd, "raylet socket", &cbs, c);
     if (!c->conn)
