@@ -15,13 +15,17 @@ APT_PKGS    := build-essential cmake pkg-config libgrpc-dev protobuf-compiler \
                libhwloc-dev libcriterion-dev flatbuffers-compiler clang libclang-rt-14-dev
 BUILD       := build
 ASAN_BUILD  := build-asan
+TSAN_BUILD  := build-tsan
+# The unit tests whose code crosses threads (the gRPC poller thread and the
+# completion-queue bridge into the loop, cross-thread wake-ups).
+TSAN_TESTS  := test_rpc test_loop
 FUZZ_BUILD  := build-fuzz
 FUZZ_SECONDS ?= 15
 JOBS        ?= 2
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SHIM_SRC    := $(shell find python_shim -type f \( -name '*.py' -o -name '*.pth' -o -name '*.toml' \) -not -path '*/build/*' 2>/dev/null)
 
-.PHONY: setup apt venv shim build asan fuzz run test unit-test asan-test integration-test fuzz-test bench clean
+.PHONY: setup apt venv shim build asan tsan fuzz run test unit-test asan-test tsan-test integration-test fuzz-test bench clean
 
 setup: apt venv shim build
 
@@ -53,6 +57,10 @@ asan: $(VENV)/.deps-stamp
 	@[ -f $(ASAN_BUILD)/CMakeCache.txt ] || cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCRAYLET_SANITIZE=ON -DCRAYLET_PYTHON=$(CURDIR)/$(VPY) >/dev/null
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 
+tsan: $(VENV)/.deps-stamp
+	@[ -f $(TSAN_BUILD)/CMakeCache.txt ] || cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCRAYLET_TSAN=ON -DCRAYLET_PYTHON=$(CURDIR)/$(VPY) >/dev/null
+	cmake --build $(TSAN_BUILD) -j$(JOBS) --target $(TSAN_TESTS)
+
 run: setup
 	$(VPY) -m craylet.demo --raylet-path $(CURDIR)/$(BUILD)/craylet
 
@@ -61,6 +69,13 @@ unit-test: build
 
 asan-test: asan
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 ctest --output-on-failure
+
+# halt_on_error: any report fails the run.
+tsan-test: tsan
+	@set -e; for t in $(TSAN_TESTS); do \
+	  echo "ThreadSanitizer: $$t"; \
+	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan/suppressions.txt" $(TSAN_BUILD)/$$t --jobs 1; \
+	done
 
 fuzz: $(VENV)/.deps-stamp
 	@[ -f $(FUZZ_BUILD)/CMakeCache.txt ] || CC=clang cmake -S . -B $(FUZZ_BUILD) -DCRAYLET_FUZZ=ON -DCRAYLET_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRAYLET_PYTHON=$(CURDIR)/$(VPY) >/dev/null
@@ -81,11 +96,11 @@ integration-test: setup
 	CRAYLET_BUILD_DIR=$(CURDIR)/$(BUILD) CRAYLET_BIN=$(CURDIR)/$(BUILD)/craylet \
 	  $(VPY) -m pytest -q -p no:cacheprovider --timeout=600 tests/integration
 
-test: setup unit-test asan-test fuzz-test integration-test
+test: setup unit-test asan-test tsan-test fuzz-test integration-test
 
 bench: setup
 	$(VPY) benchmarks/startup.py --raylet-path $(CURDIR)/$(BUILD)/craylet
 	$(VPY) benchmarks/microbench.py --raylet-path $(CURDIR)/$(BUILD)/craylet
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -4,15 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/error.h"
-
-static void *cmdline_xrealloc(void *p, size_t n)
-{
-    p = realloc(p, n);
-    if (!p)
-        abort();
-    return p;
-}
 
 int cmdline_split(const char *line, char ***argv_out, size_t *argc_out)
 {
@@ -20,7 +13,7 @@ int cmdline_split(const char *line, char ***argv_out, size_t *argc_out)
     char **argv = NULL;
     size_t argc = 0, cap = 0;
     /* A word is never longer than the line. */
-    char *word = cmdline_xrealloc(NULL, len + 1);
+    char *word = xrealloc(NULL, len + 1);
     size_t i = 0;
     int rc = 0;
 
@@ -76,15 +69,15 @@ int cmdline_split(const char *line, char ***argv_out, size_t *argc_out)
         }
         if (argc + 2 > cap) {
             cap = cap ? cap * 2 : 8;
-            argv = cmdline_xrealloc(argv, cap * sizeof *argv);
+            argv = xrealloc(argv, cap * sizeof *argv);
         }
-        argv[argc] = cmdline_xrealloc(NULL, w + 1);
+        argv[argc] = xrealloc(NULL, w + 1);
         memcpy(argv[argc], word, w);
         argv[argc][w] = '\0';
         argc++;
     }
     if (!argv)
-        argv = cmdline_xrealloc(NULL, sizeof *argv);
+        argv = xrealloc(NULL, sizeof *argv);
     argv[argc] = NULL;
 out:
     free(word);
@@ -117,7 +110,7 @@ char *cmdline_replace(const char *s, const char *needle, const char *with)
     for (const char *p = strstr(s, needle); p; p = strstr(p + nlen, needle))
         count++;
     size_t out_len = strlen(s) + count * wlen - count * nlen;
-    char *out = cmdline_xrealloc(NULL, out_len + 1);
+    char *out = xrealloc(NULL, out_len + 1);
     char *o = out;
     const char *p = s;
     for (const char *hit = strstr(p, needle); hit; hit = strstr(p, needle)) {

@@ -213,5 +213,15 @@ int conn_send(conn_t *c, int64_t type, const void *payload, size_t len)
     return 0;
 }
 
+void conn_destroy(conn_t *c)
+{
+    if (!c)
+        return;
+    if (c->close_timer)
+        loop_cancel_timer(c->loop, c->close_timer);
+    c->cbs.on_close = NULL;
+    conn_finish(c);
+}
+
 int conn_peer_pid(const conn_t *c) { return c->peer_pid; }
 int conn_fd(const conn_t *c) { return c->fd; }

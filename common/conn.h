@@ -39,6 +39,9 @@ int conn_send(conn_t *c, int64_t type, const void *payload, size_t len);
  * this call, so callers up the stack may keep using the conn's owner. */
 void conn_close(conn_t *c, const char *reason);
 
+/* Close and free now, without on_close (the owner is being torn down and
+ * frees its own state).  Not from inside this conn's on_message. */
+void conn_destroy(conn_t *c);
 /* The peer's credentials (SO_PEERCRED) pid, or -1. */
 int conn_peer_pid(const conn_t *c);
 int conn_fd(const conn_t *c);

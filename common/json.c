@@ -15,28 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
-
-static void *json_xalloc(size_t n)
-{
-    void *p = calloc(1, n ? n : 1);
-    if (!p) {
-        log_error("out of memory (%zu bytes)", n);
-        abort();
-    }
-    return p;
-}
-
-static void *json_xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (!q) {
-        log_error("out of memory (%zu bytes)", n);
-        abort();
-    }
-    return q;
-}
 
 /* Length of the well-formed UTF-8 sequence at s (1..4), or 0 if the bytes
  * there are not one: overlong forms, encoded surrogates and code points
@@ -170,7 +151,7 @@ static int json_parse_string(json_parser_t *ps, char **out, size_t *out_len)
         return json_fail(ps, open, CR_EBADMSG, "unterminated string");
     const char *close = q;
 
-    char *buf = json_xalloc((size_t)(close - open));
+    char *buf = xcalloc(1, (size_t)(close - open));
     size_t n = 0;
     const char *s = open + 1;
     while (s < close) {
@@ -269,7 +250,7 @@ static int json_parse_number(json_parser_t *ps, json_t **out)
             q++;
     }
     size_t len = (size_t)(q - s);
-    char *raw = json_xalloc(len + 1);
+    char *raw = xcalloc(1, len + 1);
     memcpy(raw, s, len);
     raw[len] = '\0';
     /* The daemon never calls setlocale, so strtod's decimal point is '.'. */
@@ -279,7 +260,7 @@ static int json_parse_number(json_parser_t *ps, json_t **out)
         free(raw);
         return json_fail(ps, s, CR_EBADMSG, "number out of range");
     }
-    json_t *v = json_xalloc(sizeof *v);
+    json_t *v = xcalloc(1, sizeof *v);
     v->type = JSON_NUMBER;
     v->u.number.value = d;
     v->u.number.raw = raw;
@@ -293,7 +274,7 @@ static int json_parse_literal(json_parser_t *ps, const char *word, json_t **out)
     size_t n = strlen(word);
     if ((size_t)(ps->end - ps->p) < n || memcmp(ps->p, word, n) != 0)
         return json_fail(ps, ps->p, CR_EBADMSG, "unexpected character");
-    json_t *v = json_xalloc(sizeof *v);
+    json_t *v = xcalloc(1, sizeof *v);
     if (word[0] == 'n') {
         v->type = JSON_NULL;
     } else {
@@ -307,7 +288,7 @@ static int json_parse_literal(json_parser_t *ps, const char *word, json_t **out)
 
 static int json_parse_array(json_parser_t *ps, int depth, json_t **out)
 {
-    json_t *arr = json_xalloc(sizeof *arr);
+    json_t *arr = xcalloc(1, sizeof *arr);
     arr->type = JSON_ARRAY;
     size_t cap = 0;
     ps->p++; /* '[' */
@@ -326,7 +307,7 @@ static int json_parse_array(json_parser_t *ps, int depth, json_t **out)
         }
         if (arr->u.array.count == cap) {
             cap = cap ? cap * 2 : 4;
-            arr->u.array.items = json_xrealloc(arr->u.array.items, cap * sizeof *arr->u.array.items);
+            arr->u.array.items = xrealloc(arr->u.array.items, cap * sizeof *arr->u.array.items);
         }
         arr->u.array.items[arr->u.array.count++] = item;
         json_skip_ws(ps);
@@ -360,7 +341,7 @@ static const json_member_t *json_find_duplicate(const json_t *obj)
     size_t n = obj->u.object.count;
     if (n < 2)
         return NULL;
-    const json_member_t **idx = json_xalloc(n * sizeof *idx);
+    const json_member_t **idx = xcalloc(1, n * sizeof *idx);
     for (size_t i = 0; i < n; i++)
         idx[i] = &obj->u.object.members[i];
     qsort(idx, n, sizeof *idx, json_member_cmp);
@@ -375,7 +356,7 @@ static const json_member_t *json_find_duplicate(const json_t *obj)
 static int json_parse_object(json_parser_t *ps, int depth, json_t **out)
 {
     const char *open = ps->p;
-    json_t *obj = json_xalloc(sizeof *obj);
+    json_t *obj = xcalloc(1, sizeof *obj);
     obj->type = JSON_OBJECT;
     size_t cap = 0;
     ps->p++; /* '{' */
@@ -414,7 +395,7 @@ static int json_parse_object(json_parser_t *ps, int depth, json_t **out)
         }
         if (obj->u.object.count == cap) {
             cap = cap ? cap * 2 : 4;
-            obj->u.object.members = json_xrealloc(obj->u.object.members, cap * sizeof *obj->u.object.members);
+            obj->u.object.members = xrealloc(obj->u.object.members, cap * sizeof *obj->u.object.members);
         }
         obj->u.object.members[obj->u.object.count++] = (json_member_t){key, key_len, value};
         json_skip_ws(ps);
@@ -460,7 +441,7 @@ static int json_parse_value(json_parser_t *ps, int depth, json_t **out)
         int rc = json_parse_string(ps, &s, &n);
         if (rc < 0)
             return rc;
-        json_t *v = json_xalloc(sizeof *v);
+        json_t *v = xcalloc(1, sizeof *v);
         v->type = JSON_STRING;
         v->u.string.ptr = s;
         v->u.string.len = n;
@@ -660,7 +641,7 @@ size_t json_quote(char *dst, size_t dst_len, const char *s, size_t len)
 char *json_quote_dup(const char *s, size_t len)
 {
     size_t n = json_quote(NULL, 0, s, len);
-    char *buf = json_xalloc(n + 1);
+    char *buf = xcalloc(1, n + 1);
     json_quote(buf, n + 1, s, len);
     return buf;
 }

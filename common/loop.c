@@ -21,30 +21,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/log.h"
 
 /* Small allocations abort on failure (house rule): a daemon that cannot get
  * a few bytes for a timer cannot do anything useful afterwards either. */
-static void *loop_xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (!q) {
-        log_error("out of memory (%zu bytes)", n);
-        abort();
-    }
-    return q;
-}
-
-static void *loop_xcalloc(size_t n, size_t size)
-{
-    void *q = calloc(n ? n : 1, size ? size : 1);
-    if (!q) {
-        log_error("out of memory (%zu x %zu bytes)", n, size);
-        abort();
-    }
-    return q;
-}
-
 typedef struct loop_fd_entry {
     loop_fd_cb cb;
     void *data;
@@ -147,7 +128,7 @@ static void loop_tmap_put(loop_t *loop, loop_timer_t *t)
     /* Keep the load at or below one half so probes stay short. */
     if ((loop->tmap_len + 1) * 2 > loop->tmap_cap) {
         size_t cap = loop->tmap_cap ? loop->tmap_cap * 2 : 64;
-        loop_timer_t **slots = loop_xcalloc(cap, sizeof *slots);
+        loop_timer_t **slots = xcalloc(cap, sizeof *slots);
         for (size_t i = 0; i < loop->tmap_cap; i++)
             if (loop->tmap[i])
                 loop_tmap_insert_raw(slots, cap, loop->tmap[i]);
@@ -269,7 +250,7 @@ uint64_t loop_add_timer(loop_t *loop, uint64_t delay_ms, loop_timer_cb cb, void 
     uint64_t start = (now_ns + 999999u) / 1000000u;
     uint64_t deadline = delay_ms > UINT64_MAX - start ? UINT64_MAX : start + delay_ms;
 
-    loop_timer_t *t = loop_xcalloc(1, sizeof *t);
+    loop_timer_t *t = xcalloc(1, sizeof *t);
     t->id = loop->next_timer_id++;
     t->deadline_ms = deadline;
     t->cb = cb;
@@ -277,7 +258,7 @@ uint64_t loop_add_timer(loop_t *loop, uint64_t delay_ms, loop_timer_cb cb, void 
 
     if (loop->heap_len == loop->heap_cap) {
         loop->heap_cap = loop->heap_cap ? loop->heap_cap * 2 : 16;
-        loop->heap = loop_xrealloc(loop->heap, loop->heap_cap * sizeof *loop->heap);
+        loop->heap = xrealloc(loop->heap, loop->heap_cap * sizeof *loop->heap);
     }
     loop->heap[loop->heap_len] = t;
     t->heap_index = loop->heap_len++;
@@ -362,7 +343,7 @@ int loop_add_fd(loop_t *loop, int fd, unsigned events, loop_fd_cb cb, void *data
         size_t cap = loop->fd_cap ? loop->fd_cap : 64;
         while (cap <= (size_t)fd)
             cap *= 2;
-        loop->fds = loop_xrealloc(loop->fds, cap * sizeof *loop->fds);
+        loop->fds = xrealloc(loop->fds, cap * sizeof *loop->fds);
         memset(loop->fds + loop->fd_cap, 0, (cap - loop->fd_cap) * sizeof *loop->fds);
         loop->fd_cap = cap;
     }
@@ -440,12 +421,12 @@ loop_t *loop_create(void)
     int epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0)
         return NULL;
-    loop_t *loop = loop_xcalloc(1, sizeof *loop);
+    loop_t *loop = xcalloc(1, sizeof *loop);
     loop->epfd = epfd;
     loop->sigfd = -1;
     loop->next_timer_id = 1;
     loop->events_cap = 64;
-    loop->events = loop_xcalloc((size_t)loop->events_cap, sizeof *loop->events);
+    loop->events = xcalloc((size_t)loop->events_cap, sizeof *loop->events);
     loop_update_time(loop);
     return loop;
 }
@@ -506,7 +487,7 @@ int loop_run(loop_t *loop)
         if (n == loop->events_cap && loop->events_cap < 4096) {
             loop->events_cap *= 2;
             free(loop->events);
-            loop->events = loop_xcalloc((size_t)loop->events_cap, sizeof *loop->events);
+            loop->events = xcalloc((size_t)loop->events_cap, sizeof *loop->events);
         }
     }
     /* Cleared on the way out so the same loop can be run again. */
@@ -536,7 +517,7 @@ loop_async_t *loop_async_create(loop_t *loop, loop_hook_cb cb, void *data)
         log_error("eventfd: %s", strerror(errno));
         return NULL;
     }
-    loop_async_t *a = loop_xcalloc(1, sizeof *a);
+    loop_async_t *a = xcalloc(1, sizeof *a);
     a->loop = loop;
     a->fd = fd;
     a->cb = cb;

@@ -1,5 +1,7 @@
 #include "common/proc.h"
 
+#include "common/alloc.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <spawn.h>
@@ -11,20 +13,12 @@
 
 extern char **environ;
 
-static void *proc_xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        abort();
-    return p;
-}
-
 char **proc_env_build(const char *const *overrides, size_t count)
 {
     size_t base = 0;
     while (environ && environ[base])
         base++;
-    char **envp = proc_xmalloc((base + count + 1) * sizeof *envp);
+    char **envp = xmalloc((base + count + 1) * sizeof *envp);
     size_t n = 0;
     for (size_t i = 0; i < base; i++) {
         const char *eq = strchr(environ[i], '=');

@@ -1,5 +1,6 @@
 #include "common/rpc.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <grpc/support/alloc.h>
 #include <grpc/support/time.h>
 
+#include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -16,30 +18,6 @@
  * nothing on the control plane comes close, and a cap keeps a hostile peer
  * from making us allocate without bound. */
 #define RPC_MAX_MESSAGE (512 * 1024 * 1024)
-
-static void *rpc_xmalloc(size_t n)
-{
-    void *p = malloc(n ? n : 1);
-    if (!p)
-        abort();
-    return p;
-}
-
-static void *rpc_xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    if (!p)
-        abort();
-    return p;
-}
-
-static char *rpc_xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = rpc_xmalloc(n);
-    memcpy(p, s, n);
-    return p;
-}
 
 static grpc_byte_buffer *rpc_pack(const ProtobufCMessage *msg)
 {
@@ -65,7 +43,7 @@ static bool rpc_flatten(grpc_byte_buffer *bb, grpc_slice *out)
 static char *rpc_slice_to_cstr(grpc_slice s)
 {
     size_t n = GRPC_SLICE_LENGTH(s);
-    char *p = rpc_xmalloc(n + 1);
+    char *p = xmalloc(n + 1);
     memcpy(p, GRPC_SLICE_START_PTR(s), n);
     p[n] = '\0';
     return p;
@@ -120,9 +98,9 @@ static void rpc_inflight_unlink(rpc_inflight_t *f)
 
 rpc_channel_t *rpc_channel_create(cq_bridge_t *bridge, const char *target)
 {
-    rpc_channel_t *ch = rpc_xcalloc(1, sizeof *ch);
+    rpc_channel_t *ch = xcalloc(1, sizeof *ch);
     ch->bridge = bridge;
-    ch->target = rpc_xstrdup(target);
+    ch->target = xstrdup(target);
     ch->inflight.next = ch->inflight.prev = &ch->inflight;
 
     grpc_arg args[3];
@@ -273,7 +251,7 @@ static int rpc_unary_buffer(rpc_channel_t *ch, const char *method, grpc_byte_buf
                             const ProtobufCMessageDescriptor *reply_desc, uint64_t timeout_ms,
                             rpc_unary_cb cb, void *ctx)
 {
-    rpc_unary_call_t *u = rpc_xcalloc(1, sizeof *u);
+    rpc_unary_call_t *u = xcalloc(1, sizeof *u);
     u->tag.done = rpc_unary_done;
     u->reply_desc = reply_desc;
     u->cb = cb;
@@ -480,7 +458,7 @@ rpc_stream_t *rpc_stream_open(rpc_channel_t *ch, const char *method, const char 
         log_error("cannot open a stream to %s", method);
         return NULL;
     }
-    rpc_stream_t *s = rpc_xcalloc(1, sizeof *s);
+    rpc_stream_t *s = xcalloc(1, sizeof *s);
     s->inflight.call = call;
     s->tag_start.done = rpc_stream_on_start;
     s->tag_read.done = rpc_stream_on_read;
@@ -493,7 +471,7 @@ rpc_stream_t *rpc_stream_open(rpc_channel_t *ch, const char *method, const char 
     grpc_metadata_array_init(&s->trailing_md);
 
     size_t pairs = extra_count / 2;
-    s->md = rpc_xcalloc(ch->md_count + pairs, sizeof *s->md);
+    s->md = xcalloc(ch->md_count + pairs, sizeof *s->md);
     for (size_t i = 0; i < ch->md_count; i++) {
         s->md[i].key = grpc_slice_ref(ch->md[i].key);
         s->md[i].value = grpc_slice_ref(ch->md[i].value);
@@ -537,7 +515,7 @@ int rpc_stream_write(rpc_stream_t *s, const ProtobufCMessage *msg)
 {
     if (s->closed)
         return CR_ECLOSED;
-    rpc_stream_msg_t *m = rpc_xcalloc(1, sizeof *m);
+    rpc_stream_msg_t *m = xcalloc(1, sizeof *m);
     m->buf = rpc_pack(msg);
     if (s->queue_tail)
         s->queue_tail->next = m;
@@ -721,7 +699,7 @@ static void rpc_server_post_request(rpc_server_t *srv, rpc_method_t *m)
 {
     if (srv->shutting_down)
         return;
-    rpc_call_t *c = rpc_xcalloc(1, sizeof *c);
+    rpc_call_t *c = xcalloc(1, sizeof *c);
     c->srv = srv;
     c->bridge = srv->bridge;
     c->method = m;
@@ -752,7 +730,7 @@ static void rpc_server_post_request(rpc_server_t *srv, rpc_method_t *m)
 
 rpc_server_t *rpc_server_create(cq_bridge_t *bridge)
 {
-    rpc_server_t *srv = rpc_xcalloc(1, sizeof *srv);
+    rpc_server_t *srv = xcalloc(1, sizeof *srv);
     srv->bridge = bridge;
     grpc_arg args[2];
     args[0].type = GRPC_ARG_INTEGER;
@@ -772,8 +750,8 @@ int rpc_server_add_method(rpc_server_t *srv, const char *path,
                           void *ctx)
 {
     if (srv->started)
-        return -22; /* -EINVAL */
-    rpc_method_t *m = rpc_xcalloc(1, sizeof *m);
+        return -EINVAL;
+    rpc_method_t *m = xcalloc(1, sizeof *m);
     m->srv = srv;
     m->path = path;
     m->request_desc = request_desc;
@@ -803,7 +781,7 @@ int rpc_server_listen(rpc_server_t *srv, const char *host, int port, int *bound_
     grpc_server_credentials_release(creds);
     if (bound <= 0) {
         log_error("cannot bind gRPC server to %s", addr);
-        return -98; /* -EADDRINUSE: the usual cause */
+        return -EADDRINUSE; /* the usual cause */
     }
     *bound_port = bound;
     return 0;

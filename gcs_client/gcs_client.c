@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/error.h"
+#include "common/list.h"
 #include "common/log.h"
 
 #define GCS_BACKOFF_INITIAL_MS 100
@@ -16,13 +18,14 @@ struct gcs_client {
     char *address;
     uint64_t reconnect_timeout_ms;
     uint64_t call_timeout_ms;
-    /* Retries waiting on a timer; cancelled with the client. */
-    struct gcs_pending *waiting;
+    /* Every logical call whose callback has not run yet (in flight or
+     * waiting on a retry timer): answered CR_ECLOSED by destroy. */
+    list_t calls;
 };
 
 /* One logical call: the serialised request is kept so it can be re-sent. */
 typedef struct gcs_pending {
-    struct gcs_pending *prev, *next; /* in gcs->waiting while a retry timer is armed */
+    list_t node; /* gcs->calls */
     gcs_client_t *gcs;
     const char *method;
     uint8_t *request;
@@ -40,19 +43,9 @@ typedef struct gcs_pending {
 
 static void gcs_pending_free(gcs_pending_t *p)
 {
+    list_remove(&p->node);
     free(p->request);
     free(p);
-}
-
-static void gcs_waiting_unlink(gcs_pending_t *p)
-{
-    if (p->prev)
-        p->prev->next = p->next;
-    else if (p->gcs->waiting == p)
-        p->gcs->waiting = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
-    p->prev = p->next = NULL;
 }
 
 static int gcs_attempt(gcs_pending_t *p);
@@ -60,7 +53,6 @@ static int gcs_attempt(gcs_pending_t *p);
 static void gcs_on_retry_timer(loop_t *loop, uint64_t id, void *data)
 {
     gcs_pending_t *p = data;
-    gcs_waiting_unlink(p);
     p->timer = 0;
     if (gcs_attempt(p) != 0) {
         p->cb(p->ctx, CR_ERPC, "cannot start gRPC call", NULL);
@@ -106,10 +98,6 @@ static void gcs_on_reply(void *ctx, const rpc_status_t *st, ProtobufCMessage *re
             delay = p->give_up_at - now;
         p->backoff_ms = p->backoff_ms * 2 > GCS_BACKOFF_MAX_MS ? GCS_BACKOFF_MAX_MS : p->backoff_ms * 2;
         p->timer = loop_add_timer(gcs->loop, delay, gcs_on_retry_timer, p);
-        p->next = gcs->waiting;
-        if (gcs->waiting)
-            gcs->waiting->prev = p;
-        gcs->waiting = p;
         return;
     }
     char msg[512];
@@ -143,15 +131,12 @@ int gcs_call_with_timeout(gcs_client_t *gcs, const char *method, const ProtobufC
                           const ProtobufCMessageDescriptor *reply_desc, bool retry,
                           uint64_t timeout_ms, gcs_reply_cb cb, void *ctx)
 {
-    gcs_pending_t *p = calloc(1, sizeof *p);
-    if (!p)
-        abort();
+    gcs_pending_t *p = xcalloc(1, sizeof *p);
+    list_init(&p->node);
     p->gcs = gcs;
     p->method = method;
     p->request_len = protobuf_c_message_get_packed_size(request);
-    p->request = malloc(p->request_len ? p->request_len : 1);
-    if (!p->request)
-        abort();
+    p->request = xmalloc(p->request_len);
     protobuf_c_message_pack(request, p->request);
     p->reply_desc = reply_desc;
     p->retry = retry;
@@ -160,6 +145,7 @@ int gcs_call_with_timeout(gcs_client_t *gcs, const char *method, const ProtobufC
     p->backoff_ms = GCS_BACKOFF_INITIAL_MS;
     p->cb = cb;
     p->ctx = ctx;
+    list_insert_tail(&gcs->calls, &p->node);
     int rc = gcs_attempt(p);
     if (rc != 0)
         gcs_pending_free(p);
@@ -168,9 +154,8 @@ int gcs_call_with_timeout(gcs_client_t *gcs, const char *method, const ProtobufC
 
 gcs_client_t *gcs_client_create(loop_t *loop, cq_bridge_t *bridge, const gcs_client_options_t *opts)
 {
-    gcs_client_t *gcs = calloc(1, sizeof *gcs);
-    if (!gcs)
-        abort();
+    gcs_client_t *gcs = xcalloc(1, sizeof *gcs);
+    list_init(&gcs->calls);
     gcs->loop = loop;
     gcs->address = strdup(opts->address);
     gcs->reconnect_timeout_ms = opts->reconnect_timeout_ms ? opts->reconnect_timeout_ms : 60000;
@@ -189,16 +174,19 @@ void gcs_client_destroy(gcs_client_t *gcs)
 {
     if (!gcs)
         return;
-    while (gcs->waiting) {
-        gcs_pending_t *p = gcs->waiting;
-        gcs_waiting_unlink(p);
-        loop_cancel_timer(gcs->loop, p->timer);
+    /* Attempts in flight are cancelled without callbacks; then every
+     * caller still waiting hears CR_ECLOSED once, so it can free what it
+     * passed as ctx.  Callbacks must not start new calls on this client. */
+    rpc_channel_destroy(gcs->channel);
+    gcs->channel = NULL;
+    while (!list_empty(&gcs->calls)) {
+        gcs_pending_t *p = LIST_ENTRY(gcs->calls.next, gcs_pending_t, node);
+        list_remove(&p->node);
+        if (p->timer)
+            loop_cancel_timer(gcs->loop, p->timer);
+        p->cb(p->ctx, CR_ECLOSED, "GCS client shutting down", NULL);
         gcs_pending_free(p);
     }
-    /* In-flight attempts are cancelled silently; their gcs_pending_t is
-     * reclaimed by nobody, so keep that window small: the client is only
-     * destroyed at exit. */
-    rpc_channel_destroy(gcs->channel);
     free(gcs->address);
     free(gcs);
 }
@@ -222,13 +210,13 @@ int gcs_register_node(gcs_client_t *gcs, const Ray__Rpc__GcsNodeInfo *info, gcs_
                     &ray__rpc__register_node_reply__descriptor, true, cb, ctx);
 }
 
-int gcs_unregister_node(gcs_client_t *gcs, const uint8_t node_id[28], int reason,
+int gcs_unregister_node(gcs_client_t *gcs, const uint8_t node_id[ID_UNIQUE_SIZE], int reason,
                         const char *message, gcs_reply_cb cb, void *ctx)
 {
     Ray__Rpc__UnregisterNodeRequest req = RAY__RPC__UNREGISTER_NODE_REQUEST__INIT;
     Ray__Rpc__NodeDeathInfo death = RAY__RPC__NODE_DEATH_INFO__INIT;
     req.node_id.data = (uint8_t *)node_id;
-    req.node_id.len = 28;
+    req.node_id.len = ID_UNIQUE_SIZE;
     death.reason = reason;
     death.reason_message = (char *)message;
     req.node_death_info = &death;
@@ -236,12 +224,48 @@ int gcs_unregister_node(gcs_client_t *gcs, const uint8_t node_id[28], int reason
                     &ray__rpc__unregister_node_reply__descriptor, false, cb, ctx);
 }
 
-int gcs_check_alive(gcs_client_t *gcs, const uint8_t node_id[28], gcs_reply_cb cb, void *ctx)
+int gcs_check_alive(gcs_client_t *gcs, const uint8_t node_id[ID_UNIQUE_SIZE], gcs_reply_cb cb, void *ctx)
 {
     Ray__Rpc__CheckAliveRequest req = RAY__RPC__CHECK_ALIVE_REQUEST__INIT;
-    ProtobufCBinaryData id = {.len = 28, .data = (uint8_t *)node_id};
+    ProtobufCBinaryData id = {.len = ID_UNIQUE_SIZE, .data = (uint8_t *)node_id};
     req.n_node_ids = 1;
     req.node_ids = &id;
     return gcs_call(gcs, "/ray.rpc.NodeInfoGcsService/CheckAlive", &req.base,
                     &ray__rpc__check_alive_reply__descriptor, false, cb, ctx);
+}
+
+int gcs_get_all_node_liveness(gcs_client_t *gcs, gcs_reply_cb cb, void *ctx)
+{
+    Ray__Rpc__GetAllNodeAddressAndLivenessRequest req = RAY__RPC__GET_ALL_NODE_ADDRESS_AND_LIVENESS_REQUEST__INIT;
+    return gcs_call(gcs, "/ray.rpc.NodeInfoGcsService/GetAllNodeAddressAndLiveness", &req.base,
+                    &ray__rpc__get_all_node_address_and_liveness_reply__descriptor, false, cb, ctx);
+}
+
+int gcs_add_job(gcs_client_t *gcs, const Ray__Rpc__AddJobRequest *req, gcs_reply_cb cb, void *ctx)
+{
+    return gcs_call(gcs, "/ray.rpc.JobInfoGcsService/AddJob", &req->base, &ray__rpc__add_job_reply__descriptor,
+                    true, cb, ctx);
+}
+
+int gcs_mark_job_finished(gcs_client_t *gcs, const uint8_t job_id[ID_JOB_SIZE], gcs_reply_cb cb, void *ctx)
+{
+    Ray__Rpc__MarkJobFinishedRequest req = RAY__RPC__MARK_JOB_FINISHED_REQUEST__INIT;
+    req.job_id.data = (uint8_t *)job_id;
+    req.job_id.len = ID_JOB_SIZE;
+    return gcs_call(gcs, "/ray.rpc.JobInfoGcsService/MarkJobFinished", &req.base,
+                    &ray__rpc__mark_job_finished_reply__descriptor, true, cb, ctx);
+}
+
+int gcs_report_job_error(gcs_client_t *gcs, const Ray__Rpc__ReportJobErrorRequest *req, gcs_reply_cb cb,
+                         void *ctx)
+{
+    return gcs_call(gcs, "/ray.rpc.JobInfoGcsService/ReportJobError", &req->base,
+                    &ray__rpc__report_job_error_reply__descriptor, false, cb, ctx);
+}
+
+int gcs_report_worker_failure(gcs_client_t *gcs, const Ray__Rpc__ReportWorkerFailureRequest *req,
+                              gcs_reply_cb cb, void *ctx)
+{
+    return gcs_call(gcs, "/ray.rpc.WorkerInfoGcsService/ReportWorkerFailure", &req->base,
+                    &ray__rpc__report_worker_failure_reply__descriptor, false, cb, ctx);
 }

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "common/cq_bridge.h"
+#include "common/id.h"
 #include "common/loop.h"
 #include "common/rpc.h"
 #include "proto/ray_proto.h"
@@ -35,8 +36,9 @@ rpc_channel_t *gcs_client_channel(gcs_client_t *gcs);
 const char *gcs_client_address(const gcs_client_t *gcs);
 
 /* err is 0, CR_ETIMEOUT (GCS unreachable for the whole reconnect timeout),
- * CR_ERPC (a non-retryable gRPC failure) or CR_EGCS (GCS answered with an
- * error status); message explains it.  `reply` is NULL unless err == 0, and
+ * CR_ERPC (a non-retryable gRPC failure), CR_EGCS (GCS answered with an
+ * error status) or CR_ECLOSED (the client is being destroyed: free ctx,
+ * start nothing); message explains it.  `reply` is NULL unless err == 0, and
  * is freed when the callback returns. */
 typedef void (*gcs_reply_cb)(void *ctx, int err, const char *message, ProtobufCMessage *reply);
 
@@ -56,8 +58,20 @@ int gcs_call_with_timeout(gcs_client_t *gcs, const char *method, const ProtobufC
 int gcs_get_internal_config(gcs_client_t *gcs, gcs_reply_cb cb, void *ctx);
 int gcs_register_node(gcs_client_t *gcs, const Ray__Rpc__GcsNodeInfo *info, gcs_reply_cb cb,
                       void *ctx);
-int gcs_unregister_node(gcs_client_t *gcs, const uint8_t node_id[28], int reason,
+int gcs_unregister_node(gcs_client_t *gcs, const uint8_t node_id[ID_UNIQUE_SIZE], int reason,
                         const char *message, gcs_reply_cb cb, void *ctx);
-int gcs_check_alive(gcs_client_t *gcs, const uint8_t node_id[28], gcs_reply_cb cb, void *ctx);
+int gcs_check_alive(gcs_client_t *gcs, const uint8_t node_id[ID_UNIQUE_SIZE], gcs_reply_cb cb, void *ctx);
+/* NodeInfoGcsService: every node's address and liveness (a snapshot). */
+int gcs_get_all_node_liveness(gcs_client_t *gcs, gcs_reply_cb cb, void *ctx);
+/* JobInfoGcsService.  AddJob and MarkJobFinished are retried; ReportJobError
+ * is best effort (the driver may be gone). */
+int gcs_add_job(gcs_client_t *gcs, const Ray__Rpc__AddJobRequest *req, gcs_reply_cb cb, void *ctx);
+int gcs_mark_job_finished(gcs_client_t *gcs, const uint8_t job_id[ID_JOB_SIZE], gcs_reply_cb cb, void *ctx);
+int gcs_report_job_error(gcs_client_t *gcs, const Ray__Rpc__ReportJobErrorRequest *req, gcs_reply_cb cb,
+                         void *ctx);
+/* WorkerInfoGcsService: a worker of this node is gone (GCS restarts or
+ * fails its actors from this). */
+int gcs_report_worker_failure(gcs_client_t *gcs, const Ray__Rpc__ReportWorkerFailureRequest *req,
+                              gcs_reply_cb cb, void *ctx);
 
 #endif

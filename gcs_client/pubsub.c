@@ -18,8 +18,8 @@ struct gcs_sub {
     gcs_sub_message_cb on_message;
     gcs_sub_ready_cb on_ready;
     void *ctx;
-    uint8_t subscriber_id[28];
-    uint8_t publisher_id[28];
+    uint8_t subscriber_id[ID_UNIQUE_SIZE];
+    uint8_t publisher_id[ID_UNIQUE_SIZE];
     size_t publisher_id_len;
     int64_t max_processed;
     uint64_t backoff_ms;

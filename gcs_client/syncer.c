@@ -13,14 +13,14 @@
 /* Last version seen per remote node: a short array is plenty (clusters here
  * are tens of nodes; later issues can swap in a hash). */
 typedef struct syncer_peer {
-    uint8_t node_id[28];
+    uint8_t node_id[ID_UNIQUE_SIZE];
     int64_t version;
 } syncer_peer_t;
 
 struct syncer {
     loop_t *loop;
     gcs_client_t *gcs;
-    uint8_t node_id[28];
+    uint8_t node_id[ID_UNIQUE_SIZE];
     char node_hex[57];
     uint64_t period_ms;
     syncer_callbacks_t cbs;
@@ -91,7 +91,7 @@ static void syncer_on_tick(loop_t *loop, uint64_t id, void *data)
 static syncer_peer_t *syncer_peer(syncer_t *s, const uint8_t *node_id)
 {
     for (size_t i = 0; i < s->peer_count; i++)
-        if (memcmp(s->peers[i].node_id, node_id, 28) == 0)
+        if (memcmp(s->peers[i].node_id, node_id, ID_UNIQUE_SIZE) == 0)
             return &s->peers[i];
     if (s->peer_count == s->peer_cap) {
         s->peer_cap = s->peer_cap ? s->peer_cap * 2 : 8;
@@ -100,7 +100,7 @@ static syncer_peer_t *syncer_peer(syncer_t *s, const uint8_t *node_id)
             abort();
     }
     syncer_peer_t *p = &s->peers[s->peer_count++];
-    memcpy(p->node_id, node_id, 28);
+    memcpy(p->node_id, node_id, ID_UNIQUE_SIZE);
     p->version = -1;
     return p;
 }
@@ -126,7 +126,7 @@ static void syncer_on_message(void *ctx, rpc_stream_t *stream, const uint8_t *da
     s->received++;
     for (size_t i = 0; i < batch->n_messages; i++) {
         const Ray__Rpc__Syncer__RaySyncMessage *m = batch->messages[i];
-        if (m->node_id.len != 28 || memcmp(m->node_id.data, s->node_id, 28) == 0)
+        if (m->node_id.len != ID_UNIQUE_SIZE || memcmp(m->node_id.data, s->node_id, ID_UNIQUE_SIZE) == 0)
             continue; /* malformed, or our own view echoed */
         if (m->message_type != RAY__RPC__SYNCER__MESSAGE_TYPE__RESOURCE_VIEW)
             continue; /* COMMANDS (global GC) are handled by a later issue */
@@ -180,7 +180,7 @@ static void syncer_connect(syncer_t *s)
             loop_add_timer(s->loop, SYNCER_RECONNECT_MS, syncer_on_reconnect_timer, s);
 }
 
-syncer_t *syncer_create(loop_t *loop, gcs_client_t *gcs, const uint8_t node_id[28],
+syncer_t *syncer_create(loop_t *loop, gcs_client_t *gcs, const uint8_t node_id[ID_UNIQUE_SIZE],
                         uint64_t period_ms, const syncer_callbacks_t *cbs, void *ctx)
 {
     syncer_t *s = calloc(1, sizeof *s);
@@ -188,8 +188,8 @@ syncer_t *syncer_create(loop_t *loop, gcs_client_t *gcs, const uint8_t node_id[2
         abort();
     s->loop = loop;
     s->gcs = gcs;
-    memcpy(s->node_id, node_id, 28);
-    for (int i = 0; i < 28; i++)
+    memcpy(s->node_id, node_id, ID_UNIQUE_SIZE);
+    for (int i = 0; i < ID_UNIQUE_SIZE; i++)
         snprintf(s->node_hex + 2 * i, 3, "%02x", node_id[i]);
     s->period_ms = period_ms ? period_ms : 100;
     s->cbs = *cbs;

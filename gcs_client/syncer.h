@@ -25,12 +25,12 @@ typedef struct syncer_callbacks {
     void (*release_view)(void *ctx, Ray__Rpc__Syncer__ResourceViewSyncMessage *view);
     /* Another node's view, already checked for a newer version.  `view` is
      * valid only during the call.  May be NULL. */
-    void (*on_remote_view)(void *ctx, const uint8_t node_id[28],
+    void (*on_remote_view)(void *ctx, const uint8_t node_id[ID_UNIQUE_SIZE],
                            const Ray__Rpc__Syncer__ResourceViewSyncMessage *view);
 } syncer_callbacks_t;
 
 /* Connects at once; reconnects 2 s after any stream failure. */
-syncer_t *syncer_create(loop_t *loop, gcs_client_t *gcs, const uint8_t node_id[28],
+syncer_t *syncer_create(loop_t *loop, gcs_client_t *gcs, const uint8_t node_id[ID_UNIQUE_SIZE],
                         uint64_t period_ms, const syncer_callbacks_t *cbs, void *ctx);
 void syncer_destroy(syncer_t *s);
 

@@ -42,19 +42,19 @@ static void dd_workers(dd_buf_t *b, struct raylet *r)
     size_t n = list ? pool_list(r->pool, list, MAX_LISTED) : 0;
     for (size_t i = 0; i < n; i++) {
         const worker_t *w = list[i];
-        if (w->type == WORKER_TYPE_DRIVER) {
+        if (worker_type(w) == WORKER_TYPE_DRIVER) {
             drivers++;
             continue;
         }
-        if (w->state == WORKER_STARTING) {
+        if (worker_state(w) == WORKER_STARTING) {
             starting++;
             continue;
         }
         /* Like the stock raylet: registered worker processes, idle or not. */
         workers++;
-        idle += w->state == WORKER_IDLE;
-        leased += w->state == WORKER_LEASED;
-        actors += w->is_actor;
+        idle += worker_state(w) == WORKER_IDLE;
+        leased += worker_state(w) == WORKER_LEASED;
+        actors += worker_is_actor(w);
     }
     free(list);
     dd_printf(b, "WorkerPool:\n");

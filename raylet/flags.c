@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/alloc.h"
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -153,32 +154,6 @@ static int flag_bad_value(flag_ctx_t *c, const char *value, const char *why_fmt,
     return rc;
 }
 
-static void *flag_xalloc(size_t n)
-{
-    void *p = calloc(1, n ? n : 1);
-    if (!p) {
-        log_error("out of memory (%zu bytes)", n);
-        abort();
-    }
-    return p;
-}
-
-static char *flag_xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = flag_xalloc(n);
-    memcpy(d, s, n);
-    return d;
-}
-
-static char *flag_xstrndup(const char *s, size_t n)
-{
-    char *d = flag_xalloc(n + 1);
-    memcpy(d, s, n);
-    d[n] = '\0';
-    return d;
-}
-
 static const flag_spec_t *flag_lookup(const char *canonical)
 {
     for (size_t i = 0; i < sizeof flag_specs / sizeof *flag_specs; i++)
@@ -240,7 +215,7 @@ static int flag_set_id(flag_ctx_t *c, const flag_spec_t *spec, const char *value
         ok = isxdigit((unsigned char)value[i]) != 0;
     if (!ok)
         return flag_bad_value(c, value, "expected 56 hex characters");
-    char *id = flag_xstrdup(value);
+    char *id = xstrdup(value);
     for (size_t i = 0; i < len; i++)
         id[i] = (char)tolower((unsigned char)id[i]);
     char **field = (char **)((char *)c->out + spec->offset);
@@ -257,7 +232,7 @@ static int flag_apply(flag_ctx_t *c, const flag_spec_t *spec, const char *value)
         char **field = (char **)(base + spec->offset);
         /* A repeated flag takes its last value, as with gflags. */
         free(*field);
-        *field = flag_xstrdup(value);
+        *field = xstrdup(value);
         return 0;
     }
     case FLAG_INT:
@@ -303,7 +278,7 @@ static int flag_res_add(void *ctx, const char *name, double value)
         abort();
     }
     acc->items = grown;
-    acc->items[acc->count++] = (flags_resource_t){flag_xstrdup(name), value};
+    acc->items[acc->count++] = (flags_resource_t){xstrdup(name), value};
     return 0;
 }
 
@@ -364,7 +339,7 @@ static int flag_set_labels(flag_ctx_t *c, const char *value)
         return rc;
     }
     size_t n = root->u.object.count;
-    flags_label_t *labels = n ? flag_xalloc(n * sizeof *labels) : NULL;
+    flags_label_t *labels = n ? xcalloc(1, n * sizeof *labels) : NULL;
     for (size_t i = 0; i < n; i++) {
         const json_member_t *m = &root->u.object.members[i];
         const json_t *v = m->value;
@@ -380,8 +355,8 @@ static int flag_set_labels(flag_ctx_t *c, const char *value)
             json_free(root);
             return flag_bad_value(c, value, "%s", bad);
         }
-        labels[i].key = flag_xstrndup(m->key, m->key_len);
-        labels[i].value = flag_xstrndup(v->u.string.ptr, v->u.string.len);
+        labels[i].key = xstrndup(m->key, m->key_len);
+        labels[i].value = xstrndup(v->u.string.ptr, v->u.string.len);
     }
     json_free(root);
     flag_free_labels(c->out->labels, c->out->label_count);
@@ -401,7 +376,7 @@ static int flag_set_port_list(flag_ctx_t *c, const flag_spec_t *spec, const char
         for (const char *p = value; *p; p++)
             if (*p == ',')
                 cap++;
-        ports = flag_xalloc(cap * sizeof *ports);
+        ports = xcalloc(1, cap * sizeof *ports);
         const char *p = value;
         for (;;) {
             const char *comma = strchr(p, ',');
@@ -467,7 +442,7 @@ static int flag_finish(flag_ctx_t *c)
         return flag_error(c, "invalid value for --max_worker_port: \"%d\" (below --min_worker_port %d)",
                           f->max_worker_port, f->min_worker_port);
     if (!f->node_name)
-        f->node_name = flag_xstrdup(f->node_ip_address);
+        f->node_name = xstrdup(f->node_ip_address);
     return 0;
 }
 

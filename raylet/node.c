@@ -98,14 +98,14 @@ void raylet_worker_address(const struct raylet *r, const worker_t *w, Ray__Rpc__
     out->node_id.data = (uint8_t *)r->node_id;
     out->node_id.len = ID_UNIQUE_SIZE;
     out->ip_address = r->flags.node_ip_address;
-    out->port = w->port;
-    out->worker_id.data = (uint8_t *)w->id;
+    out->port = worker_port(w);
+    out->worker_id.data = (uint8_t *)worker_id(w);
     out->worker_id.len = ID_UNIQUE_SIZE;
 }
 
 static void raylet_on_gcs_reply_logged(void *ctx, int err, const char *message, ProtobufCMessage *reply)
 {
-    if (err)
+    if (err && err != CR_ECLOSED)
         log_warn("%s: %s", (const char *)ctx, message);
 }
 
@@ -122,8 +122,7 @@ void raylet_report_job_error(struct raylet *r, const uint8_t *job_id, size_t job
     data.timestamp = timestamp_ms;
     Ray__Rpc__ReportJobErrorRequest req = RAY__RPC__REPORT_JOB_ERROR_REQUEST__INIT;
     req.job_error = &data;
-    gcs_call(r->gcs, "/ray.rpc.JobInfoGcsService/ReportJobError", &req.base,
-             &ray__rpc__report_job_error_reply__descriptor, false, raylet_on_gcs_reply_logged, "ReportJobError");
+    gcs_report_job_error(r->gcs, &req, raylet_on_gcs_reply_logged, "ReportJobError");
 }
 
 /* A worker that dies of a system error while holding a lease or an actor:
@@ -137,30 +136,25 @@ static void raylet_report_worker_died(struct raylet *r, const worker_t *w, const
              "To troubleshoot the problem, check the logs for the dead worker. Worker ID: %s Node ID: %s "
              "Worker IP address: %s Worker port: %d Worker PID: %d Worker exit type: SYSTEM_ERROR "
              "Worker exit detail: %s",
-             w->id_hex, r->node_hex, r->flags.node_ip_address ? r->flags.node_ip_address : "", w->port,
-             (int)w->spawned_pid, detail ? detail : "");
-    raylet_report_job_error(r, w->job_id, ID_JOB_SIZE, "worker_died", msg, (double)raylet_wall_ms());
+             worker_id_hex(w), r->node_hex, r->flags.node_ip_address ? r->flags.node_ip_address : "", worker_port(w),
+             (int)worker_spawned_pid(w), detail ? detail : "");
+    raylet_report_job_error(r, worker_job_id(w), ID_JOB_SIZE, "worker_died", msg, (double)raylet_wall_ms());
 }
 
 static void raylet_on_worker_dead(void *ctx, worker_t *w, int exit_type, const char *detail)
 {
     struct raylet *r = ctx;
-    if (w->type == WORKER_TYPE_WORKER && (lease_mgr_worker_leased(r->leases, w) || w->is_actor || w->failed_while_leased) &&
+    if (worker_type(w) == WORKER_TYPE_WORKER && (lease_mgr_worker_leased(r->leases, w) || worker_is_actor(w) || worker_failed_while_leased(w)) &&
         exit_type == RAY__RPC__WORKER_EXIT_TYPE__SYSTEM_ERROR && r->state == RAYLET_RUNNING)
         raylet_report_worker_died(r, w, detail);
     lease_mgr_worker_dead(r->leases, w);
     wsock_worker_dead(r, w);
-    if (w->type == WORKER_TYPE_DRIVER) {
-        Ray__Rpc__MarkJobFinishedRequest req = RAY__RPC__MARK_JOB_FINISHED_REQUEST__INIT;
-        req.job_id.data = w->job_id;
-        req.job_id.len = ID_JOB_SIZE;
-        gcs_call(r->gcs, "/ray.rpc.JobInfoGcsService/MarkJobFinished", &req.base,
-                 &ray__rpc__mark_job_finished_reply__descriptor, true, raylet_on_gcs_reply_logged,
-                 "MarkJobFinished");
-        raylet_job_finished(r, w->job_id);
+    if (worker_type(w) == WORKER_TYPE_DRIVER) {
+        gcs_mark_job_finished(r->gcs, worker_job_id(w), raylet_on_gcs_reply_logged, "MarkJobFinished");
+        raylet_job_finished(r, worker_job_id(w));
         return;
     }
-    if (w->state == WORKER_STARTING && !detail)
+    if (worker_state(w) == WORKER_STARTING && !detail)
         return;
     Ray__Rpc__WorkerTableData data = RAY__RPC__WORKER_TABLE_DATA__INIT;
     Ray__Rpc__Address addr;
@@ -169,39 +163,22 @@ static void raylet_on_worker_dead(void *ctx, worker_t *w, int exit_type, const c
     data.is_alive = false;
     data.timestamp = (int64_t)raylet_wall_ms();
     data.end_time_ms = raylet_wall_ms();
-    data.worker_type = (Ray__Rpc__WorkerType)w->type;
-    data.pid = w->pid > 0 ? (uint32_t)w->pid : 0;
+    data.worker_type = (Ray__Rpc__WorkerType)worker_type(w);
+    data.pid = worker_pid(w) > 0 ? (uint32_t)worker_pid(w) : 0;
     data._exit_type_case = RAY__RPC__WORKER_TABLE_DATA___EXIT_TYPE_EXIT_TYPE;
     data.exit_type = exit_type;
     data._exit_detail_case = RAY__RPC__WORKER_TABLE_DATA___EXIT_DETAIL_EXIT_DETAIL;
     data.exit_detail = (char *)(detail ? detail : "");
     Ray__Rpc__ReportWorkerFailureRequest req = RAY__RPC__REPORT_WORKER_FAILURE_REQUEST__INIT;
     req.worker_failure = &data;
-    gcs_call(r->gcs, "/ray.rpc.WorkerInfoGcsService/ReportWorkerFailure", &req.base,
-             &ray__rpc__report_worker_failure_reply__descriptor, false, raylet_on_gcs_reply_logged,
-             "ReportWorkerFailure");
+    gcs_report_worker_failure(r->gcs, &req, raylet_on_gcs_reply_logged, "ReportWorkerFailure");
 }
 
 /* Spillback target: a live node whose resources fit (now, if asked). */
 static bool raylet_pick_remote(void *ctx, const res_set_t *request, bool need_available, lease_remote_t *out)
 {
     struct raylet *r = ctx;
-    for (size_t i = 0; i < r->peer_count; i++) {
-        raylet_peer_t *p = &r->peers[i];
-        if (!p->address[0] || p->port <= 0 || p->draining)
-            continue;
-        const res_set_t *have = need_available ? p->available : p->total;
-        bool fits = true;
-        for (size_t k = 0; k < res_set_count(request) && fits; k++)
-            fits = res_set_get(have, res_set_name_at(request, k)) >= res_set_amount_at(request, k);
-        if (!fits)
-            continue;
-        snprintf(out->address, sizeof out->address, "%s", p->address);
-        out->port = p->port;
-        memcpy(out->node_id, p->node_id, ID_UNIQUE_SIZE);
-        return true;
-    }
-    return false;
+    return peers_pick(r->peers, request, need_available, out);
 }
 
 static void raylet_on_busy_changed(void *ctx, bool busy)
@@ -265,66 +242,23 @@ static void raylet_on_check_alive_timer(loop_t *loop, uint64_t id, void *data)
         raylet_on_check_alive(r, CR_ERPC, "cannot start CheckAlive", NULL);
 }
 
-static raylet_peer_t *raylet_peer_find(struct raylet *r, const uint8_t *node_id, bool create)
-{
-    for (size_t i = 0; i < r->peer_count; i++)
-        if (memcmp(r->peers[i].node_id, node_id, 28) == 0)
-            return &r->peers[i];
-    if (!create)
-        return NULL;
-    if (r->peer_count == r->peer_cap) {
-        r->peer_cap = r->peer_cap ? 2 * r->peer_cap : 8;
-        r->peers = realloc(r->peers, r->peer_cap * sizeof *r->peers);
-        if (!r->peers)
-            abort();
-    }
-    raylet_peer_t *p = &r->peers[r->peer_count++];
-    memset(p, 0, sizeof *p);
-    memcpy(p->node_id, node_id, 28);
-    p->total = res_set_create();
-    p->available = res_set_create();
-    return p;
-}
-
-static void raylet_peer_remove(struct raylet *r, const uint8_t *node_id)
-{
-    raylet_peer_t *p = raylet_peer_find(r, node_id, false);
-    if (!p)
-        return;
-    res_set_destroy(p->total);
-    res_set_destroy(p->available);
-    *p = r->peers[--r->peer_count];
-}
-
-/* Another node is alive at this address (liveness channel or snapshot). */
-static void raylet_peer_seen(struct raylet *r, const Ray__Rpc__GcsNodeAddressAndLiveness *n)
-{
-    raylet_peer_t *p = raylet_peer_find(r, n->node_id.data, true);
-    bool known = p->address[0] != '\0';
-    snprintf(p->address, sizeof p->address, "%s", n->node_manager_address ? n->node_manager_address : "");
-    p->port = n->node_manager_port;
-    if (!known) {
-        char hex[ID_HEX_BUF];
-        log_info("node %s at %s:%d is alive", id_to_hex(n->node_id.data, 28, hex), p->address, p->port);
-    }
-}
-
 static void raylet_on_liveness(struct raylet *r, const Ray__Rpc__GcsNodeAddressAndLiveness *n)
 {
-    if (!n || n->node_id.len != 28)
+    if (!n || n->node_id.len != ID_UNIQUE_SIZE)
         return;
-    bool self = memcmp(n->node_id.data, r->node_id, 28) == 0;
+    bool self = memcmp(n->node_id.data, r->node_id, ID_UNIQUE_SIZE) == 0;
     if (n->state == RAY__RPC__GCS_NODE_INFO__GCS_NODE_STATE__DEAD) {
         if (self && r->state == RAYLET_RUNNING) {
             log_error("GCS marked this node dead; exiting");
             raylet_shutdown(r, 1, false, 0, NULL);
-        } else if (!self && raylet_peer_find(r, n->node_id.data, false)) {
+        } else if (!self && peers_remove(r->peers, n->node_id.data)) {
             char hex[ID_HEX_BUF];
-            raylet_peer_remove(r, n->node_id.data);
-            log_info("node %s left the cluster", id_to_hex(n->node_id.data, 28, hex));
+            log_info("node %s left the cluster", id_to_hex(n->node_id.data, ID_UNIQUE_SIZE, hex));
         }
-    } else if (!self) {
-        raylet_peer_seen(r, n);
+    } else if (!self && peers_seen(r->peers, n->node_id.data, n->node_manager_address, n->node_manager_port)) {
+        char hex[ID_HEX_BUF];
+        log_info("node %s at %s:%d is alive", id_to_hex(n->node_id.data, ID_UNIQUE_SIZE, hex),
+                 n->node_manager_address ? n->node_manager_address : "", n->node_manager_port);
     }
 }
 
@@ -346,7 +280,8 @@ static void raylet_on_node_snapshot(void *ctx, int err, const char *message, Pro
 {
     struct raylet *r = ctx;
     if (err) {
-        log_warn("cannot list the cluster's nodes: %s", message);
+        if (err != CR_ECLOSED)
+            log_warn("cannot list the cluster's nodes: %s", message);
         return;
     }
     const Ray__Rpc__GetAllNodeAddressAndLivenessReply *a = (const Ray__Rpc__GetAllNodeAddressAndLivenessReply *)reply;
@@ -359,10 +294,7 @@ static void raylet_on_node_snapshot(void *ctx, int err, const char *message, Pro
 static void raylet_on_subscribed(void *ctx)
 {
     struct raylet *r = ctx;
-    Ray__Rpc__GetAllNodeAddressAndLivenessRequest req = RAY__RPC__GET_ALL_NODE_ADDRESS_AND_LIVENESS_REQUEST__INIT;
-    gcs_call(r->gcs, "/ray.rpc.NodeInfoGcsService/GetAllNodeAddressAndLiveness", &req.base,
-             &ray__rpc__get_all_node_address_and_liveness_reply__descriptor, false,
-             raylet_on_node_snapshot, r);
+    gcs_get_all_node_liveness(r->gcs, raylet_on_node_snapshot, r);
 }
 
 /* RaySyncer: our view out, the others' in. */
@@ -431,27 +363,27 @@ static void raylet_release_view(void *ctx, Ray__Rpc__Syncer__ResourceViewSyncMes
     free(v->labels);
 }
 
-static void raylet_on_remote_view(void *ctx, const uint8_t node_id[28],
+static void raylet_on_remote_view(void *ctx, const uint8_t node_id[ID_UNIQUE_SIZE],
                                   const Ray__Rpc__Syncer__ResourceViewSyncMessage *v)
 {
     struct raylet *r = ctx;
-    raylet_peer_t *p = raylet_peer_find(r, node_id, true);
-    /* Each view replaces the previous one whole. */
-    res_set_destroy(p->total);
-    res_set_destroy(p->available);
-    p->total = res_set_create();
-    p->available = res_set_create();
+    res_set_t *total = res_set_create();
+    res_set_t *available = res_set_create();
     for (size_t i = 0; i < v->n_resources_total; i++) {
         res_amount_t a;
-        if (res_amount_from_double(v->resources_total[i]->value, &a) == 0)
-            res_set_put(p->total, v->resources_total[i]->key, a);
+        if (v->resources_total[i]->key && res_amount_from_double(v->resources_total[i]->value, &a) == 0)
+            res_set_put(total, v->resources_total[i]->key, a);
     }
     for (size_t i = 0; i < v->n_resources_available; i++) {
         res_amount_t a;
-        if (res_amount_from_double(v->resources_available[i]->value, &a) == 0)
-            res_set_put(p->available, v->resources_available[i]->key, a);
+        if (v->resources_available[i]->key && res_amount_from_double(v->resources_available[i]->value, &a) == 0)
+            res_set_put(available, v->resources_available[i]->key, a);
     }
-    p->draining = v->is_draining;
+    peers_update_view(r->peers, node_id, total, available, v->is_draining);
+    res_set_destroy(total);
+    res_set_destroy(available);
+    /* Another node's resources changed: a queued lease may spill there. */
+    lease_mgr_mark_dirty(r->leases);
 }
 
 static void raylet_on_registered(void *ctx, int err, const char *message, ProtobufCMessage *reply)
@@ -494,7 +426,7 @@ static void raylet_register(struct raylet *r)
     pool_set_renv(r->pool, r->renv);
     Ray__Rpc__GcsNodeInfo info = RAY__RPC__GCS_NODE_INFO__INIT;
     info.node_id.data = r->node_id;
-    info.node_id.len = 28;
+    info.node_id.len = ID_UNIQUE_SIZE;
     info.node_manager_address = r->flags.node_ip_address;
     info.raylet_socket_name = r->flags.raylet_socket_name;
     info.object_store_socket_name = r->flags.store_socket_name;
@@ -794,7 +726,7 @@ static void raylet_on_stop_timer(loop_t *loop, uint64_t id, void *data)
 static void raylet_on_unregistered(void *ctx, int err, const char *message, ProtobufCMessage *reply)
 {
     struct raylet *r = ctx;
-    if (err)
+    if (err && err != CR_ECLOSED)
         log_warn("UnregisterNode failed: %s", message);
     else
         log_info("node unregistered from GCS");
@@ -845,9 +777,10 @@ raylet_t *raylet_create(flags_t *flags)
     r->flags = *flags;
     memset(flags, 0, sizeof *flags);
     list_init(&r->nm_pending);
+    list_init(&r->wsock_clients);
     r->start_wall_ms = raylet_wall_ms();
     config_init(&r->config);
-    if (id_from_hex(r->flags.node_id, strlen(r->flags.node_id), r->node_id, 28) != 0) {
+    if (id_from_hex(r->flags.node_id, strlen(r->flags.node_id), r->node_id, ID_UNIQUE_SIZE) != 0) {
         log_error("--node_id is not 56 hex characters");
         goto fail;
     }
@@ -884,6 +817,7 @@ raylet_t *raylet_create(flags_t *flags)
     }
     r->idle_since_ms = loop_update_time(r->loop);
     r->bundles = bundles_create(r->resources);
+    r->peers = peers_create();
 
     gcs_client_options_t go = {
         .address = r->flags.gcs_address,
@@ -964,6 +898,7 @@ void raylet_destroy(raylet_t *r)
     r->dashboard_agent = r->runtime_env_agent = NULL;
     listener_destroy(r->raylet_listener);
     r->raylet_listener = NULL;
+    wsock_stop(r);
     nm_service_stop(r);
     lease_mgr_stop(r->leases);
     osub_destroy(r->osub);
@@ -993,11 +928,7 @@ void raylet_destroy(raylet_t *r)
     for (size_t i = 0; i < r->job_count; i++)
         free(r->jobs[i].config);
     free(r->jobs);
-    for (size_t i = 0; i < r->peer_count; i++) {
-        res_set_destroy(r->peers[i].total);
-        res_set_destroy(r->peers[i].available);
-    }
-    free(r->peers);
+    peers_destroy(r->peers);
     bundles_destroy(r->bundles);
     res_node_destroy(r->resources);
     if (r->grpc_started)

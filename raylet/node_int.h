@@ -20,6 +20,7 @@
 #include "raylet/sched/bundles.h"
 #include "raylet/config.h"
 #include "raylet/flags.h"
+#include "raylet/cluster/peers.h"
 #include "raylet/sched/lease_mgr.h"
 #include "raylet/service/leases.h"
 #include "raylet/objects/obj_wait.h"
@@ -42,16 +43,6 @@ typedef enum {
     RAYLET_RUNNING,
     RAYLET_STOPPING,
 } raylet_state_t;
-
-/* What GCS last told us about another node (RaySyncer). */
-typedef struct raylet_peer {
-    uint8_t node_id[28];
-    char address[64];   /* node manager address, "" until known */
-    int port;           /* node manager port */
-    res_set_t *total;     /* owned */
-    res_set_t *available; /* owned */
-    bool draining;
-} raylet_peer_t;
 
 /* A job this node has heard of: its config is what workers for it need. */
 typedef struct raylet_job {
@@ -88,7 +79,7 @@ struct raylet {
     bool first_driver_seen; /* workers are prestarted for the first one */
     raylet_state_t state;
     int exit_code;
-    uint8_t node_id[28];
+    uint8_t node_id[ID_UNIQUE_SIZE];
     char node_hex[57];
 
     int node_manager_port;
@@ -110,15 +101,17 @@ struct raylet {
     uint64_t debug_dump_timer; /* debug_dump.c */
     bool debug_dump_failed;    /* the last write failed (logged once) */
 
-    raylet_peer_t *peers;
-    size_t peer_count, peer_cap;
+    peers_t *peers; /* the other nodes */
 
     list_t nm_pending;            /* nm_pending_t: calls answered later */
+    list_t wsock_clients;         /* worker_sock.c: every raylet-socket connection */
     svc_lease_node_t lease_node;  /* this node, as lease replies name it */
 };
 
 /* The worker socket (worker_sock.c): accept a connection. */
 void wsock_accept(struct raylet *r, int fd, pid_t peer_pid);
+/* Close every connection now, cancel their waits, no callbacks after. */
+void wsock_stop(struct raylet *r);
 /* A worker record is about to be freed: detach its connection state. */
 void wsock_worker_dead(struct raylet *r, worker_t *w);
 

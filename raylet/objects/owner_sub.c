@@ -1,3 +1,4 @@
+#include "raylet/worker/core_worker_client.h"
 #include "raylet/objects/owner_sub.h"
 
 #include <stdio.h>
@@ -168,8 +169,7 @@ static void osub_poll(osub_t *s, osub_owner_t *o)
     req.publisher_id.data = o->publisher_id;
     req.publisher_id.len = o->publisher_id_len;
     osub_call_t *c = osub_call_new(s, o);
-    if (rpc_unary(o->channel, "/ray.rpc.CoreWorkerService/PubsubLongPolling", &req.base,
-                  &ray__rpc__pubsub_long_polling_reply__descriptor, 0, osub_on_poll, c) != 0) {
+    if (cwc_pubsub_long_polling(o->channel, &req, 0, osub_on_poll, c) != 0) {
         free(c);
         return;
     }
@@ -238,8 +238,7 @@ static void osub_send_commands(osub_t *s, osub_owner_t *o)
     req.commands = ptrs;
     osub_call_t *c = osub_call_new(s, o);
     c->batch_end = o->watched_count;
-    if (rpc_unary(o->channel, "/ray.rpc.CoreWorkerService/PubsubCommandBatch", &req.base,
-                  &ray__rpc__pubsub_command_batch_reply__descriptor, 30000, osub_on_commands, c) == 0)
+    if (cwc_pubsub_command_batch(o->channel, &req, 30000, osub_on_commands, c) == 0)
         o->command_inflight = true;
     else
         free(c);

@@ -12,36 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
-
-static void *res_xrealloc(void *p, size_t n)
-{
-    void *q = realloc(p, n ? n : 1);
-    if (!q) {
-        log_error("out of memory (%zu bytes)", n);
-        abort();
-    }
-    return q;
-}
-
-static void *res_xcalloc(size_t n, size_t size)
-{
-    void *q = calloc(n ? n : 1, size ? size : 1);
-    if (!q) {
-        log_error("out of memory (%zu x %zu bytes)", n, size);
-        abort();
-    }
-    return q;
-}
-
-static char *res_xstrdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = res_xrealloc(NULL, n);
-    memcpy(d, s, n);
-    return d;
-}
 
 int res_amount_from_double(double value, res_amount_t *out)
 {
@@ -87,7 +60,7 @@ static size_t res_set_search(const res_set_t *set, const char *name, bool *found
     return lo;
 }
 
-res_set_t *res_set_create(void) { return res_xcalloc(1, sizeof(res_set_t)); }
+res_set_t *res_set_create(void) { return xcalloc(1, sizeof(res_set_t)); }
 
 void res_set_destroy(res_set_t *set)
 {
@@ -119,10 +92,10 @@ int res_set_put(res_set_t *set, const char *name, res_amount_t amount)
         return 0;
     if (set->count == set->cap) {
         set->cap = set->cap ? set->cap * 2 : 4;
-        set->items = res_xrealloc(set->items, set->cap * sizeof *set->items);
+        set->items = xrealloc(set->items, set->cap * sizeof *set->items);
     }
     memmove(&set->items[i + 1], &set->items[i], (set->count - i) * sizeof *set->items);
-    set->items[i] = (res_set_item_t){res_xstrdup(name), amount};
+    set->items[i] = (res_set_item_t){xstrdup(name), amount};
     set->count++;
     return 0;
 }
@@ -185,11 +158,11 @@ static res_resource_t *res_node_insert(res_node_t *node, size_t pos, const char 
 {
     if (node->count == node->cap) {
         node->cap = node->cap ? node->cap * 2 : 16;
-        node->res = res_xrealloc(node->res, node->cap * sizeof *node->res);
+        node->res = xrealloc(node->res, node->cap * sizeof *node->res);
     }
     memmove(&node->res[pos + 1], &node->res[pos], (node->count - pos) * sizeof *node->res);
     node->count++;
-    node->res[pos] = (res_resource_t){.name = res_xstrdup(name), .unit = unit};
+    node->res[pos] = (res_resource_t){.name = xstrdup(name), .unit = unit};
     return &node->res[pos];
 }
 
@@ -203,7 +176,7 @@ static void res_resource_clear(res_resource_t *r)
 res_node_t *res_node_create(const char *unit_instance_names)
 {
     const char *list = unit_instance_names ? unit_instance_names : "GPU,neuron_cores,TPU,NPU,HPU,RBLN";
-    res_node_t *node = res_xcalloc(1, sizeof *node);
+    res_node_t *node = xcalloc(1, sizeof *node);
     const char *p = list;
     while (*list) {
         const char *comma = strchr(p, ',');
@@ -213,8 +186,8 @@ res_node_t *res_node_create(const char *unit_instance_names)
             res_node_destroy(node);
             return NULL;
         }
-        node->unit_names = res_xrealloc(node->unit_names, (node->unit_name_count + 1) * sizeof(char *));
-        char *name = res_xrealloc(NULL, len + 1);
+        node->unit_names = xrealloc(node->unit_names, (node->unit_name_count + 1) * sizeof(char *));
+        char *name = xrealloc(NULL, len + 1);
         memcpy(name, p, len);
         name[len] = '\0';
         node->unit_names[node->unit_name_count++] = name;
@@ -254,8 +227,8 @@ bool res_node_is_unit_instance(const res_node_t *node, const char *name)
 
 static void res_append_instances(res_resource_t *r, const res_amount_t *totals, res_amount_t fill, size_t count)
 {
-    r->inst_total = res_xrealloc(r->inst_total, (r->n + count) * sizeof *r->inst_total);
-    r->inst_avail = res_xrealloc(r->inst_avail, (r->n + count) * sizeof *r->inst_avail);
+    r->inst_total = xrealloc(r->inst_total, (r->n + count) * sizeof *r->inst_total);
+    r->inst_avail = xrealloc(r->inst_avail, (r->n + count) * sizeof *r->inst_avail);
     for (size_t i = 0; i < count; i++) {
         res_amount_t v = totals ? totals[i] : fill;
         r->inst_total[r->n + i] = v;
@@ -543,21 +516,21 @@ int res_allocate(res_node_t *node, const res_set_t *request, res_alloc_t **out)
     int rc = res_check(node, request);
     if (rc < 0)
         return rc;
-    res_alloc_t *alloc = res_xcalloc(1, sizeof *alloc);
-    alloc->grants = res_xcalloc(request->count, sizeof *alloc->grants);
+    res_alloc_t *alloc = xcalloc(1, sizeof *alloc);
+    alloc->grants = xcalloc(request->count, sizeof *alloc->grants);
     for (size_t i = 0; i < request->count; i++) {
         const res_set_item_t *it = &request->items[i];
         res_resource_t *r = res_node_find(node, it->name, NULL);
         res_grant_rec_t *g = &alloc->grants[alloc->count++];
-        g->name = res_xstrdup(it->name);
+        g->name = xstrdup(it->name);
         g->amount = it->amount;
         if (!r->unit) {
             r->available -= it->amount;
             continue;
         }
         size_t max = it->amount < RES_UNIT ? 1 : (size_t)(it->amount / RES_UNIT);
-        g->ids = res_xcalloc(max, sizeof *g->ids);
-        g->amounts = res_xcalloc(max, sizeof *g->amounts);
+        g->ids = xcalloc(max, sizeof *g->ids);
+        g->amounts = xcalloc(max, sizeof *g->amounts);
         g->n = res_pick_instances(r, it->amount, g->ids, g->amounts);
         for (size_t k = 0; k < g->n; k++) {
             r->inst_avail[g->ids[k]] -= g->amounts[k];
@@ -656,12 +629,12 @@ int res_parse_list(const char *text, res_list_cb cb, void *ctx, char *err, size_
     if (!text || !*text)
         return 0;
     /* Split a private copy in place; tokens point into it. */
-    char *buf = res_xstrdup(text);
+    char *buf = xstrdup(text);
     size_t ntok = 1;
     for (const char *p = buf; *p; p++)
         if (*p == ',')
             ntok++;
-    char **tok = res_xcalloc(ntok, sizeof *tok);
+    char **tok = xcalloc(ntok, sizeof *tok);
     size_t k = 0;
     tok[k++] = buf;
     for (char *p = buf; *p; p++) {
@@ -679,8 +652,8 @@ int res_parse_list(const char *text, res_list_cb cb, void *ctx, char *err, size_
         goto out;
     }
     size_t npairs = ntok / 2;
-    names = res_xcalloc(npairs, sizeof *names);
-    values = res_xcalloc(npairs, sizeof *values);
+    names = xcalloc(npairs, sizeof *names);
+    values = xcalloc(npairs, sizeof *values);
     for (size_t i = 0; i < npairs; i++) {
         const char *name = tok[2 * i], *val = tok[2 * i + 1];
         if (!*name) {
@@ -710,7 +683,7 @@ int res_parse_list(const char *text, res_list_cb cb, void *ctx, char *err, size_
         values[i] = v;
     }
     /* Duplicates would silently overwrite each other; refuse them. */
-    char **sorted = res_xcalloc(npairs, sizeof *sorted);
+    char **sorted = xcalloc(npairs, sizeof *sorted);
     memcpy(sorted, names, npairs * sizeof *sorted);
     qsort(sorted, npairs, sizeof *sorted, res_cmp_str_ptr);
     for (size_t i = 1; i < npairs; i++) {

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "raylet/worker/core_worker_client.h"
+#include "common/alloc.h"
 #include "common/log.h"
 #include "raylet/node_int.h"
 #include "raylet/service/leases.h"
@@ -50,7 +52,7 @@ static void nm_get_resource_load(void *ctx, rpc_call_t *call, ProtobufCMessage *
         totalp[i] = &total[i];
     }
     data.node_id.data = r->node_id;
-    data.node_id.len = 28;
+    data.node_id.len = ID_UNIQUE_SIZE;
     data.n_resources_available = data.n_resources_total = n;
     data.resources_available = availp;
     data.resources_total = totalp;
@@ -352,21 +354,19 @@ static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
         abort();
     for (size_t i = 0; i < n; i++) {
         worker_t *w = list[i];
-        if (w->port <= 0 || (w->state != WORKER_IDLE && w->state != WORKER_LEASED && w->state != WORKER_DRIVER))
+        if (worker_port(w) <= 0 || (worker_state(w) != WORKER_IDLE && worker_state(w) != WORKER_LEASED && worker_state(w) != WORKER_DRIVER))
             continue;
         char target[96];
-        snprintf(target, sizeof target, "%s:%d", r->flags.node_ip_address, w->port);
+        snprintf(target, sizeof target, "%s:%d", r->flags.node_ip_address, worker_port(w));
         rpc_channel_t *ch = rpc_channel_create(r->bridge, target);
         if (!ch)
             continue;
         a->channels[a->channel_count++] = ch;
         Ray__Rpc__GetCoreWorkerStatsRequest creq = RAY__RPC__GET_CORE_WORKER_STATS_REQUEST__INIT;
-        creq.intended_worker_id.data = w->id;
+        creq.intended_worker_id.data = (uint8_t *)worker_id(w);
         creq.intended_worker_id.len = ID_UNIQUE_SIZE;
         creq.include_memory_info = req->include_memory_info;
-        if (rpc_unary(ch, "/ray.rpc.CoreWorkerService/GetCoreWorkerStats", &creq.base,
-                      &ray__rpc__get_core_worker_stats_reply__descriptor, NM_STATS_DEADLINE_MS, nm_stats_on_reply,
-                      a) == 0)
+        if (cwc_get_stats(ch, &creq, NM_STATS_DEADLINE_MS, nm_stats_on_reply, a) == 0)
             a->pending++;
     }
     if (a->pending == 0) {
@@ -472,14 +472,17 @@ static void nm_format_global_memory_info(void *ctx, rpc_call_t *call, ProtobufCM
     Ray__Rpc__ObjectStoreStats local;
     nm_store_stats(r, &local);
     nm_mem_add(m, &local);
-    m->channels = calloc(r->peer_count ? r->peer_count : 1, sizeof *m->channels);
+    size_t peer_count = peers_count(r->peers);
+    m->channels = calloc(peer_count ? peer_count : 1, sizeof *m->channels);
     if (!m->channels)
         abort();
-    for (size_t i = 0; i < r->peer_count; i++) {
-        if (!r->peers[i].address[0] || r->peers[i].port <= 0)
+    for (size_t i = 0; i < peer_count; i++) {
+        peer_info_t peer;
+        peers_at(r->peers, i, &peer);
+        if (!peer.address[0] || peer.port <= 0)
             continue;
         char target[96];
-        snprintf(target, sizeof target, "%s:%d", r->peers[i].address, r->peers[i].port);
+        snprintf(target, sizeof target, "%s:%d", peer.address, peer.port);
         rpc_channel_t *ch = rpc_channel_create(r->bridge, target);
         if (!ch)
             continue;
@@ -523,7 +526,7 @@ static void nm_is_local_worker_dead(void *ctx, rpc_call_t *call, ProtobufCMessag
     const Ray__Rpc__IsLocalWorkerDeadRequest *req = (const Ray__Rpc__IsLocalWorkerDeadRequest *)msg;
     worker_t *w = r->pool && req->worker_id.len == ID_UNIQUE_SIZE ? pool_find(r->pool, req->worker_id.data) : NULL;
     Ray__Rpc__IsLocalWorkerDeadReply reply = RAY__RPC__IS_LOCAL_WORKER_DEAD_REPLY__INIT;
-    reply.is_dead = !w || w->state == WORKER_DEAD;
+    reply.is_dead = !w || worker_state(w) == WORKER_DEAD;
     rpc_call_reply(call, &reply.base);
 }
 
@@ -531,52 +534,56 @@ static void nm_is_local_worker_dead(void *ctx, rpc_call_t *call, ProtobufCMessag
  * KillActor); if it is still registered when the grace period ends, kill
  * the process.  The reply waits for one or the other, as GCS expects. */
 typedef struct nm_kill {
+    nm_pending_t pending_node; /* first: r->nm_pending */
     struct raylet *r;
     rpc_call_t *call;
     uint8_t worker_id[ID_UNIQUE_SIZE];
     uint64_t timer;
-    int refs; /* the timer and the RPC each hold one */
-    bool replied;
+    rpc_channel_t *channel; /* our own, so stopping silences the KillActor call */
 } nm_kill_t;
 
-static void nm_kill_unref(nm_kill_t *k)
+/* The call is answered (or the node stops): nothing may reach k after. */
+static void nm_kill_free(nm_kill_t *k)
 {
-    if (--k->refs == 0)
-        free(k);
+    list_remove(&k->pending_node.node);
+    if (k->timer)
+        loop_cancel_timer(k->r->loop, k->timer);
+    rpc_channel_destroy(k->channel);
+    free(k);
+}
+
+static void nm_kill_cancel(nm_pending_t *p)
+{
+    nm_kill_t *k = (nm_kill_t *)p;
+    rpc_call_fail(k->call, GRPC_STATUS_UNAVAILABLE, "raylet shutting down");
+    nm_kill_free(k);
 }
 
 static void nm_kill_on_timer(loop_t *loop, uint64_t id, void *data)
 {
     nm_kill_t *k = data;
     k->timer = 0;
-    if (!k->replied) {
-        worker_t *w = k->r->pool ? pool_find(k->r->pool, k->worker_id) : NULL;
-        if (w && w->state != WORKER_DEAD) {
-            log_info("actor worker %s (pid %d) did not exit in time; killing it", w->id_hex, (int)w->pid);
-            pool_kill(k->r->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT, "Actor killed by GCS");
-        }
-        k->replied = true;
-        Ray__Rpc__KillLocalActorReply reply = RAY__RPC__KILL_LOCAL_ACTOR_REPLY__INIT;
-        rpc_call_reply(k->call, &reply.base);
+    worker_t *w = k->r->pool ? pool_find(k->r->pool, k->worker_id) : NULL;
+    if (w && worker_state(w) != WORKER_DEAD) {
+        log_info("actor worker %s (pid %d) did not exit in time; killing it", worker_id_hex(w), (int)worker_pid(w));
+        pool_kill(k->r->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT, "Actor killed by GCS");
     }
-    nm_kill_unref(k);
+    Ray__Rpc__KillLocalActorReply reply = RAY__RPC__KILL_LOCAL_ACTOR_REPLY__INIT;
+    rpc_call_reply(k->call, &reply.base);
+    nm_kill_free(k);
 }
 
 static void nm_kill_on_reply(void *ctx, const rpc_status_t *st, ProtobufCMessage *reply)
 {
     nm_kill_t *k = ctx;
-    /* A dying actor does not answer; only a failure to reach it does. */
-    if (st->code != GRPC_STATUS_OK && !k->replied) {
-        k->replied = true;
-        if (k->timer)
-            loop_cancel_timer(k->r->loop, k->timer);
-        k->timer = 0;
-        nm_kill_unref(k); /* the timer's share */
-        char msg[256];
-        snprintf(msg, sizeof msg, "KillActor RPC failed: %s", st->message);
-        rpc_call_fail(k->call, GRPC_STATUS_INVALID_ARGUMENT, msg);
-    }
-    nm_kill_unref(k);
+    /* A dying actor does not answer; only a failure to reach it does, and
+     * then the grace timer still decides. */
+    if (st->code == GRPC_STATUS_OK)
+        return;
+    char msg[256];
+    snprintf(msg, sizeof msg, "KillActor RPC failed: %s", st->message);
+    rpc_call_fail(k->call, GRPC_STATUS_INVALID_ARGUMENT, msg);
+    nm_kill_free(k);
 }
 
 static void nm_kill_local_actor(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
@@ -584,27 +591,29 @@ static void nm_kill_local_actor(void *ctx, rpc_call_t *call, ProtobufCMessage *m
     struct raylet *r = ctx;
     const Ray__Rpc__KillLocalActorRequest *req = (const Ray__Rpc__KillLocalActorRequest *)msg;
     worker_t *w = r->pool && req->worker_id.len == ID_UNIQUE_SIZE ? pool_find(r->pool, req->worker_id.data) : NULL;
-    rpc_channel_t *ch = w && w->state != WORKER_DEAD ? pool_channel(r->pool, w) : NULL;
-    if (!w || w->state == WORKER_DEAD) {
+    if (!w || worker_state(w) == WORKER_DEAD) {
         Ray__Rpc__KillLocalActorReply reply = RAY__RPC__KILL_LOCAL_ACTOR_REPLY__INIT;
         rpc_call_reply(call, &reply.base); /* already gone */
         return;
     }
-    nm_kill_t *k = calloc(1, sizeof *k);
-    if (!k)
-        abort();
+    nm_kill_t *k = xcalloc(1, sizeof *k);
     k->r = r;
     k->call = call;
-    memcpy(k->worker_id, w->id, ID_UNIQUE_SIZE);
-    k->refs = 2;
+    memcpy(k->worker_id, worker_id(w), ID_UNIQUE_SIZE);
+    nm_pending_add(r, &k->pending_node, nm_kill_cancel);
     k->timer = loop_add_timer(r->loop, (uint64_t)r->config.kill_worker_timeout_milliseconds, nm_kill_on_timer, k);
+    if (worker_port(w) > 0) {
+        char target[96];
+        snprintf(target, sizeof target, "%s:%d", r->flags.node_ip_address, worker_port(w));
+        k->channel = rpc_channel_create(r->bridge, target);
+    }
     Ray__Rpc__KillActorRequest kreq = RAY__RPC__KILL_ACTOR_REQUEST__INIT;
     kreq.intended_actor_id = req->intended_actor_id;
     kreq.force_kill = req->force_kill;
     kreq.death_cause = req->death_cause;
-    if (!ch || rpc_unary(ch, "/ray.rpc.CoreWorkerService/KillActor", &kreq.base,
-                         &ray__rpc__kill_actor_reply__descriptor, 0, nm_kill_on_reply, k) != 0)
-        nm_kill_unref(k); /* no RPC: the timer alone finishes the job */
+    /* Without a call the grace timer alone finishes the job. */
+    if (k->channel)
+        cwc_kill_actor(k->channel, &kreq, 0, nm_kill_on_reply, k);
 }
 
 static void nm_global_gc(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
@@ -622,15 +631,15 @@ static void nm_release_unused_actor_workers(void *ctx, rpc_call_t *call, Protobu
     size_t n = r->pool ? pool_list(r->pool, list, 1024) : 0;
     for (size_t i = 0; i < n; i++) {
         worker_t *w = list[i];
-        if (!w->is_actor)
+        if (!worker_is_actor(w))
             continue;
         bool in_use = false;
         for (size_t k = 0; k < req->n_worker_ids_in_use && !in_use; k++)
             in_use = req->worker_ids_in_use[k].len == ID_UNIQUE_SIZE &&
-                     memcmp(req->worker_ids_in_use[k].data, w->id, ID_UNIQUE_SIZE) == 0;
+                     memcmp(req->worker_ids_in_use[k].data, worker_id(w), ID_UNIQUE_SIZE) == 0;
         if (in_use)
             continue;
-        log_info("GCS no longer knows actor worker %s; killing it", w->id_hex);
+        log_info("GCS no longer knows actor worker %s; killing it", worker_id_hex(w));
         pool_kill(r->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT, "unused actor worker released");
     }
     Ray__Rpc__ReleaseUnusedActorWorkersReply reply = RAY__RPC__RELEASE_UNUSED_ACTOR_WORKERS_REPLY__INIT;

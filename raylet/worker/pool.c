@@ -1,3 +1,4 @@
+#include "raylet/worker/core_worker_client.h"
 #include "raylet/worker/pool.h"
 
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include "common/log.h"
 #include "common/proc.h"
 #include "proto/ray_proto.h"
+#include "raylet/worker/worker_int.h"
 #include "raylet/worker/renv_client.h"
 #include "raylet/sched/lease_mgr.h"
 
@@ -191,7 +193,6 @@ size_t pool_count(const pool_t *pool, worker_state_t state)
 
 /* ---- spawning ----------------------------------------------------------------- */
 
-static void pool_on_register_timeout(loop_t *loop, uint64_t id, void *data);
 
 static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int language, int runtime_env_hash,
                             const char *env_context)
@@ -292,15 +293,8 @@ static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int
     w->state = WORKER_STARTING;
     pool_link_worker(pool, w);
     log_debug("started worker %s, pid %d, job %s", w->id_hex, (int)w->pid, job_hex);
-    /* The timer only needs the id: a dead worker's record is gone by then. */
-    /* The timer carries the worker id and the pool, not the record: the
-     * worker may be long gone when it fires. */
-    uint8_t *key = malloc(ID_UNIQUE_SIZE + sizeof(pool_t *));
-    if (!key)
-        abort();
-    memcpy(key, w->id, ID_UNIQUE_SIZE);
-    memcpy(key + ID_UNIQUE_SIZE, &pool, sizeof pool);
-    loop_add_timer(pool->loop, pool->opts.register_timeout_ms, pool_on_register_timeout, key);
+    /* The reap timer enforces it (no per-worker timer to outlive the record). */
+    w->register_deadline_ms = loop_now_ms(pool->loop) + pool->opts.register_timeout_ms;
     return w;
 }
 
@@ -640,20 +634,25 @@ bool pool_on_child_exit(pool_t *pool, pid_t pid, int wait_status)
     return false;
 }
 
-static void pool_on_register_timeout(loop_t *loop, uint64_t id, void *data)
+/* Deadlines the reap timer enforces: registration, and the grace a
+ * finished job's workers get before SIGKILL. */
+static void pool_enforce_deadlines(pool_t *pool, uint64_t now)
 {
-    uint8_t *key = data;
-    (void)loop;
-    (void)id;
-    pool_t *pool;
-    memcpy(&pool, key + ID_UNIQUE_SIZE, sizeof pool);
-    worker_t *w = pool_find(pool, key);
-    free(key);
-    if (!w || w->state != WORKER_STARTING)
-        return;
-    log_warn("worker %s (pid %d) did not register within %llu ms; killing it", w->id_hex, (int)w->pid,
-             (unsigned long long)pool->opts.register_timeout_ms);
-    pool_disconnect(pool, w, RAY__RPC__WORKER_EXIT_TYPE__SYSTEM_ERROR, "worker did not register in time");
+    for (worker_t *w = pool->workers.next; w != &pool->workers;) {
+        worker_t *next = w->next;
+        if (w->kill_deadline_ms && now >= w->kill_deadline_ms && w->state != WORKER_DEAD) {
+            w->kill_deadline_ms = 0;
+            pool_signal(w, SIGKILL);
+        }
+        if (w->state == WORKER_STARTING && w->register_deadline_ms && now >= w->register_deadline_ms) {
+            log_warn("worker %s (pid %d) did not register within %llu ms; killing it", w->id_hex, (int)w->pid,
+                     (unsigned long long)pool->opts.register_timeout_ms);
+            /* Frees w; `next` is untouched (disconnect only starts workers,
+             * which are linked at the head). */
+            pool_disconnect(pool, w, RAY__RPC__WORKER_EXIT_TYPE__SYSTEM_ERROR, "worker did not register in time");
+        }
+        w = next;
+    }
 }
 
 /* ---- idle reaping and job ends ---------------------------------------------- */
@@ -696,8 +695,7 @@ static void pool_request_exit(pool_t *pool, worker_t *w, bool force)
     memcpy(c->id, w->id, ID_UNIQUE_SIZE);
     Ray__Rpc__ExitRequest req = RAY__RPC__EXIT_REQUEST__INIT;
     req.force_exit = force;
-    if (rpc_unary(ch, "/ray.rpc.CoreWorkerService/Exit", &req.base, &ray__rpc__exit_reply__descriptor,
-                  POOL_EXIT_TIMEOUT_MS, pool_on_exit_reply, c) != 0) {
+    if (cwc_exit(ch, &req, POOL_EXIT_TIMEOUT_MS, pool_on_exit_reply, c) != 0) {
         free(c);
         if (w->pid > 0)
             pool_signal(w, SIGKILL);
@@ -708,6 +706,7 @@ static void pool_on_reap_timer(loop_t *loop, uint64_t id, void *data)
 {
     pool_t *pool = data;
     pool->reap_timer = loop_add_timer(loop, POOL_REAP_PERIOD_MS, pool_on_reap_timer, pool);
+    pool_enforce_deadlines(pool, loop_now_ms(loop));
     size_t idle = 0;
     for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next)
         if (w->state == WORKER_IDLE && !w->exit_requested)
@@ -725,19 +724,6 @@ static void pool_on_reap_timer(loop_t *loop, uint64_t id, void *data)
     }
 }
 
-typedef struct pool_kill_timer {
-    pool_t *pool;
-    pid_t pid;
-} pool_kill_timer_t;
-
-static void pool_on_kill_timer(loop_t *loop, uint64_t id, void *data)
-{
-    pool_kill_timer_t *k = data;
-    for (worker_t *w = k->pool->workers.next; w != &k->pool->workers; w = w->next)
-        if (w->pid == k->pid && w->type != WORKER_TYPE_DRIVER)
-            pool_signal(w, SIGKILL);
-    free(k);
-}
 
 void pool_kill_job(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE])
 {
@@ -749,12 +735,7 @@ void pool_kill_job(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE])
             continue;
         }
         pool_request_exit(pool, w, true);
-        pool_kill_timer_t *k = malloc(sizeof *k);
-        if (!k)
-            abort();
-        k->pool = pool;
-        k->pid = w->pid;
-        loop_add_timer(pool->loop, POOL_KILL_GRACE_MS, pool_on_kill_timer, k);
+        w->kill_deadline_ms = loop_now_ms(pool->loop) + POOL_KILL_GRACE_MS;
     }
     /* Pops for a finished job will never be served. */
     for (pool_pop_t *p = pool->pops.next; p != &pool->pops;) {
@@ -948,3 +929,16 @@ const lease_pool_ops_t pool_lease_ops = {
     .release = pool_lease_release,
     .describe = pool_lease_describe,
 };
+
+/* ---- read-only views (worker.h) ---------------------------------------------- */
+
+const uint8_t *worker_id(const worker_t *w) { return w->id; }
+const char *worker_id_hex(const worker_t *w) { return w->id_hex; }
+const uint8_t *worker_job_id(const worker_t *w) { return w->job_id; }
+worker_type_t worker_type(const worker_t *w) { return w->type; }
+worker_state_t worker_state(const worker_t *w) { return w->state; }
+int worker_port(const worker_t *w) { return w->port; }
+pid_t worker_pid(const worker_t *w) { return w->pid; }
+pid_t worker_spawned_pid(const worker_t *w) { return w->spawned_pid; }
+bool worker_is_actor(const worker_t *w) { return w->is_actor; }
+bool worker_failed_while_leased(const worker_t *w) { return w->failed_while_leased; }

@@ -19,6 +19,8 @@
 
 #include "common/cq_bridge.h"
 #include "common/loop.h"
+#include "common/conn.h"
+#include "common/rpc.h"
 #include "raylet/worker/worker.h"
 
 typedef struct pool pool_t;

@@ -1,6 +1,6 @@
 /* A worker or driver process as the raylet sees it.
  *
- * Records are owned by the worker pool (worker_pool.c) and live from spawn
+ * Records are owned by the worker pool (pool.c) and live from spawn
  * (or a driver's registration) until the process is gone and its
  * connection closed.  Other modules keep pointers only while the worker is
  * not WORKER_DEAD; the pool tells them through pool callbacks before it
@@ -13,8 +13,6 @@
 #include <sys/types.h>
 
 #include "common/id.h"
-#include "common/rpc.h"
-#include "common/conn.h"
 
 /* rpc::WorkerType */
 typedef enum {
@@ -33,29 +31,19 @@ typedef enum {
     WORKER_DEAD,       /* gone; the record is about to be freed */
 } worker_state_t;
 
-typedef struct worker {
-    struct worker *next, *prev; /* pool's list of all workers */
-    uint8_t id[ID_UNIQUE_SIZE];
-    char id_hex[ID_HEX_BUF];
-    uint8_t job_id[ID_JOB_SIZE];
-    worker_type_t type;
-    int language;
-    int runtime_env_hash;
-    pid_t pid;             /* -1 once reaped (never signal it again) */
-    pid_t spawned_pid;     /* kept after reaping, for reports */
-    worker_state_t state;
-    conn_t *conn;          /* NULL until registered */
-    void *client;          /* the socket layer's per-connection state */
-    int port;              /* the worker's gRPC port, once announced */
-    int assigned_port;     /* from the port pool, 0 if none; returned on exit */
-    rpc_channel_t *channel; /* to its CoreWorkerService, created on demand */
-    bool is_actor;         /* took an actor-creation lease: never pooled again */
-    int gpu_kind;          /* 0: not leased yet, 1: ran CPU-only work, 2: ran GPU work */
-    bool ran_tasks;        /* has run normal tasks (it may own objects others hold) */
-    bool exit_requested;   /* asked to exit (idle reaping); do not reuse */
-    bool failed_while_leased; /* its owner returned the lease saying it failed */
-    uint64_t idle_since_ms;
-    uint64_t launch_wall_ms;
-} worker_t;
+typedef struct worker worker_t; /* opaque outside raylet/worker/ (worker_int.h) */
+
+/* Read-only views of a record; valid while the record lives. */
+const uint8_t *worker_id(const worker_t *w);  /* ID_UNIQUE_SIZE bytes */
+const char *worker_id_hex(const worker_t *w);
+const uint8_t *worker_job_id(const worker_t *w); /* ID_JOB_SIZE bytes */
+worker_type_t worker_type(const worker_t *w);
+worker_state_t worker_state(const worker_t *w);
+int worker_port(const worker_t *w);              /* its gRPC port; 0 until announced */
+pid_t worker_pid(const worker_t *w);             /* -1 once reaped */
+pid_t worker_spawned_pid(const worker_t *w);     /* kept after reaping, for reports */
+bool worker_is_actor(const worker_t *w);
+/* Its owner returned its lease saying it failed (its driver is told). */
+bool worker_failed_while_leased(const worker_t *w);
 
 #endif

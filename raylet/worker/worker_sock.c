@@ -11,18 +11,23 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "raylet/worker/core_worker_client.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/fb.h"
+#include "common/list.h"
 #include "common/log.h"
 #include "raylet/node_int.h"
 #include "raylet/worker/wmsg.h"
+#include "raylet/worker/worker_int.h"
 
 typedef struct wclient {
+    list_t node; /* r->wsock_clients */
     struct raylet *r;
     conn_t *conn;
     worker_t *worker; /* NULL until registered, and again once it is dead */
     pid_t peer_pid;   /* SO_PEERCRED at accept: who is really on the other end */
+    list_t actor_waits; /* wsock_actor_args_t: cancelled when the client goes */
     bool disconnecting;
 } wclient_t;
 
@@ -158,8 +163,7 @@ static int wsock_announce_driver(wclient_t *c, worker_t *w, const wmsg_str_t *en
         abort();
     a->r = r;
     memcpy(a->worker_id, w->id, ID_UNIQUE_SIZE);
-    int rc = gcs_call(r->gcs, "/ray.rpc.JobInfoGcsService/AddJob", &req.base,
-                      &ray__rpc__add_job_reply__descriptor, true, wsock_on_job_added, a);
+    int rc = gcs_add_job(r->gcs, &req, wsock_on_job_added, a);
     if (rc != 0)
         free(a);
     if (config)
@@ -239,8 +243,12 @@ static void wsock_on_push_done(void *ctx, const rpc_status_t *st, ProtobufCMessa
         log_debug("notifying a worker failed: %s", st->message);
 }
 
-/* Keyed by worker id, not the client: the wait may outlive the connection. */
+/* An actor's wait for its call arguments.  Answered over gRPC, so it does
+ * not hold the connection; it is still the client's, and goes with it (a
+ * dead actor's waits would otherwise stay registered for ever). */
 typedef struct wsock_actor_args {
+    list_t node; /* wclient_t.actor_waits */
+    owait_req_t *req;
     struct raylet *r;
     uint8_t worker_id[ID_UNIQUE_SIZE];
     int32_t tag;
@@ -250,6 +258,7 @@ static void wsock_on_actor_args_ready(void *ctx, const uint8_t (*ids)[ID_OBJECT_
                                       size_t count, bool timed_out)
 {
     wsock_actor_args_t *a = ctx;
+    list_remove(&a->node);
     worker_t *w = pool_find(a->r->pool, a->worker_id);
     rpc_channel_t *ch = w && w->state != WORKER_DEAD ? pool_channel(a->r->pool, w) : NULL;
     if (ch) {
@@ -257,22 +266,24 @@ static void wsock_on_actor_args_ready(void *ctx, const uint8_t (*ids)[ID_OBJECT_
         req.intended_worker_id.data = w->id;
         req.intended_worker_id.len = ID_UNIQUE_SIZE;
         req.tag = a->tag;
-        rpc_unary(ch, "/ray.rpc.CoreWorkerService/ActorCallArgWaitComplete", &req.base,
-                  &ray__rpc__actor_call_arg_wait_complete_reply__descriptor, 0, wsock_on_push_done, NULL);
+        cwc_actor_call_arg_wait_complete(ch, &req, 0, wsock_on_push_done, NULL);
     }
     free(a);
 }
 
 static int wsock_on_wait_actor_args(wclient_t *c, const wmsg_t *m)
 {
-    wsock_actor_args_t *a = malloc(sizeof *a);
-    if (!a)
-        abort();
+    wsock_actor_args_t *a = xcalloc(1, sizeof *a);
+    list_init(&a->node);
     a->r = c->r;
     memcpy(a->worker_id, c->worker->id, ID_UNIQUE_SIZE);
     a->tag = m->tag;
-    owait_start(c->r->owait, (const uint8_t(*)[ID_OBJECT_SIZE])m->ids, m->id_count, m->id_count, -1,
-                wsock_on_actor_args_ready, a);
+    owait_req_t *req = owait_start(c->r->owait, (const uint8_t(*)[ID_OBJECT_SIZE])m->ids, m->id_count, m->id_count,
+                                   -1, wsock_on_actor_args_ready, a);
+    if (req) { /* NULL: answered (and freed) already */
+        a->req = req;
+        list_insert_tail(&c->actor_waits, &a->node);
+    }
     return 0;
 }
 
@@ -287,8 +298,7 @@ static void wsock_on_plasma_ready(void *ctx, const uint8_t (*ids)[ID_OBJECT_SIZE
     Ray__Rpc__PlasmaObjectReadyRequest req = RAY__RPC__PLASMA_OBJECT_READY_REQUEST__INIT;
     req.object_id.data = (uint8_t *)ids[0];
     req.object_id.len = ID_OBJECT_SIZE;
-    rpc_unary(ch, "/ray.rpc.CoreWorkerService/PlasmaObjectReady", &req.base,
-              &ray__rpc__plasma_object_ready_reply__descriptor, 0, wsock_on_push_done, NULL);
+    cwc_plasma_object_ready(ch, &req, 0, wsock_on_push_done, NULL);
 }
 
 static int wsock_on_subscribe_plasma_ready(wclient_t *c, const wmsg_t *m)
@@ -365,10 +375,24 @@ static int wsock_on_message(void *ctx, conn_t *conn, int64_t type, const uint8_t
     return rc;
 }
 
+/* Drop every wait the client still has: its own (ctx = c) and its actor
+ * argument waits. */
+static void wsock_cancel_waits(wclient_t *c)
+{
+    owait_cancel_ctx(c->r->owait, c);
+    while (!list_empty(&c->actor_waits)) {
+        wsock_actor_args_t *a = LIST_ENTRY(c->actor_waits.next, wsock_actor_args_t, node);
+        list_remove(&a->node);
+        owait_cancel(c->r->owait, a->req);
+        free(a);
+    }
+}
+
 static void wsock_on_close(void *ctx, conn_t *conn, const char *reason)
 {
     wclient_t *c = ctx;
-    owait_cancel_ctx(c->r->owait, c);
+    wsock_cancel_waits(c);
+    list_remove(&c->node);
     if (c->worker) {
         worker_t *w = c->worker;
         c->worker = NULL;
@@ -391,7 +415,7 @@ void wsock_worker_dead(struct raylet *r, worker_t *w)
     wclient_t *c = w->client;
     if (!c)
         return;
-    owait_cancel_ctx(r->owait, c);
+    wsock_cancel_waits(c);
     c->worker = NULL;
     w->client = NULL;
 }
@@ -401,8 +425,27 @@ void wsock_accept(struct raylet *r, int fd, pid_t peer_pid)
     wclient_t *c = xcalloc(1, sizeof *c);
     c->r = r;
     c->peer_pid = peer_pid;
+    list_init(&c->actor_waits);
+    list_insert_tail(&r->wsock_clients, &c->node);
     static const conn_callbacks_t cbs = {.on_message = wsock_on_message, .on_close = wsock_on_close};
     c->conn = conn_create(r->loop, fd, "raylet socket", &cbs, c);
-    if (!c->conn)
+    if (!c->conn) {
+        list_remove(&c->node);
         free(c);
+    }
+}
+
+void wsock_stop(struct raylet *r)
+{
+    while (!list_empty(&r->wsock_clients)) {
+        wclient_t *c = LIST_ENTRY(r->wsock_clients.next, wclient_t, node);
+        list_remove(&c->node);
+        wsock_cancel_waits(c);
+        if (c->worker) {
+            c->worker->client = NULL;
+            c->worker->conn = NULL;
+        }
+        conn_destroy(c->conn);
+        free(c);
+    }
 }

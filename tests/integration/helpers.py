@@ -520,11 +520,28 @@ class Cluster:
             new = [n for n in new if n["is_head_node"]] or new
         node = Node(self, result, new[0]["node_id"], raylet, head,
                     dashboard_agent_listen_port=agent_port)
+        self._assert_runs(node, raylet, env)
         self.nodes.append(node)
         if head:
             self.head = node
         self.snapshot()
         return node
+
+    @staticmethod
+    def _assert_runs(node: "Node", raylet: Optional[str], env: Optional[Dict[str, str]]):
+        """No test may pass by silently falling back to another raylet: the
+        node's process is the binary asked for (a wrapper script may exec
+        the craylet under test), or the stock raylet when none was."""
+        asked = raylet or (env or {}).get("RAY_RAYLET_PATH")
+        running = os.path.realpath(_cmdline(node.raylet_process())[0])
+        if asked:
+            allowed = {os.path.realpath(asked)}
+            if craylet_bin():
+                allowed.add(os.path.realpath(craylet_bin()))
+        else:
+            allowed = {os.path.realpath(stock_raylet_bin())}
+        assert running in allowed, "node %s runs %s, expected one of %s" % (
+            node.node_id, running, sorted(allowed))
 
     def start_head(self, raylet: Optional[str] = STOCK, num_cpus=1, num_gpus=None, resources=None,
                    include_dashboard: bool = True, extra_args: Iterable[str] = (),

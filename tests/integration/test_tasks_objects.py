@@ -25,10 +25,13 @@ def run_driver(cluster, body, timeout=300, env=None):
         import json, os, sys, time
         import ray
         def emit(d):
-            print("RESULT " + json.dumps(d), flush=True)
+            print("\\nRESULT " + json.dumps(d), flush=True)
         ray.init(address=%r, logging_level="ERROR")
     """) % cluster.gcs_address + textwrap.dedent(body)
     r = cluster.python(code, timeout=timeout, env=env)
+    # Ray prints errors pushed to the driver ("(raylet) A worker died ...")
+    # on the same stdout, from another thread and without a final newline:
+    # a result always starts a line of its own.
     results = [json.loads(line[7:]) for line in r.stdout.splitlines() if line.startswith("RESULT ")]
     assert r.returncode == 0 and results, r.output() + "\n" + cluster.log_tail()
     merged = {}

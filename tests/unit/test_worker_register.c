@@ -46,8 +46,8 @@ static worker_t *spawn_one(env_t *e)
     pool_pop(e->pool, job, 0, &penv, on_pop, e);
     worker_t *list[4];
     cr_assert_eq(pool_list(e->pool, list, 4), 1);
-    cr_assert_eq(list[0]->state, WORKER_STARTING);
-    cr_assert_gt(list[0]->spawned_pid, 0);
+    cr_assert_eq(worker_state(list[0]), WORKER_STARTING);
+    cr_assert_gt(worker_spawned_pid(list[0]), 0);
     return list[0];
 }
 
@@ -64,23 +64,23 @@ Test(worker_register, refusals)
     env_t e;
     env_init(&e);
     worker_t *w = spawn_one(&e);
-    pid_t spawned = w->spawned_pid;
+    pid_t spawned = worker_spawned_pid(w);
     uint8_t job[ID_JOB_SIZE] = {1, 0, 0, 0};
     char err[200];
 
     /* pid 0: would be kill(0, ...) -- the whole process group. */
-    cr_assert_null(pool_register(e.pool, NULL, WORKER_TYPE_WORKER, w->id, 0, 0, job, 0, 0, err, sizeof err));
+    cr_assert_null(pool_register(e.pool, NULL, WORKER_TYPE_WORKER, worker_id(w), 0, 0, job, 0, 0, err, sizeof err));
     cr_assert(strstr(err, "invalid worker pid"), "%s", err);
-    cr_assert_null(pool_register(e.pool, NULL, WORKER_TYPE_WORKER, w->id, -5, 0, job, 0, 0, err, sizeof err));
+    cr_assert_null(pool_register(e.pool, NULL, WORKER_TYPE_WORKER, worker_id(w), -5, 0, job, 0, 0, err, sizeof err));
 
     /* The connecting process is someone else than the pid claimed. */
-    cr_assert_null(pool_register(e.pool, NULL, WORKER_TYPE_WORKER, w->id, spawned, getpid(), job, 0, 0, err,
+    cr_assert_null(pool_register(e.pool, NULL, WORKER_TYPE_WORKER, worker_id(w), spawned, getpid(), job, 0, 0, err,
                                  sizeof err));
     cr_assert(strstr(err, "not the connecting process"), "%s", err);
 
     /* A real process (us), honest about its pid, but not the one spawned
      * for this worker id. */
-    cr_assert_null(pool_register(e.pool, NULL, WORKER_TYPE_WORKER, w->id, getpid(), getpid(), job, 0, 0, err,
+    cr_assert_null(pool_register(e.pool, NULL, WORKER_TYPE_WORKER, worker_id(w), getpid(), getpid(), job, 0, 0, err,
                                  sizeof err));
     cr_assert(strstr(err, "is not the process started"), "%s", err);
 
@@ -93,15 +93,15 @@ Test(worker_register, refusals)
 
     /* None of that touched the worker: it is still starting, alive, and
      * registers fine under its own pid. */
-    cr_assert_eq(w->state, WORKER_STARTING);
+    cr_assert_eq(worker_state(w), WORKER_STARTING);
     cr_assert_eq(kill(spawned, 0), 0);
     cr_assert_eq(e.dead, 0);
-    worker_t *ok = pool_register(e.pool, NULL, WORKER_TYPE_WORKER, w->id, spawned, spawned, job, 0, 0, err,
+    worker_t *ok = pool_register(e.pool, NULL, WORKER_TYPE_WORKER, worker_id(w), spawned, spawned, job, 0, 0, err,
                                  sizeof err);
     cr_assert_eq(ok, w, "%s", err);
-    cr_assert_eq(w->pid, spawned);
+    cr_assert_eq(worker_pid(w), spawned);
     /* A second registration of the same worker id is refused. */
-    cr_assert_null(pool_register(e.pool, NULL, WORKER_TYPE_WORKER, w->id, spawned, spawned, job, 0, 0, err,
+    cr_assert_null(pool_register(e.pool, NULL, WORKER_TYPE_WORKER, worker_id(w), spawned, spawned, job, 0, 0, err,
                                  sizeof err));
 
     /* Killing it signals exactly the spawned pid. */
@@ -130,7 +130,7 @@ Test(worker_register, drivers)
                                  sizeof err));
     worker_t *d = pool_register(e.pool, NULL, WORKER_TYPE_DRIVER, id, getpid(), getpid(), job, 0, 0, err, sizeof err);
     cr_assert_not_null(d, "%s", err);
-    cr_assert_eq(d->state, WORKER_DRIVER);
+    cr_assert_eq(worker_state(d), WORKER_DRIVER);
     /* A driver is the user's process: killing it only disconnects. */
     pool_kill(e.pool, d, 0, "test");
     cr_assert_eq(e.dead, 1);

@@ -1,0 +1,51 @@
+#include "raylet/worker/core_worker_client.h"
+
+#define CWC_METHOD(name) "/ray.rpc.CoreWorkerService/" name
+
+int cwc_exit(rpc_channel_t *ch, const Ray__Rpc__ExitRequest *req, uint64_t timeout_ms, rpc_unary_cb cb,
+             void *ctx)
+{
+    return rpc_unary(ch, CWC_METHOD("Exit"), &req->base, &ray__rpc__exit_reply__descriptor, timeout_ms, cb, ctx);
+}
+
+int cwc_kill_actor(rpc_channel_t *ch, const Ray__Rpc__KillActorRequest *req, uint64_t timeout_ms,
+                   rpc_unary_cb cb, void *ctx)
+{
+    return rpc_unary(ch, CWC_METHOD("KillActor"), &req->base, &ray__rpc__kill_actor_reply__descriptor, timeout_ms,
+                     cb, ctx);
+}
+
+int cwc_get_stats(rpc_channel_t *ch, const Ray__Rpc__GetCoreWorkerStatsRequest *req, uint64_t timeout_ms,
+                  rpc_unary_cb cb, void *ctx)
+{
+    return rpc_unary(ch, CWC_METHOD("GetCoreWorkerStats"), &req->base,
+                     &ray__rpc__get_core_worker_stats_reply__descriptor, timeout_ms, cb, ctx);
+}
+
+int cwc_plasma_object_ready(rpc_channel_t *ch, const Ray__Rpc__PlasmaObjectReadyRequest *req,
+                            uint64_t timeout_ms, rpc_unary_cb cb, void *ctx)
+{
+    return rpc_unary(ch, CWC_METHOD("PlasmaObjectReady"), &req->base, &ray__rpc__plasma_object_ready_reply__descriptor,
+                     timeout_ms, cb, ctx);
+}
+
+int cwc_actor_call_arg_wait_complete(rpc_channel_t *ch, const Ray__Rpc__ActorCallArgWaitCompleteRequest *req,
+                                     uint64_t timeout_ms, rpc_unary_cb cb, void *ctx)
+{
+    return rpc_unary(ch, CWC_METHOD("ActorCallArgWaitComplete"), &req->base,
+                     &ray__rpc__actor_call_arg_wait_complete_reply__descriptor, timeout_ms, cb, ctx);
+}
+
+int cwc_pubsub_long_polling(rpc_channel_t *ch, const Ray__Rpc__PubsubLongPollingRequest *req,
+                            uint64_t timeout_ms, rpc_unary_cb cb, void *ctx)
+{
+    return rpc_unary(ch, CWC_METHOD("PubsubLongPolling"), &req->base,
+                     &ray__rpc__pubsub_long_polling_reply__descriptor, timeout_ms, cb, ctx);
+}
+
+int cwc_pubsub_command_batch(rpc_channel_t *ch, const Ray__Rpc__PubsubCommandBatchRequest *req,
+                             uint64_t timeout_ms, rpc_unary_cb cb, void *ctx)
+{
+    return rpc_unary(ch, CWC_METHOD("PubsubCommandBatch"), &req->base,
+                     &ray__rpc__pubsub_command_batch_reply__descriptor, timeout_ms, cb, ctx);
+}
