@@ -256,11 +256,25 @@ int gcs_mark_job_finished(gcs_client_t *gcs, const uint8_t job_id[ID_JOB_SIZE], 
                     &ray__rpc__mark_job_finished_reply__descriptor, true, cb, ctx);
 }
 
-int gcs_report_job_error(gcs_client_t *gcs, const Ray__Rpc__ReportJobErrorRequest *req, gcs_reply_cb cb,
-                         void *ctx)
+static void gcs_on_reply_logged(void *ctx, int err, const char *message, ProtobufCMessage *reply)
 {
-    return gcs_call(gcs, "/ray.rpc.JobInfoGcsService/ReportJobError", &req->base,
-                    &ray__rpc__report_job_error_reply__descriptor, false, cb, ctx);
+    if (err && err != CR_ECLOSED)
+        log_warn("%s: %s", (const char *)ctx, message);
+}
+
+int gcs_report_job_error(gcs_client_t *gcs, const uint8_t *job_id, size_t job_id_len, const char *type,
+                         const char *message, double timestamp_ms)
+{
+    Ray__Rpc__ErrorTableData data = RAY__RPC__ERROR_TABLE_DATA__INIT;
+    data.job_id.data = (uint8_t *)job_id;
+    data.job_id.len = job_id_len;
+    data.type = (char *)type;
+    data.error_message = (char *)message;
+    data.timestamp = timestamp_ms;
+    Ray__Rpc__ReportJobErrorRequest req = RAY__RPC__REPORT_JOB_ERROR_REQUEST__INIT;
+    req.job_error = &data;
+    return gcs_call(gcs, "/ray.rpc.JobInfoGcsService/ReportJobError", &req.base,
+                    &ray__rpc__report_job_error_reply__descriptor, false, gcs_on_reply_logged, "ReportJobError");
 }
 
 int gcs_report_worker_failure(gcs_client_t *gcs, const Ray__Rpc__ReportWorkerFailureRequest *req,

@@ -67,8 +67,10 @@ int gcs_get_all_node_liveness(gcs_client_t *gcs, gcs_reply_cb cb, void *ctx);
  * is best effort (the driver may be gone). */
 int gcs_add_job(gcs_client_t *gcs, const Ray__Rpc__AddJobRequest *req, gcs_reply_cb cb, void *ctx);
 int gcs_mark_job_finished(gcs_client_t *gcs, const uint8_t job_id[ID_JOB_SIZE], gcs_reply_cb cb, void *ctx);
-int gcs_report_job_error(gcs_client_t *gcs, const Ray__Rpc__ReportJobErrorRequest *req, gcs_reply_cb cb,
-                         void *ctx);
+/* An error for a job's driver to print (ErrorTableData: "worker_died",
+ * ...); the strings are copied.  Best effort: failures are logged. */
+int gcs_report_job_error(gcs_client_t *gcs, const uint8_t *job_id, size_t job_id_len, const char *type,
+                         const char *message, double timestamp_ms);
 /* WorkerInfoGcsService: a worker of this node is gone (GCS restarts or
  * fails its actors from this). */
 int gcs_report_worker_failure(gcs_client_t *gcs, const Ray__Rpc__ReportWorkerFailureRequest *req,

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "raylet/node_int.h"
+#include "common/alloc.h"
 
 /* Appends to a bounded buffer, counting what did not fit. */
 typedef struct dd_buf {
@@ -30,11 +30,9 @@ static void dd_printf(dd_buf_t *b, const char *fmt, ...)
         b->len += (size_t)n;
 }
 
-static void dd_workers(dd_buf_t *b, struct raylet *r)
+static void dd_workers(dd_buf_t *b, const debug_dump_sources_t *r)
 {
-    size_t jobs = 0;
-    for (size_t i = 0; i < r->job_count; i++)
-        jobs += !r->jobs[i].finished;
+    size_t jobs = r->jobs ? jobs_running(r->jobs) : 0;
     size_t workers = 0, drivers = 0, starting = 0, idle = 0, leased = 0, actors = 0;
     size_t blocked = lease_mgr_blocked(r->leases);
     enum { MAX_LISTED = 65536 };
@@ -82,7 +80,7 @@ static void dd_amount(char *out, size_t cap, res_amount_t a)
         out[--len] = '\0';
 }
 
-static void dd_resources(dd_buf_t *b, struct raylet *r)
+static void dd_resources(dd_buf_t *b, const debug_dump_sources_t *r)
 {
     dd_printf(b, "Resources (available / total):\n");
     size_t n = r->resources ? res_node_count(r->resources) : 0;
@@ -96,14 +94,14 @@ static void dd_resources(dd_buf_t *b, struct raylet *r)
     }
 }
 
-size_t debug_dump_format(struct raylet *r, char *buf, size_t cap)
+size_t debug_dump_format(const debug_dump_sources_t *r, char *buf, size_t cap)
 {
     dd_buf_t b = {.p = buf, .cap = cap};
     if (cap)
         buf[0] = '\0';
     dd_printf(&b, "NodeManager:\n");
     dd_printf(&b, "Node ID: %s\n", r->node_hex);
-    dd_printf(&b, "Node address: %s:%d\n", r->flags.node_ip_address ? r->flags.node_ip_address : "",
+    dd_printf(&b, "Node address: %s:%d\n", r->node_ip_address ? r->node_ip_address : "",
               r->node_manager_port);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -131,19 +129,25 @@ size_t debug_dump_format(struct raylet *r, char *buf, size_t cap)
     return b.len;
 }
 
-static int debug_dump_write(struct raylet *r)
+struct debug_dump {
+    loop_t *loop;
+    char *path; /* <log_dir>/debug_state.txt */
+    uint64_t period_ms;
+    debug_dump_sources_t src;
+    uint64_t timer;
+    bool failed; /* the last write failed (logged once) */
+};
+
+static int debug_dump_write(debug_dump_t *dd)
 {
-    size_t want = debug_dump_format(r, NULL, 0) + 1;
-    char *text = malloc(want + 4096); /* state may grow between the two passes */
-    if (!text)
-        abort();
-    size_t len = debug_dump_format(r, text, want + 4096);
+    size_t want = debug_dump_format(&dd->src, NULL, 0) + 1;
+    char *text = xmalloc(want + 4096); /* state may grow between the two passes */
+    size_t len = debug_dump_format(&dd->src, text, want + 4096);
     if (len >= want + 4096)
         len = want + 4095;
 
-    char path[4096], tmp[4200];
-    snprintf(path, sizeof path, "%s/debug_state.txt", r->flags.log_dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", dd->path);
     int rc = 0;
     FILE *f = fopen(tmp, "we");
     if (!f) {
@@ -157,7 +161,7 @@ static int debug_dump_write(struct raylet *r)
         }
         if (!written)
             rc = saved ? -saved : -EIO;
-        else if (rename(tmp, path) != 0)
+        else if (rename(tmp, dd->path) != 0)
             rc = -errno;
     }
     if (rc != 0)
@@ -168,30 +172,49 @@ static int debug_dump_write(struct raylet *r)
 
 static void debug_dump_on_timer(loop_t *loop, uint64_t id, void *data)
 {
-    struct raylet *r = data;
-    r->debug_dump_timer = 0;
-    int rc = debug_dump_write(r);
-    if (rc != 0 && !r->debug_dump_failed) {
+    debug_dump_t *dd = data;
+    dd->timer = 0;
+    int rc = debug_dump_write(dd);
+    if (rc != 0 && !dd->failed) {
         /* Logged once: a full or read-only disk would otherwise flood the log. */
-        log_warn("cannot write %s/debug_state.txt: %s", r->flags.log_dir, strerror(-rc));
-        r->debug_dump_failed = true;
+        log_warn("cannot write %s: %s", dd->path, strerror(-rc));
+        dd->failed = true;
     } else if (rc == 0) {
-        r->debug_dump_failed = false;
+        dd->failed = false;
     }
-    r->debug_dump_timer =
-        loop_add_timer(loop, (uint64_t)r->config.debug_dump_period_milliseconds, debug_dump_on_timer, r);
+    dd->timer = loop_add_timer(loop, dd->period_ms, debug_dump_on_timer, dd);
 }
 
-void debug_dump_start(struct raylet *r)
+debug_dump_t *debug_dump_create(loop_t *loop, const char *log_dir, uint64_t period_ms,
+                                const debug_dump_sources_t *src)
 {
-    if (r->config.debug_dump_period_milliseconds <= 0 || !r->flags.log_dir || !*r->flags.log_dir)
+    if (period_ms == 0 || !log_dir || !*log_dir)
+        return NULL;
+    debug_dump_t *dd = xcalloc(1, sizeof *dd);
+    dd->loop = loop;
+    size_t len = strlen(log_dir) + sizeof "/debug_state.txt";
+    dd->path = xmalloc(len);
+    snprintf(dd->path, len, "%s/debug_state.txt", log_dir);
+    dd->period_ms = period_ms;
+    dd->src = *src;
+    dd->timer = loop_add_timer(loop, 0, debug_dump_on_timer, dd);
+    return dd;
+}
+
+void debug_dump_stop(debug_dump_t *dd)
+{
+    if (!dd)
         return;
-    r->debug_dump_timer = loop_add_timer(r->loop, 0, debug_dump_on_timer, r);
+    if (dd->timer)
+        loop_cancel_timer(dd->loop, dd->timer);
+    dd->timer = 0;
 }
 
-void debug_dump_stop(struct raylet *r)
+void debug_dump_destroy(debug_dump_t *dd)
 {
-    if (r->debug_dump_timer)
-        loop_cancel_timer(r->loop, r->debug_dump_timer);
-    r->debug_dump_timer = 0;
+    if (!dd)
+        return;
+    debug_dump_stop(dd);
+    free(dd->path);
+    free(dd);
 }

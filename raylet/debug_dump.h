@@ -1,24 +1,51 @@
-/* debug_state.txt: a periodic plain-text snapshot of the daemon's state in
- * <log_dir>/debug_state.txt, as the stock raylet keeps one.  `ray
- * cluster-dump` collects it, and people (and some of Ray's tests) read
- * lines such as "- num PYTHON workers: N" from it.
- *
- * The file is written whole to a temporary name and renamed into place, so
- * a reader never sees it half written. */
+/* <log_dir>/debug_state.txt, rewritten atomically every
+ * debug_dump_period_milliseconds (a temporary file renamed over it): the
+ * node's resources, workers, leases, waits, RaySyncer and store counters,
+ * in the stock raylet's section names, for `ray cluster-dump` and people.
+ * A failed write is logged once until a write succeeds again. */
 #ifndef CRAYLET_RAYLET_DEBUG_DUMP_H
 #define CRAYLET_RAYLET_DEBUG_DUMP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
-struct raylet;
+#include "common/loop.h"
+#include "gcs_client/syncer.h"
+#include "object_store/store.h"
+#include "raylet/objects/obj_wait.h"
+#include "raylet/sched/bundles.h"
+#include "raylet/sched/lease_mgr.h"
+#include "raylet/sched/resources.h"
+#include "raylet/worker/jobs.h"
+#include "raylet/worker/pool.h"
 
-/* Starts the period timer (config.debug_dump_period_milliseconds; none when
- * it is 0 or less, or there is no log dir).  Writes once at once. */
-void debug_dump_start(struct raylet *r);
-void debug_dump_stop(struct raylet *r);
+/* What the dump reads; every pointer borrowed (NULL: section empty) and
+ * must outlive the dumper. */
+typedef struct debug_dump_sources {
+    const char *node_hex;
+    const char *node_ip_address;
+    int node_manager_port;
+    uint64_t start_wall_ms;
+    res_node_t *resources;
+    bundles_t *bundles;
+    owait_t *owait;
+    store_t *store;
+    jobs_t *jobs;
+    pool_t *pool;
+    lease_mgr_t *leases;
+    syncer_t *syncer;
+} debug_dump_sources_t;
 
-/* Formats the snapshot into buf (always NUL-terminated when cap > 0);
- * returns the length it wanted, like snprintf. */
-size_t debug_dump_format(struct raylet *r, char *buf, size_t cap);
+typedef struct debug_dump debug_dump_t;
+
+/* Starts writing at once, then every period_ms.  NULL when disabled
+ * (period 0 or no log dir). */
+debug_dump_t *debug_dump_create(loop_t *loop, const char *log_dir, uint64_t period_ms,
+                                const debug_dump_sources_t *src);
+void debug_dump_stop(debug_dump_t *dd);
+void debug_dump_destroy(debug_dump_t *dd);
+
+/* The text, snprintf-style: returns the full length, writes at most cap. */
+size_t debug_dump_format(const debug_dump_sources_t *src, char *buf, size_t cap);
 
 #endif

@@ -5,20 +5,105 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <grpc/grpc.h>
 
+#include "common/cq_bridge.h"
 #include "common/error.h"
 #include "common/id.h"
+#include "common/list.h"
+#include "common/listen.h"
 #include "common/log.h"
+#include "common/loop.h"
+#include "common/rpc.h"
+#include "gcs_client/gcs_client.h"
+#include "gcs_client/pubsub.h"
+#include "gcs_client/syncer.h"
+#include "object_store/store.h"
+#include "raylet/cluster/peers.h"
+#include "raylet/config.h"
 #include "raylet/debug_dump.h"
-#include "raylet/node_int.h"
+#include "raylet/flags.h"
+#include "raylet/objects/obj_wait.h"
+#include "raylet/objects/owner_sub.h"
+#include "raylet/sched/bundles.h"
+#include "raylet/sched/lease_mgr.h"
+#include "raylet/sched/resources.h"
+#include "raylet/service/node_manager.h"
+#include "raylet/worker/agent.h"
+#include "raylet/worker/child_output.h"
+#include "raylet/worker/jobs.h"
+#include "raylet/worker/pool.h"
+#include "raylet/worker/renv_client.h"
+#include "raylet/worker/worker_sock.h"
+
+typedef enum {
+    RAYLET_FETCHING_CONFIG,
+    RAYLET_WAITING_AGENTS,
+    RAYLET_REGISTERING,
+    RAYLET_RUNNING,
+    RAYLET_STOPPING,
+} raylet_state_t;
+
+/* The node: every component, built in dependency order and stopped in
+ * reverse.  No other file sees this struct; components get the handles
+ * they need at creation and reach the node only through callbacks. */
+struct raylet {
+    flags_t flags;
+    config_t config;
+    loop_t *loop;
+    cq_bridge_t *bridge;
+    gcs_client_t *gcs;
+    rpc_server_t *server;        /* NodeManagerService + health, on node_manager_port */
+    rpc_server_t *object_server; /* ObjectManagerService's port (methods come later) */
+    nm_service_t *service;       /* NodeManagerService on `server` */
+    gcs_sub_t *sub;
+    syncer_t *syncer;
+    agent_t *dashboard_agent;
+    agent_t *runtime_env_agent;
+    res_node_t *resources;
+    bundles_t *bundles;
+    peers_t *peers;       /* the other nodes */
+    jobs_t *jobs;
+    pool_t *pool;         /* once the NodeManagerService port is known */
+    lease_mgr_t *leases;  /* with the pool */
+    wsock_t *wsock;       /* the raylet socket's connections, with the pool */
+    renv_client_t *renv;  /* the runtime-env agent, once its port is known */
+    owait_t *owait;
+    osub_t *osub;         /* owners of the primary copies pinned here */
+    store_t *store;
+    listener_t *raylet_listener;  /* --raylet_socket_name */
+    child_output_t *child_output; /* children's fd 1/2, copied into ours; NULL: they inherit ours */
+    debug_dump_t *debug_dump;     /* debug_state.txt, once registered */
+
+    bool grpc_started;
+    raylet_state_t state;
+    int exit_code;
+    uint8_t node_id[ID_UNIQUE_SIZE];
+    char node_hex[ID_UNIQUE_SIZE * 2 + 1];
+
+    int node_manager_port;
+    int object_manager_port;
+    int metrics_agent_port;
+    int metrics_export_port;
+    int runtime_env_agent_port;
+    int dashboard_agent_listen_port;
+
+    uint64_t start_wall_ms;
+    uint64_t idle_since_ms; /* loop time the node last became idle */
+    uint64_t port_wait_deadline;
+    uint64_t port_timer;
+    uint64_t check_alive_timer;
+    uint64_t stop_timer;
+};
+
+/* Begin an orderly shutdown: unregister from GCS when `unregister`, then
+ * stop the loop.  `exit_code` becomes raylet_run()'s result.  Idempotent. */
+static void raylet_shutdown(struct raylet *r, int exit_code, bool unregister, int death_reason,
+                            const char *message);
 
 #define RAYLET_PORT_POLL_MS 50
 #define RAYLET_UNREGISTER_WAIT_MS 3000
@@ -36,93 +121,29 @@ static uint64_t raylet_wall_ms(void)
 static void raylet_on_unix_accept(void *ctx, int fd, uid_t uid, pid_t pid)
 {
     struct raylet *r = ctx;
-    if (!r->pool || r->state == RAYLET_STOPPING) {
+    if (!r->wsock || r->state == RAYLET_STOPPING) {
         close(fd); /* not serving workers yet, or any more */
         return;
     }
-    wsock_accept(r, fd, pid);
+    wsock_accept(r->wsock, fd, pid);
 }
 
 /* ---- jobs ------------------------------------------------------------------ */
 
-raylet_job_t *raylet_job_find(struct raylet *r, const uint8_t id[ID_JOB_SIZE])
+static void raylet_job_finished(struct raylet *r, const uint8_t id[ID_JOB_SIZE])
 {
-    for (size_t i = 0; i < r->job_count; i++)
-        if (memcmp(r->jobs[i].id, id, ID_JOB_SIZE) == 0)
-            return &r->jobs[i];
-    return NULL;
-}
-
-raylet_job_t *raylet_job_add(struct raylet *r, const uint8_t id[ID_JOB_SIZE], const uint8_t *config,
-                             size_t config_len)
-{
-    raylet_job_t *j = raylet_job_find(r, id);
-    if (!j) {
-        if (r->job_count == r->job_cap) {
-            r->job_cap = r->job_cap ? r->job_cap * 2 : 8;
-            r->jobs = realloc(r->jobs, r->job_cap * sizeof *r->jobs);
-            if (!r->jobs)
-                abort();
-        }
-        j = &r->jobs[r->job_count++];
-        memset(j, 0, sizeof *j);
-        memcpy(j->id, id, ID_JOB_SIZE);
-    }
-    if (config && config_len > 0) {
-        free(j->config);
-        j->config = malloc(config_len);
-        if (!j->config)
-            abort();
-        memcpy(j->config, config, config_len);
-        j->config_len = config_len;
-    }
-    return j;
-}
-
-void raylet_job_finished(struct raylet *r, const uint8_t id[ID_JOB_SIZE])
-{
-    raylet_job_t *j = raylet_job_find(r, id);
-    if (j && j->finished)
+    if (!jobs_finish(r->jobs, id))
         return;
-    if (!j)
-        j = raylet_job_add(r, id, NULL, 0);
-    j->finished = true;
     char hex[ID_HEX_BUF];
     log_info("job %s finished; stopping its workers", id_to_hex(id, ID_JOB_SIZE, hex));
-    pool_kill_job(r->pool, id);
-}
-
-void raylet_worker_address(const struct raylet *r, const worker_t *w, Ray__Rpc__Address *out)
-{
-    ray__rpc__address__init(out);
-    out->node_id.data = (uint8_t *)r->node_id;
-    out->node_id.len = ID_UNIQUE_SIZE;
-    out->ip_address = r->flags.node_ip_address;
-    out->port = worker_port(w);
-    out->worker_id.data = (uint8_t *)worker_id(w);
-    out->worker_id.len = ID_UNIQUE_SIZE;
+    if (r->pool)
+        pool_kill_job(r->pool, id);
 }
 
 static void raylet_on_gcs_reply_logged(void *ctx, int err, const char *message, ProtobufCMessage *reply)
 {
     if (err && err != CR_ECLOSED)
         log_warn("%s: %s", (const char *)ctx, message);
-}
-
-/* Everything that must happen when a worker or driver is gone: its lease,
- * its waits, and GCS, which fails or restarts actors from this report. */
-void raylet_report_job_error(struct raylet *r, const uint8_t *job_id, size_t job_id_len, const char *type,
-                             const char *message, double timestamp_ms)
-{
-    Ray__Rpc__ErrorTableData data = RAY__RPC__ERROR_TABLE_DATA__INIT;
-    data.job_id.data = (uint8_t *)job_id;
-    data.job_id.len = job_id_len;
-    data.type = (char *)type;
-    data.error_message = (char *)message;
-    data.timestamp = timestamp_ms;
-    Ray__Rpc__ReportJobErrorRequest req = RAY__RPC__REPORT_JOB_ERROR_REQUEST__INIT;
-    req.job_error = &data;
-    gcs_report_job_error(r->gcs, &req, raylet_on_gcs_reply_logged, "ReportJobError");
 }
 
 /* A worker that dies of a system error while holding a lease or an actor:
@@ -138,7 +159,7 @@ static void raylet_report_worker_died(struct raylet *r, const worker_t *w, const
              "Worker exit detail: %s",
              worker_id_hex(w), r->node_hex, r->flags.node_ip_address ? r->flags.node_ip_address : "", worker_port(w),
              (int)worker_spawned_pid(w), detail ? detail : "");
-    raylet_report_job_error(r, worker_job_id(w), ID_JOB_SIZE, "worker_died", msg, (double)raylet_wall_ms());
+    gcs_report_job_error(r->gcs, worker_job_id(w), ID_JOB_SIZE, "worker_died", msg, (double)raylet_wall_ms());
 }
 
 static void raylet_on_worker_dead(void *ctx, worker_t *w, int exit_type, const char *detail)
@@ -148,7 +169,7 @@ static void raylet_on_worker_dead(void *ctx, worker_t *w, int exit_type, const c
         exit_type == RAY__RPC__WORKER_EXIT_TYPE__SYSTEM_ERROR && r->state == RAYLET_RUNNING)
         raylet_report_worker_died(r, w, detail);
     lease_mgr_worker_dead(r->leases, w);
-    wsock_worker_dead(r, w);
+    wsock_worker_dead(r->wsock, w);
     if (worker_type(w) == WORKER_TYPE_DRIVER) {
         gcs_mark_job_finished(r->gcs, worker_job_id(w), raylet_on_gcs_reply_logged, "MarkJobFinished");
         raylet_job_finished(r, worker_job_id(w));
@@ -158,7 +179,7 @@ static void raylet_on_worker_dead(void *ctx, worker_t *w, int exit_type, const c
         return;
     Ray__Rpc__WorkerTableData data = RAY__RPC__WORKER_TABLE_DATA__INIT;
     Ray__Rpc__Address addr;
-    raylet_worker_address(r, w, &addr);
+    worker_rpc_address(w, r->node_id, r->flags.node_ip_address, &addr);
     data.worker_address = &addr;
     data.is_alive = false;
     data.timestamp = (int64_t)raylet_wall_ms();
@@ -272,7 +293,7 @@ static void raylet_on_pub_message(void *ctx, const Ray__Rpc__PubMessage *m)
         if (m->job_message->is_dead)
             raylet_job_finished(r, m->job_message->job_id.data);
         else
-            raylet_job_add(r, m->job_message->job_id.data, NULL, 0);
+            jobs_add(r->jobs, m->job_message->job_id.data, NULL, 0);
     }
 }
 
@@ -399,7 +420,25 @@ static void raylet_on_registered(void *ctx, int err, const char *message, Protob
     r->state = RAYLET_RUNNING;
     log_info("node %s registered with GCS at %s (node manager port %d, object manager port %d)",
              r->node_hex, r->flags.gcs_address, r->node_manager_port, r->object_manager_port);
-    debug_dump_start(r);
+    debug_dump_sources_t dsrc = {
+        .node_hex = r->node_hex,
+        .node_ip_address = r->flags.node_ip_address,
+        .node_manager_port = r->node_manager_port,
+        .start_wall_ms = r->start_wall_ms,
+        .resources = r->resources,
+        .bundles = r->bundles,
+        .owait = r->owait,
+        .store = r->store,
+        .jobs = r->jobs,
+        .pool = r->pool,
+        .leases = r->leases,
+        .syncer = r->syncer,
+    };
+    r->debug_dump = debug_dump_create(r->loop, r->flags.log_dir,
+                                      r->config.debug_dump_period_milliseconds > 0
+                                          ? (uint64_t)r->config.debug_dump_period_milliseconds
+                                          : 0,
+                                      &dsrc);
 
     static const int channels[] = {
         RAY__RPC__CHANNEL_TYPE__GCS_NODE_ADDRESS_AND_LIVENESS_CHANNEL,
@@ -562,11 +601,47 @@ static int raylet_start_agent(struct raylet *r, const char *name, const char *co
     return agent_spawn(&opts, out);
 }
 
+/* What the service asks of the node as a whole. */
+static bool raylet_svc_serving(void *ctx) { return ((struct raylet *)ctx)->state != RAYLET_STOPPING; }
+
+static uint64_t raylet_svc_idle_ms(void *ctx)
+{
+    struct raylet *r = ctx;
+    if (lease_mgr_granted(r->leases) > 0)
+        return 0;
+    uint64_t now = loop_now_ms(r->loop);
+    return now > r->idle_since_ms ? now - r->idle_since_ms : 0;
+}
+
+static void raylet_svc_shutdown(void *ctx, bool graceful)
+{
+    raylet_shutdown(ctx, 0, graceful, RAY__RPC__NODE_DEATH_INFO__REASON__EXPECTED_TERMINATION,
+                    "Terminated by autoscaler.");
+}
+
 static void raylet_start_serving(struct raylet *r)
 {
     const char *host = strcmp(r->flags.node_ip_address, "127.0.0.1") == 0 ? "127.0.0.1" : "0.0.0.0";
     r->server = rpc_server_create(r->bridge);
-    if (nm_service_register(r) != 0 ||
+    nm_service_deps_t deps = {
+        .loop = r->loop,
+        .bridge = r->bridge,
+        .resources = r->resources,
+        .bundles = r->bundles,
+        .store = r->store,
+        .peers = r->peers,
+        .node_id = r->node_id,
+        .node_hex = r->node_hex,
+        .node_ip_address = r->flags.node_ip_address,
+        .system_config_json = r->config.system_config_json,
+        .kill_worker_timeout_ms = r->config.kill_worker_timeout_milliseconds > 0
+                                      ? (uint64_t)r->config.kill_worker_timeout_milliseconds
+                                      : 0,
+    };
+    static const nm_node_ops_t svc_ops = {
+        .serving = raylet_svc_serving, .idle_ms = raylet_svc_idle_ms, .shutdown = raylet_svc_shutdown};
+    r->service = nm_service_create(r->server, &deps, &svc_ops, r);
+    if (!r->service ||
         rpc_server_listen(r->server, host, r->flags.node_manager_port, &r->node_manager_port) != 0 ||
         rpc_server_start(r->server) != 0) {
         log_error("cannot serve NodeManagerService on port %d", r->flags.node_manager_port);
@@ -631,13 +706,30 @@ static void raylet_start_serving(struct raylet *r)
         raylet_shutdown(r, 1, false, 0, NULL);
         return;
     }
+    bool prestart_first = r->config.prestart_worker_first_driver && !r->config.enable_worker_prestart &&
+                          r->flags.num_prestart_python_workers > 0;
+    wsock_options_t wo = {
+        .loop = r->loop,
+        .pool = r->pool,
+        .leases = r->leases,
+        .owait = r->owait,
+        .store = r->store,
+        .gcs = r->gcs,
+        .jobs = r->jobs,
+        .node_id = r->node_id,
+        .node_ip_address = r->flags.node_ip_address,
+        .prestart_on_first_driver = prestart_first ? (size_t)r->flags.num_prestart_python_workers : 0,
+    };
+    r->wsock = wsock_create(&wo);
 
+    nm_service_attach_workers(r->service, r->pool, r->leases, r->osub);
     if (raylet_start_agent(r, "dashboard_agent", r->flags.dashboard_agent_command, &r->dashboard_agent) != 0 ||
         raylet_start_agent(r, "runtime_env_agent", r->flags.runtime_env_agent_command,
                            &r->runtime_env_agent) != 0) {
         raylet_shutdown(r, 1, false, 0, NULL);
         return;
     }
+    nm_service_attach_agents(r->service, r->dashboard_agent, r->runtime_env_agent);
     /* Ports given on the command line are final; 0 means "the agent picks
      * and writes a port file".  With no agent there is nothing to wait for. */
     r->metrics_agent_port = r->flags.metrics_agent_port;
@@ -736,8 +828,8 @@ static void raylet_on_unregistered(void *ctx, int err, const char *message, Prot
     loop_stop(r->loop);
 }
 
-void raylet_shutdown(struct raylet *r, int exit_code, bool unregister, int death_reason,
-                     const char *message)
+static void raylet_shutdown(struct raylet *r, int exit_code, bool unregister, int death_reason,
+                            const char *message)
 {
     if (r->state == RAYLET_STOPPING)
         return;
@@ -749,7 +841,7 @@ void raylet_shutdown(struct raylet *r, int exit_code, bool unregister, int death
     if (r->check_alive_timer)
         loop_cancel_timer(r->loop, r->check_alive_timer);
     r->port_timer = r->check_alive_timer = 0;
-    debug_dump_stop(r);
+    debug_dump_stop(r->debug_dump);
     if (unregister && registered &&
         gcs_unregister_node(r->gcs, r->node_id, death_reason, message ? message : "",
                             raylet_on_unregistered, r) == 0) {
@@ -776,8 +868,6 @@ raylet_t *raylet_create(flags_t *flags)
         abort();
     r->flags = *flags;
     memset(flags, 0, sizeof *flags);
-    list_init(&r->nm_pending);
-    list_init(&r->wsock_clients);
     r->start_wall_ms = raylet_wall_ms();
     config_init(&r->config);
     if (id_from_hex(r->flags.node_id, strlen(r->flags.node_id), r->node_id, ID_UNIQUE_SIZE) != 0) {
@@ -785,8 +875,6 @@ raylet_t *raylet_create(flags_t *flags)
         goto fail;
     }
     snprintf(r->node_hex, sizeof r->node_hex, "%s", r->flags.node_id);
-    r->lease_node.node_id = r->node_id;
-    r->lease_node.ip_address = r->flags.node_ip_address;
 
     signal(SIGPIPE, SIG_IGN);
     r->loop = loop_create();
@@ -818,6 +906,7 @@ raylet_t *raylet_create(flags_t *flags)
     r->idle_since_ms = loop_update_time(r->loop);
     r->bundles = bundles_create(r->resources);
     r->peers = peers_create();
+    r->jobs = jobs_create();
 
     gcs_client_options_t go = {
         .address = r->flags.gcs_address,
@@ -898,8 +987,8 @@ void raylet_destroy(raylet_t *r)
     r->dashboard_agent = r->runtime_env_agent = NULL;
     listener_destroy(r->raylet_listener);
     r->raylet_listener = NULL;
-    wsock_stop(r);
-    nm_service_stop(r);
+    wsock_stop(r->wsock);
+    nm_service_stop(r->service);
     lease_mgr_stop(r->leases);
     osub_destroy(r->osub);
     r->osub = NULL;
@@ -925,9 +1014,10 @@ void raylet_destroy(raylet_t *r)
     pool_destroy(r->pool);
     owait_destroy(r->owait);
     store_destroy(r->store);
-    for (size_t i = 0; i < r->job_count; i++)
-        free(r->jobs[i].config);
-    free(r->jobs);
+    debug_dump_destroy(r->debug_dump);
+    nm_service_destroy(r->service);
+    wsock_destroy(r->wsock);
+    jobs_destroy(r->jobs);
     peers_destroy(r->peers);
     bundles_destroy(r->bundles);
     res_node_destroy(r->resources);

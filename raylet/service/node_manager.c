@@ -1,8 +1,8 @@
-/* NodeManagerService: the gRPC methods GCS, workers and the dashboard call
- * on a raylet, plus grpc.health.v1 (GCS's liveness probe).
- *
- * Methods not listed here are answered UNIMPLEMENTED by the rpc layer at
- * once, so no caller waits on something this build does not do. */
+/* NodeManagerService (node_manager.h).  Methods not registered here are
+ * answered UNIMPLEMENTED by the rpc layer at once, so no caller waits on
+ * something this build does not do. */
+#include "raylet/service/node_manager.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,20 +10,51 @@
 #include "raylet/worker/core_worker_client.h"
 #include "common/alloc.h"
 #include "common/log.h"
-#include "raylet/node_int.h"
+#include "common/list.h"
 #include "raylet/service/leases.h"
+
+/* A call answered later; cancel() answers UNAVAILABLE, silences, frees. */
+typedef struct nm_pending {
+    list_t node; /* nm_service_t.pending */
+    void (*cancel)(struct nm_pending *p);
+} nm_pending_t;
+
+#define NM_MAX_METHODS 32
+
+struct nm_service;
+
+/* What each registered method carries as its context: the service and the
+ * handler, so that one trampoline can refuse calls once stopped. */
+typedef struct nm_method {
+    struct nm_service *svc;
+    rpc_method_fn fn;
+} nm_method_t;
+
+struct nm_service {
+    nm_service_deps_t d;
+    nm_method_t methods[NM_MAX_METHODS];
+    nm_node_ops_t ops;
+    void *ctx;
+    pool_t *pool;          /* NULL until attached */
+    lease_mgr_t *leases;   /* NULL until attached */
+    osub_t *osub;          /* NULL until attached */
+    agent_t *dashboard_agent, *runtime_env_agent;
+    svc_lease_node_t lease_node; /* this node, as lease replies name it */
+    list_t pending;              /* nm_pending_t */
+    bool stopped;
+};
 
 static void nm_health_check(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     const Grpc__Health__V1__HealthCheckRequest *req = (const Grpc__Health__V1__HealthCheckRequest *)msg;
     /* GCS asks for the node id as the service name; "" is the whole server. */
-    if (req->service && req->service[0] && strcmp(req->service, r->node_hex) != 0) {
+    if (req->service && req->service[0] && strcmp(req->service, r->d.node_hex) != 0) {
         rpc_call_fail(call, GRPC_STATUS_NOT_FOUND, "unknown service");
         return;
     }
     Grpc__Health__V1__HealthCheckResponse reply = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
-    reply.status = r->state == RAYLET_STOPPING
+    reply.status = !r->ops.serving(r->ctx)
                        ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
                        : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
     rpc_call_reply(call, &reply.base);
@@ -31,8 +62,8 @@ static void nm_health_check(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 
 static void nm_get_resource_load(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
-    size_t n = res_node_count(r->resources);
+    nm_service_t *r = ctx;
+    size_t n = res_node_count(r->d.resources);
     Ray__Rpc__ResourcesData data = RAY__RPC__RESOURCES_DATA__INIT;
     Ray__Rpc__ResourcesData__ResourcesAvailableEntry *avail = calloc(n ? n : 1, sizeof *avail);
     Ray__Rpc__ResourcesData__ResourcesTotalEntry *total = calloc(n ? n : 1, sizeof *total);
@@ -42,7 +73,7 @@ static void nm_get_resource_load(void *ctx, rpc_call_t *call, ProtobufCMessage *
         abort();
     for (size_t i = 0; i < n; i++) {
         res_entry_t e;
-        res_node_entry_at(r->resources, i, &e);
+        res_node_entry_at(r->d.resources, i, &e);
         ray__rpc__resources_data__resources_available_entry__init(&avail[i]);
         ray__rpc__resources_data__resources_total_entry__init(&total[i]);
         avail[i].key = total[i].key = (char *)e.name;
@@ -51,17 +82,16 @@ static void nm_get_resource_load(void *ctx, rpc_call_t *call, ProtobufCMessage *
         availp[i] = &avail[i];
         totalp[i] = &total[i];
     }
-    data.node_id.data = r->node_id;
+    data.node_id.data = (uint8_t *)r->d.node_id;
     data.node_id.len = ID_UNIQUE_SIZE;
     data.n_resources_available = data.n_resources_total = n;
     data.resources_available = availp;
     data.resources_total = totalp;
-    data.node_manager_address = r->flags.node_ip_address;
+    data.node_manager_address = (char *)r->d.node_ip_address;
     svc_lease_load_t load;
     svc_lease_load_fill(r->leases, &load);
     data.resource_load_by_shape = &load.load;
-    uint64_t now = loop_now_ms(r->loop);
-    data.idle_duration_ms = (int64_t)(now > r->idle_since_ms ? now - r->idle_since_ms : 0);
+    data.idle_duration_ms = (int64_t)r->ops.idle_ms(r->ctx);
     if (lease_mgr_granted(r->leases) > 0)
         data.idle_duration_ms = 0;
 
@@ -77,15 +107,15 @@ static void nm_get_resource_load(void *ctx, rpc_call_t *call, ProtobufCMessage *
 
 static void nm_get_system_config(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     Ray__Rpc__GetSystemConfigReply reply = RAY__RPC__GET_SYSTEM_CONFIG_REPLY__INIT;
-    reply.system_config = r->config.system_config_json;
+    reply.system_config = (char *)r->d.system_config_json;
     rpc_call_reply(call, &reply.base);
 }
 
 static void nm_get_agent_pids(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     Ray__Rpc__GetAgentPIDsReply reply = RAY__RPC__GET_AGENT_PIDS_REPLY__INIT;
     if (r->dashboard_agent && !agent_exited(r->dashboard_agent)) {
         reply._dashboard_agent_pid_case = RAY__RPC__GET_AGENT_PIDS_REPLY___DASHBOARD_AGENT_PID_DASHBOARD_AGENT_PID;
@@ -101,7 +131,7 @@ static void nm_get_agent_pids(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
 
 static void nm_get_worker_pids(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     Ray__Rpc__GetWorkerPIDsReply reply = RAY__RPC__GET_WORKER_PIDS_REPLY__INIT;
     int32_t pids[4096];
     reply.n_pids = r->pool ? pool_pids(r->pool, pids, sizeof pids / sizeof pids[0]) : 0;
@@ -111,9 +141,9 @@ static void nm_get_worker_pids(void *ctx, rpc_call_t *call, ProtobufCMessage *ms
 
 /* Leases are refused until the pool exists (between binding the port and
  * finishing start-up): callers retry. */
-static bool nm_ready(struct raylet *r, rpc_call_t *call)
+static bool nm_ready(nm_service_t *r, rpc_call_t *call)
 {
-    if (r->leases && r->state != RAYLET_STOPPING)
+    if (r->leases && !r->stopped && r->ops.serving(r->ctx))
         return true;
     rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "raylet is not serving leases");
     return false;
@@ -121,28 +151,28 @@ static bool nm_ready(struct raylet *r, rpc_call_t *call)
 
 static void nm_request_worker_lease(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     if (nm_ready(r, call))
         svc_lease_request(r->leases, &r->lease_node, call, (const Ray__Rpc__RequestWorkerLeaseRequest *)msg);
 }
 
 static void nm_return_worker_lease(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     if (nm_ready(r, call))
         svc_lease_return(r->leases, call, (const Ray__Rpc__ReturnWorkerLeaseRequest *)msg);
 }
 
 static void nm_cancel_worker_lease(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     if (nm_ready(r, call))
         svc_lease_cancel(r->leases, call, (const Ray__Rpc__CancelWorkerLeaseRequest *)msg);
 }
 
 static void nm_report_worker_backlog(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     if (r->leases) {
         svc_lease_backlog(r->leases, call, (const Ray__Rpc__ReportWorkerBacklogRequest *)msg);
         return;
@@ -153,7 +183,7 @@ static void nm_report_worker_backlog(void *ctx, rpc_call_t *call, ProtobufCMessa
 
 static void nm_prestart_workers(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     const Ray__Rpc__PrestartWorkersRequest *req = (const Ray__Rpc__PrestartWorkersRequest *)msg;
     if (!nm_ready(r, call))
         return;
@@ -171,14 +201,14 @@ static void nm_prestart_workers(void *ctx, rpc_call_t *call, ProtobufCMessage *m
 
 static void nm_pin_object_ids(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     const Ray__Rpc__PinObjectIDsRequest *req = (const Ray__Rpc__PinObjectIDsRequest *)msg;
     protobuf_c_boolean *ok = calloc(req->n_object_ids ? req->n_object_ids : 1, sizeof *ok);
     if (!ok)
         abort();
     for (size_t i = 0; i < req->n_object_ids; i++) {
         ok[i] = req->object_ids[i].len == ID_OBJECT_SIZE &&
-                store_pin(r->store, (const id_object_t *)req->object_ids[i].data) == 0;
+                store_pin(r->d.store, (const id_object_t *)req->object_ids[i].data) == 0;
         /* Without an owner to watch, the pin lasts until the node stops. */
         if (ok[i] && r->osub)
             osub_watch(r->osub, req->owner_address, req->object_ids[i].data);
@@ -199,28 +229,32 @@ static void nm_get_worker_failure_cause(void *ctx, rpc_call_t *call, ProtobufCMe
 }
 
 /* Calls answered later (the stats aggregates below) are kept on
- * r->nm_pending, so that nm_service_stop() can answer them UNAVAILABLE and
+ * svc->pending, so that nm_service_stop() can answer them UNAVAILABLE and
  * silence their channels before the components they read are freed. */
-static void nm_pending_add(struct raylet *r, nm_pending_t *p, void (*cancel)(nm_pending_t *))
+static void nm_pending_add(nm_service_t *r, nm_pending_t *p, void (*cancel)(nm_pending_t *))
 {
     p->cancel = cancel;
-    list_insert_tail(&r->nm_pending, &p->node);
+    list_insert_tail(&r->pending, &p->node);
 }
 
-void nm_service_stop(struct raylet *r)
+void nm_service_stop(nm_service_t *r)
 {
-    while (!list_empty(&r->nm_pending)) {
-        nm_pending_t *p = LIST_ENTRY(r->nm_pending.next, nm_pending_t, node);
+    if (!r)
+        return;
+    r->stopped = true;
+    r->dashboard_agent = r->runtime_env_agent = NULL; /* destroyed before us */
+    while (!list_empty(&r->pending)) {
+        nm_pending_t *p = LIST_ENTRY(r->pending.next, nm_pending_t, node);
         list_remove(&p->node);
         p->cancel(p);
     }
 }
 
 /* This node's store, as GetNodeStats and `ray memory` report it. */
-static void nm_store_stats(struct raylet *r, Ray__Rpc__ObjectStoreStats *out)
+static void nm_store_stats(nm_service_t *r, Ray__Rpc__ObjectStoreStats *out)
 {
     store_stats_t st;
-    store_get_stats(r->store, &st);
+    store_get_stats(r->d.store, &st);
     ray__rpc__object_store_stats__init(out);
     out->object_store_bytes_used = (int64_t)st.bytes_used;
     out->object_store_bytes_avail = (int64_t)st.capacity;
@@ -240,7 +274,7 @@ static void nm_store_stats(struct raylet *r, Ray__Rpc__ObjectStoreStats *out)
 
 typedef struct nm_stats {
     nm_pending_t pending_node; /* first: r->nm_pending */
-    struct raylet *r;
+    nm_service_t *r;
     rpc_call_t *call;
     size_t pending;
     uint64_t timer;
@@ -256,7 +290,7 @@ static void nm_stats_silence(nm_stats_t *a)
 {
     list_remove(&a->pending_node.node);
     if (a->timer)
-        loop_cancel_timer(a->r->loop, a->timer);
+        loop_cancel_timer(a->r->d.loop, a->timer);
     a->timer = 0;
     for (size_t i = 0; i < a->channel_count; i++)
         rpc_channel_destroy(a->channels[i]);
@@ -283,7 +317,7 @@ static void nm_stats_cancel(nm_pending_t *p)
 
 static void nm_stats_finish(nm_stats_t *a)
 {
-    struct raylet *r = a->r;
+    nm_service_t *r = a->r;
     nm_stats_silence(a);
 
     Ray__Rpc__GetNodeStatsReply reply = RAY__RPC__GET_NODE_STATS_REPLY__INIT;
@@ -337,7 +371,7 @@ static void nm_stats_on_deadline(loop_t *loop, uint64_t id, void *data)
 
 static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     const Ray__Rpc__GetNodeStatsRequest *req = (const Ray__Rpc__GetNodeStatsRequest *)msg;
     nm_stats_t *a = calloc(1, sizeof *a);
     if (!a)
@@ -357,8 +391,8 @@ static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
         if (worker_port(w) <= 0 || (worker_state(w) != WORKER_IDLE && worker_state(w) != WORKER_LEASED && worker_state(w) != WORKER_DRIVER))
             continue;
         char target[96];
-        snprintf(target, sizeof target, "%s:%d", r->flags.node_ip_address, worker_port(w));
-        rpc_channel_t *ch = rpc_channel_create(r->bridge, target);
+        snprintf(target, sizeof target, "%s:%d", r->d.node_ip_address, worker_port(w));
+        rpc_channel_t *ch = rpc_channel_create(r->d.bridge, target);
         if (!ch)
             continue;
         a->channels[a->channel_count++] = ch;
@@ -373,14 +407,14 @@ static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
         nm_stats_finish(a);
         return;
     }
-    a->timer = loop_add_timer(r->loop, NM_STATS_DEADLINE_MS + 500, nm_stats_on_deadline, a);
+    a->timer = loop_add_timer(r->d.loop, NM_STATS_DEADLINE_MS + 500, nm_stats_on_deadline, a);
 }
 
 /* FormatGlobalMemoryInfo (`ray memory`): this node's store statistics
  * summed with every other live node's, asked for through GetNodeStats. */
 typedef struct nm_mem {
     nm_pending_t pending_node; /* first: r->nm_pending */
-    struct raylet *r;
+    nm_service_t *r;
     rpc_call_t *call;
     size_t pending;
     uint64_t timer;
@@ -411,7 +445,7 @@ static void nm_mem_silence(nm_mem_t *m)
 {
     list_remove(&m->pending_node.node);
     if (m->timer)
-        loop_cancel_timer(m->r->loop, m->timer);
+        loop_cancel_timer(m->r->d.loop, m->timer);
     m->timer = 0;
     for (size_t i = 0; i < m->channel_count; i++)
         rpc_channel_destroy(m->channels[i]);
@@ -461,7 +495,7 @@ static void nm_mem_on_deadline(loop_t *loop, uint64_t id, void *data)
 
 static void nm_format_global_memory_info(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     nm_mem_t *m = calloc(1, sizeof *m);
     if (!m)
         abort();
@@ -472,18 +506,18 @@ static void nm_format_global_memory_info(void *ctx, rpc_call_t *call, ProtobufCM
     Ray__Rpc__ObjectStoreStats local;
     nm_store_stats(r, &local);
     nm_mem_add(m, &local);
-    size_t peer_count = peers_count(r->peers);
+    size_t peer_count = peers_count(r->d.peers);
     m->channels = calloc(peer_count ? peer_count : 1, sizeof *m->channels);
     if (!m->channels)
         abort();
     for (size_t i = 0; i < peer_count; i++) {
         peer_info_t peer;
-        peers_at(r->peers, i, &peer);
+        peers_at(r->d.peers, i, &peer);
         if (!peer.address[0] || peer.port <= 0)
             continue;
         char target[96];
         snprintf(target, sizeof target, "%s:%d", peer.address, peer.port);
-        rpc_channel_t *ch = rpc_channel_create(r->bridge, target);
+        rpc_channel_t *ch = rpc_channel_create(r->d.bridge, target);
         if (!ch)
             continue;
         m->channels[m->channel_count++] = ch;
@@ -496,7 +530,7 @@ static void nm_format_global_memory_info(void *ctx, rpc_call_t *call, ProtobufCM
         nm_mem_finish(m);
         return;
     }
-    m->timer = loop_add_timer(r->loop, NM_STATS_DEADLINE_MS + 500, nm_mem_on_deadline, m);
+    m->timer = loop_add_timer(r->d.loop, NM_STATS_DEADLINE_MS + 500, nm_mem_on_deadline, m);
 }
 
 static void nm_notify_gcs_restart(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
@@ -510,19 +544,18 @@ static void nm_notify_gcs_restart(void *ctx, rpc_call_t *call, ProtobufCMessage 
 
 static void nm_shutdown_raylet(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     const Ray__Rpc__ShutdownRayletRequest *req = (const Ray__Rpc__ShutdownRayletRequest *)msg;
     bool graceful = req->graceful;
     Ray__Rpc__ShutdownRayletReply reply = RAY__RPC__SHUTDOWN_RAYLET_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
     log_info("ShutdownRaylet requested (graceful=%d)", graceful);
-    raylet_shutdown(r, 0, graceful, RAY__RPC__NODE_DEATH_INFO__REASON__EXPECTED_TERMINATION,
-                    "Terminated by autoscaler.");
+    r->ops.shutdown(r->ctx, graceful);
 }
 
 static void nm_is_local_worker_dead(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     const Ray__Rpc__IsLocalWorkerDeadRequest *req = (const Ray__Rpc__IsLocalWorkerDeadRequest *)msg;
     worker_t *w = r->pool && req->worker_id.len == ID_UNIQUE_SIZE ? pool_find(r->pool, req->worker_id.data) : NULL;
     Ray__Rpc__IsLocalWorkerDeadReply reply = RAY__RPC__IS_LOCAL_WORKER_DEAD_REPLY__INIT;
@@ -535,7 +568,7 @@ static void nm_is_local_worker_dead(void *ctx, rpc_call_t *call, ProtobufCMessag
  * the process.  The reply waits for one or the other, as GCS expects. */
 typedef struct nm_kill {
     nm_pending_t pending_node; /* first: r->nm_pending */
-    struct raylet *r;
+    nm_service_t *r;
     rpc_call_t *call;
     uint8_t worker_id[ID_UNIQUE_SIZE];
     uint64_t timer;
@@ -547,7 +580,7 @@ static void nm_kill_free(nm_kill_t *k)
 {
     list_remove(&k->pending_node.node);
     if (k->timer)
-        loop_cancel_timer(k->r->loop, k->timer);
+        loop_cancel_timer(k->r->d.loop, k->timer);
     rpc_channel_destroy(k->channel);
     free(k);
 }
@@ -588,7 +621,7 @@ static void nm_kill_on_reply(void *ctx, const rpc_status_t *st, ProtobufCMessage
 
 static void nm_kill_local_actor(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     const Ray__Rpc__KillLocalActorRequest *req = (const Ray__Rpc__KillLocalActorRequest *)msg;
     worker_t *w = r->pool && req->worker_id.len == ID_UNIQUE_SIZE ? pool_find(r->pool, req->worker_id.data) : NULL;
     if (!w || worker_state(w) == WORKER_DEAD) {
@@ -601,11 +634,11 @@ static void nm_kill_local_actor(void *ctx, rpc_call_t *call, ProtobufCMessage *m
     k->call = call;
     memcpy(k->worker_id, worker_id(w), ID_UNIQUE_SIZE);
     nm_pending_add(r, &k->pending_node, nm_kill_cancel);
-    k->timer = loop_add_timer(r->loop, (uint64_t)r->config.kill_worker_timeout_milliseconds, nm_kill_on_timer, k);
+    k->timer = loop_add_timer(r->d.loop, (uint64_t)r->d.kill_worker_timeout_ms, nm_kill_on_timer, k);
     if (worker_port(w) > 0) {
         char target[96];
-        snprintf(target, sizeof target, "%s:%d", r->flags.node_ip_address, worker_port(w));
-        k->channel = rpc_channel_create(r->bridge, target);
+        snprintf(target, sizeof target, "%s:%d", r->d.node_ip_address, worker_port(w));
+        k->channel = rpc_channel_create(r->d.bridge, target);
     }
     Ray__Rpc__KillActorRequest kreq = RAY__RPC__KILL_ACTOR_REQUEST__INIT;
     kreq.intended_actor_id = req->intended_actor_id;
@@ -625,7 +658,7 @@ static void nm_global_gc(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 
 static void nm_release_unused_actor_workers(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     const Ray__Rpc__ReleaseUnusedActorWorkersRequest *req = (const Ray__Rpc__ReleaseUnusedActorWorkersRequest *)msg;
     worker_t *list[1024];
     size_t n = r->pool ? pool_list(r->pool, list, 1024) : 0;
@@ -648,7 +681,7 @@ static void nm_release_unused_actor_workers(void *ctx, rpc_call_t *call, Protobu
 
 static void nm_cancel_leases_with_shapes(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     const Ray__Rpc__CancelLeasesWithResourceShapesRequest *req =
         (const Ray__Rpc__CancelLeasesWithResourceShapesRequest *)msg;
     res_set_t **shapes = calloc(req->n_resource_shapes ? req->n_resource_shapes : 1, sizeof *shapes);
@@ -676,18 +709,18 @@ static void nm_cancel_leases_with_shapes(void *ctx, rpc_call_t *call, ProtobufCM
 
 static void nm_prepare_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     const Ray__Rpc__PrepareBundleResourcesRequest *req = (const Ray__Rpc__PrepareBundleResourcesRequest *)msg;
     Ray__Rpc__PrepareBundleResourcesReply reply = RAY__RPC__PREPARE_BUNDLE_RESOURCES_REPLY__INIT;
-    reply.success = r->state != RAYLET_STOPPING && bundles_prepare(r->bundles, req->bundle_specs, req->n_bundle_specs) == 0;
+    reply.success = r->ops.serving(r->ctx) && bundles_prepare(r->d.bundles, req->bundle_specs, req->n_bundle_specs) == 0;
     rpc_call_reply(call, &reply.base);
 }
 
 static void nm_commit_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     const Ray__Rpc__CommitBundleResourcesRequest *req = (const Ray__Rpc__CommitBundleResourcesRequest *)msg;
-    bundles_commit(r->bundles, req->bundle_specs, req->n_bundle_specs);
+    bundles_commit(r->d.bundles, req->bundle_specs, req->n_bundle_specs);
     Ray__Rpc__CommitBundleResourcesReply reply = RAY__RPC__COMMIT_BUNDLE_RESOURCES_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
     if (r->leases)
@@ -696,7 +729,7 @@ static void nm_commit_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
 
 static void nm_cancel_resource_reserve(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     const Ray__Rpc__CancelResourceReserveRequest *req = (const Ray__Rpc__CancelResourceReserveRequest *)msg;
     char hex[37];
     if (!bundles_pg_hex(req->bundle_spec, hex)) {
@@ -707,7 +740,7 @@ static void nm_cancel_resource_reserve(void *ctx, rpc_call_t *call, ProtobufCMes
      * like the stock raylet, any lease on the group (wildcard ones too). */
     if (r->leases)
         lease_mgr_drop_matching(r->leases, hex);
-    int rc = bundles_return(r->bundles, req->bundle_spec);
+    int rc = bundles_return(r->d.bundles, req->bundle_spec);
     if (rc != 0) {
         rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "Bundle resources are still in use. Retry again.");
         return;
@@ -720,9 +753,9 @@ static void nm_cancel_resource_reserve(void *ctx, rpc_call_t *call, ProtobufCMes
 
 static void nm_release_unused_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    struct raylet *r = ctx;
+    nm_service_t *r = ctx;
     const Ray__Rpc__ReleaseUnusedBundlesRequest *req = (const Ray__Rpc__ReleaseUnusedBundlesRequest *)msg;
-    size_t busy = bundles_release_unused(r->bundles, req->bundles_in_use, req->n_bundles_in_use);
+    size_t busy = bundles_release_unused(r->d.bundles, req->bundles_in_use, req->n_bundles_in_use);
     if (busy)
         log_warn("%zu unused bundles are still leased; GCS will ask again", busy);
     Ray__Rpc__ReleaseUnusedBundlesReply reply = RAY__RPC__RELEASE_UNUSED_BUNDLES_REPLY__INIT;
@@ -731,8 +764,29 @@ static void nm_release_unused_bundles(void *ctx, rpc_call_t *call, ProtobufCMess
         lease_mgr_mark_dirty(r->leases);
 }
 
-int nm_service_register(struct raylet *r)
+/* Every call enters here.  Calls still arriving while the server drains
+ * after nm_service_stop() are refused: the components they would read
+ * are on their way out. */
+static void nm_dispatch(void *ctx, rpc_call_t *call, ProtobufCMessage *request)
 {
+    const nm_method_t *m = ctx;
+    if (m->svc->stopped) {
+        rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "raylet shutting down");
+        return;
+    }
+    m->fn(m->svc, call, request);
+}
+
+nm_service_t *nm_service_create(rpc_server_t *server, const nm_service_deps_t *deps, const nm_node_ops_t *ops,
+                                void *ctx)
+{
+    nm_service_t *r = xcalloc(1, sizeof *r);
+    r->d = *deps;
+    r->ops = *ops;
+    r->ctx = ctx;
+    list_init(&r->pending);
+    r->lease_node.node_id = deps->node_id;
+    r->lease_node.ip_address = deps->node_ip_address;
     static const struct {
         const char *path;
         const ProtobufCMessageDescriptor *desc;
@@ -787,10 +841,35 @@ int nm_service_register(struct raylet *r)
         {"/ray.rpc.NodeManagerService/GetWorkerFailureCause",
          &ray__rpc__get_worker_failure_cause_request__descriptor, nm_get_worker_failure_cause},
     };
+    _Static_assert(sizeof methods / sizeof methods[0] <= NM_MAX_METHODS, "raise NM_MAX_METHODS");
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-        int rc = rpc_server_add_method(r->server, methods[i].path, methods[i].desc, methods[i].fn, r);
-        if (rc != 0)
-            return rc;
+        r->methods[i] = (nm_method_t){.svc = r, .fn = methods[i].fn};
+        if (rpc_server_add_method(server, methods[i].path, methods[i].desc, nm_dispatch, &r->methods[i]) != 0) {
+            log_error("cannot register %s", methods[i].path);
+            free(r);
+            return NULL;
+        }
     }
-    return 0;
+    return r;
+}
+
+void nm_service_attach_workers(nm_service_t *svc, pool_t *pool, lease_mgr_t *leases, osub_t *osub)
+{
+    svc->pool = pool;
+    svc->leases = leases;
+    svc->osub = osub;
+}
+
+void nm_service_attach_agents(nm_service_t *svc, agent_t *dashboard_agent, agent_t *runtime_env_agent)
+{
+    svc->dashboard_agent = dashboard_agent;
+    svc->runtime_env_agent = runtime_env_agent;
+}
+
+void nm_service_destroy(nm_service_t *svc)
+{
+    if (!svc)
+        return;
+    nm_service_stop(svc);
+    free(svc);
 }

@@ -942,3 +942,15 @@ pid_t worker_pid(const worker_t *w) { return w->pid; }
 pid_t worker_spawned_pid(const worker_t *w) { return w->spawned_pid; }
 bool worker_is_actor(const worker_t *w) { return w->is_actor; }
 bool worker_failed_while_leased(const worker_t *w) { return w->failed_while_leased; }
+
+void worker_rpc_address(const worker_t *w, const uint8_t node_id[ID_UNIQUE_SIZE], const char *ip,
+                        Ray__Rpc__Address *out)
+{
+    ray__rpc__address__init(out);
+    out->node_id.data = (uint8_t *)node_id;
+    out->node_id.len = ID_UNIQUE_SIZE;
+    out->ip_address = (char *)ip;
+    out->port = w->port;
+    out->worker_id.data = (uint8_t *)w->id;
+    out->worker_id.len = ID_UNIQUE_SIZE;
+}

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "common/id.h"
+#include "proto/ray_proto.h"
 
 /* rpc::WorkerType */
 typedef enum {
@@ -45,5 +46,8 @@ pid_t worker_spawned_pid(const worker_t *w);     /* kept after reaping, for repo
 bool worker_is_actor(const worker_t *w);
 /* Its owner returned its lease saying it failed (its driver is told). */
 bool worker_failed_while_leased(const worker_t *w);
+/* Its rpc::Address on this node; `out` borrows from w, node_id and ip. */
+void worker_rpc_address(const worker_t *w, const uint8_t node_id[ID_UNIQUE_SIZE], const char *ip,
+                        Ray__Rpc__Address *out);
 
 #endif

@@ -1,29 +1,33 @@
-/* The raylet socket: workers' and drivers' half of the node_manager.fbs
- * protocol (Ray 2.54).
- *
- * Every frame is untrusted: a malformed flatbuffer, an unknown message type
- * or a request out of order closes that connection with a logged reason,
- * and the peer is treated as a dead worker; everyone else keeps being
- * served.  Replies go out in request order (clients block on each). */
+/* The raylet socket (worker_sock.h).  Replies go out in request order
+ * (clients block on each). */
+#include "raylet/worker/worker_sock.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <unistd.h>
 
-#include "raylet/worker/core_worker_client.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/fb.h"
 #include "common/list.h"
 #include "common/log.h"
-#include "raylet/node_int.h"
+#include "raylet/worker/core_worker_client.h"
 #include "raylet/worker/wmsg.h"
 #include "raylet/worker/worker_int.h"
 
+struct wsock {
+    wsock_options_t o;
+    list_t clients;           /* wclient_t */
+    bool first_driver_seen;   /* workers are prestarted for the first one */
+    bool stopped;
+};
+
 typedef struct wclient {
-    list_t node; /* r->wsock_clients */
-    struct raylet *r;
+    list_t node; /* ws->clients */
+    wsock_t *ws;
     conn_t *conn;
     worker_t *worker; /* NULL until registered, and again once it is dead */
     pid_t peer_pid;   /* SO_PEERCRED at accept: who is really on the other end */
@@ -56,7 +60,7 @@ static int wsock_reply_register(wclient_t *c, bool ok, const char *reason, int p
 {
     fb_builder_t *b = fb_builder_create(256);
     fb_ref_t why = fb_create_string_cstr(b, reason ? reason : "");
-    fb_ref_t node = fb_create_string(b, c->r->node_id, ID_UNIQUE_SIZE);
+    fb_ref_t node = fb_create_string(b, c->ws->o.node_id, ID_UNIQUE_SIZE);
     fb_start_table(b);
     fb_add_bool(b, 0, ok, false);
     fb_add_ref(b, 1, why);
@@ -67,11 +71,11 @@ static int wsock_reply_register(wclient_t *c, bool ok, const char *reason, int p
 
 static int wsock_on_register(wclient_t *c, const wmsg_t *m)
 {
-    struct raylet *r = c->r;
+    wsock_t *ws = c->ws;
     if (c->worker)
         return CR_EBADMSG; /* registers once */
     char err[160] = "";
-    worker_t *w = pool_register(r->pool, c->conn, (worker_type_t)m->worker_type, m->worker_id,
+    worker_t *w = pool_register(ws->o.pool, c->conn, (worker_type_t)m->worker_type, m->worker_id,
                                 (pid_t)m->worker_pid, c->peer_pid, m->job_id, m->language, m->runtime_env_hash, err,
                                 sizeof err);
     if (!w) {
@@ -83,18 +87,17 @@ static int wsock_on_register(wclient_t *c, const wmsg_t *m)
     c->worker = w;
     w->client = c;
     if (w->type == WORKER_TYPE_DRIVER) {
-        raylet_job_add(r, m->job_id, (const uint8_t *)m->job_config.data, m->job_config.len);
+        jobs_add(ws->o.jobs, m->job_id, (const uint8_t *)m->job_config.data, m->job_config.len);
         /* The first Python driver gets a node's worth of warm workers, as
          * under the stock raylet; they belong to no job until leased.
          * Unlike stock, the driver's registration does not wait for them. */
-        if (!r->first_driver_seen && w->language == RAY__RPC__LANGUAGE__PYTHON) {
-            r->first_driver_seen = true;
-            if (r->config.prestart_worker_first_driver && !r->config.enable_worker_prestart &&
-                r->flags.num_prestart_python_workers > 0) {
+        if (!ws->first_driver_seen && w->language == RAY__RPC__LANGUAGE__PYTHON) {
+            ws->first_driver_seen = true;
+            if (ws->o.prestart_on_first_driver > 0) {
                 uint8_t no_job[ID_JOB_SIZE];
                 memset(no_job, 0xff, sizeof no_job);
-                pool_prestart(r->pool, no_job, RAY__RPC__LANGUAGE__PYTHON,
-                              (size_t)r->flags.num_prestart_python_workers);
+                pool_prestart(ws->o.pool, no_job, RAY__RPC__LANGUAGE__PYTHON,
+                              ws->o.prestart_on_first_driver);
             }
         }
     }
@@ -106,14 +109,14 @@ static int wsock_on_register(wclient_t *c, const wmsg_t *m)
 /* ---- drivers: AnnounceWorkerPort registers the job with GCS ---------------------- */
 
 typedef struct wsock_add_job {
-    struct raylet *r;
+    wsock_t *ws;
     uint8_t worker_id[ID_UNIQUE_SIZE];
 } wsock_add_job_t;
 
 static void wsock_on_job_added(void *ctx, int err, const char *message, ProtobufCMessage *reply)
 {
     wsock_add_job_t *a = ctx;
-    worker_t *w = pool_find(a->r->pool, a->worker_id);
+    worker_t *w = pool_find(a->ws->o.pool, a->worker_id);
     if (w && w->state != WORKER_DEAD && w->client) {
         wclient_t *c = w->client;
         if (err)
@@ -130,11 +133,12 @@ static void wsock_on_job_added(void *ctx, int err, const char *message, Protobuf
 
 static int wsock_announce_driver(wclient_t *c, worker_t *w, const wmsg_str_t *entrypoint)
 {
-    struct raylet *r = c->r;
-    raylet_job_t *job = raylet_job_find(r, w->job_id);
+    wsock_t *ws = c->ws;
+    size_t config_len = 0;
+    const uint8_t *config_bytes = jobs_config(ws->o.jobs, w->job_id, &config_len);
     Ray__Rpc__JobConfig *config = NULL;
-    if (job && job->config_len > 0) {
-        config = ray__rpc__job_config__unpack(NULL, job->config_len, job->config);
+    if (config_bytes) {
+        config = ray__rpc__job_config__unpack(NULL, config_len, config_bytes);
         if (!config) {
             log_warn("driver %s sent an undecodable job config", w->id_hex);
             return CR_EBADMSG;
@@ -145,13 +149,13 @@ static int wsock_announce_driver(wclient_t *c, worker_t *w, const wmsg_str_t *en
         abort();
     Ray__Rpc__JobTableData data = RAY__RPC__JOB_TABLE_DATA__INIT;
     Ray__Rpc__Address addr;
-    raylet_worker_address(r, w, &addr);
+    worker_rpc_address(w, ws->o.node_id, ws->o.node_ip_address, &addr);
     data.job_id.data = w->job_id;
     data.job_id.len = ID_JOB_SIZE;
     data.is_dead = false;
     data.timestamp = (int64_t)wsock_wall_ms();
     data.start_time = wsock_wall_ms();
-    data.driver_ip_address = r->flags.node_ip_address;
+    data.driver_ip_address = (char *)ws->o.node_ip_address;
     data.driver_pid = w->pid;
     data.config = config;
     data.entrypoint = entry;
@@ -161,9 +165,9 @@ static int wsock_announce_driver(wclient_t *c, worker_t *w, const wmsg_str_t *en
     wsock_add_job_t *a = malloc(sizeof *a);
     if (!a)
         abort();
-    a->r = r;
+    a->ws = ws;
     memcpy(a->worker_id, w->id, ID_UNIQUE_SIZE);
-    int rc = gcs_add_job(r->gcs, &req, wsock_on_job_added, a);
+    int rc = gcs_add_job(ws->o.gcs, &req, wsock_on_job_added, a);
     if (rc != 0)
         free(a);
     if (config)
@@ -175,10 +179,10 @@ static int wsock_announce_driver(wclient_t *c, worker_t *w, const wmsg_str_t *en
 static int wsock_on_announce(wclient_t *c, const wmsg_t *m)
 {
     worker_t *w = c->worker;
-    pool_announce(c->r->pool, w, m->port);
+    pool_announce(c->ws->o.pool, w, m->port);
     if (w->type == WORKER_TYPE_DRIVER)
         return wsock_announce_driver(c, w, &m->entrypoint);
-    lease_mgr_mark_dirty(c->r->leases);
+    lease_mgr_mark_dirty(c->ws->o.leases);
     return 0;
 }
 
@@ -195,7 +199,7 @@ static int wsock_on_disconnect(wclient_t *c, const wmsg_t *m)
     fb_start_table(b);
     wsock_send(c, WMSG_DISCONNECT_CLIENT_REPLY, b, fb_end_table(b));
     if (c->worker)
-        pool_disconnect(c->r->pool, c->worker, m->disconnect_type, why);
+        pool_disconnect(c->ws->o.pool, c->worker, m->disconnect_type, why);
     free(why);
     return 0;
 }
@@ -231,7 +235,7 @@ static void wsock_on_wait_done(void *ctx, const uint8_t (*ids)[ID_OBJECT_SIZE], 
 
 static int wsock_on_wait(wclient_t *c, const wmsg_t *m)
 {
-    owait_start(c->r->owait, (const uint8_t(*)[ID_OBJECT_SIZE])m->ids, m->id_count, (size_t)m->num_required,
+    owait_start(c->ws->o.owait, (const uint8_t(*)[ID_OBJECT_SIZE])m->ids, m->id_count, (size_t)m->num_required,
                 m->timeout_ms, wsock_on_wait_done, c);
     return 0;
 }
@@ -249,7 +253,7 @@ static void wsock_on_push_done(void *ctx, const rpc_status_t *st, ProtobufCMessa
 typedef struct wsock_actor_args {
     list_t node; /* wclient_t.actor_waits */
     owait_req_t *req;
-    struct raylet *r;
+    wsock_t *ws;
     uint8_t worker_id[ID_UNIQUE_SIZE];
     int32_t tag;
 } wsock_actor_args_t;
@@ -259,8 +263,8 @@ static void wsock_on_actor_args_ready(void *ctx, const uint8_t (*ids)[ID_OBJECT_
 {
     wsock_actor_args_t *a = ctx;
     list_remove(&a->node);
-    worker_t *w = pool_find(a->r->pool, a->worker_id);
-    rpc_channel_t *ch = w && w->state != WORKER_DEAD ? pool_channel(a->r->pool, w) : NULL;
+    worker_t *w = pool_find(a->ws->o.pool, a->worker_id);
+    rpc_channel_t *ch = w && w->state != WORKER_DEAD ? pool_channel(a->ws->o.pool, w) : NULL;
     if (ch) {
         Ray__Rpc__ActorCallArgWaitCompleteRequest req = RAY__RPC__ACTOR_CALL_ARG_WAIT_COMPLETE_REQUEST__INIT;
         req.intended_worker_id.data = w->id;
@@ -275,10 +279,10 @@ static int wsock_on_wait_actor_args(wclient_t *c, const wmsg_t *m)
 {
     wsock_actor_args_t *a = xcalloc(1, sizeof *a);
     list_init(&a->node);
-    a->r = c->r;
+    a->ws = c->ws;
     memcpy(a->worker_id, c->worker->id, ID_UNIQUE_SIZE);
     a->tag = m->tag;
-    owait_req_t *req = owait_start(c->r->owait, (const uint8_t(*)[ID_OBJECT_SIZE])m->ids, m->id_count, m->id_count,
+    owait_req_t *req = owait_start(c->ws->o.owait, (const uint8_t(*)[ID_OBJECT_SIZE])m->ids, m->id_count, m->id_count,
                                    -1, wsock_on_actor_args_ready, a);
     if (req) { /* NULL: answered (and freed) already */
         a->req = req;
@@ -292,7 +296,7 @@ static void wsock_on_plasma_ready(void *ctx, const uint8_t (*ids)[ID_OBJECT_SIZE
 {
     wclient_t *c = ctx;
     worker_t *w = c->worker;
-    rpc_channel_t *ch = w ? pool_channel(c->r->pool, w) : NULL;
+    rpc_channel_t *ch = w ? pool_channel(c->ws->o.pool, w) : NULL;
     if (!ch || count != 1)
         return;
     Ray__Rpc__PlasmaObjectReadyRequest req = RAY__RPC__PLASMA_OBJECT_READY_REQUEST__INIT;
@@ -303,7 +307,7 @@ static void wsock_on_plasma_ready(void *ctx, const uint8_t (*ids)[ID_OBJECT_SIZE
 
 static int wsock_on_subscribe_plasma_ready(wclient_t *c, const wmsg_t *m)
 {
-    owait_start(c->r->owait, (const uint8_t(*)[ID_OBJECT_SIZE])m->ids, 1, 1, -1, wsock_on_plasma_ready, c);
+    owait_start(c->ws->o.owait, (const uint8_t(*)[ID_OBJECT_SIZE])m->ids, 1, 1, -1, wsock_on_plasma_ready, c);
     return 0;
 }
 
@@ -315,8 +319,8 @@ static int wsock_on_push_error(wclient_t *c, const wmsg_t *m)
     char *msg_s = strndup(m->error_message.data ? m->error_message.data : "", m->error_message.len);
     if (!type_s || !msg_s)
         abort();
-    raylet_report_job_error(c->r, (const uint8_t *)m->error_job_id.data, m->error_job_id.len, type_s, msg_s,
-                            m->error_timestamp);
+    gcs_report_job_error(c->ws->o.gcs, (const uint8_t *)m->error_job_id.data, m->error_job_id.len, type_s, msg_s,
+                         m->error_timestamp);
     free(type_s);
     free(msg_s);
     return 0;
@@ -332,20 +336,20 @@ static int wsock_dispatch(wclient_t *c, const wmsg_t *m)
     case WMSG_ANNOUNCE_WORKER_PORT: return wsock_on_announce(c, m);
     case WMSG_DISCONNECT_CLIENT_REQUEST: return wsock_on_disconnect(c, m);
     case WMSG_ACTOR_CREATION_TASK_DONE:
-        pool_mark_actor(c->r->pool, c->worker);
+        pool_mark_actor(c->ws->o.pool, c->worker);
         return 0;
     case WMSG_NOTIFY_WORKER_BLOCKED:
-        lease_mgr_worker_blocked(c->r->leases, c->worker);
+        lease_mgr_worker_blocked(c->ws->o.leases, c->worker);
         return 0;
     case WMSG_NOTIFY_WORKER_UNBLOCKED:
-        lease_mgr_worker_unblocked(c->r->leases, c->worker);
+        lease_mgr_worker_unblocked(c->ws->o.leases, c->worker);
         return 0;
     case WMSG_WAIT_REQUEST: return wsock_on_wait(c, m);
     case WMSG_WAIT_FOR_ACTOR_CALL_ARGS_REQUEST: return wsock_on_wait_actor_args(c, m);
     case WMSG_PUSH_ERROR_REQUEST: return wsock_on_push_error(c, m);
     case WMSG_FREE_OBJECTS_REQUEST:
         for (size_t i = 0; i < m->id_count; i++)
-            store_free(c->r->store, (const id_object_t *)m->ids[i]);
+            store_free(c->ws->o.store, (const id_object_t *)m->ids[i]);
         return 0;
     case WMSG_SUBSCRIBE_PLASMA_READY: return wsock_on_subscribe_plasma_ready(c, m);
     /* Pulls from other nodes come with object transfer (a later issue): on
@@ -379,11 +383,11 @@ static int wsock_on_message(void *ctx, conn_t *conn, int64_t type, const uint8_t
  * argument waits. */
 static void wsock_cancel_waits(wclient_t *c)
 {
-    owait_cancel_ctx(c->r->owait, c);
+    owait_cancel_ctx(c->ws->o.owait, c);
     while (!list_empty(&c->actor_waits)) {
         wsock_actor_args_t *a = LIST_ENTRY(c->actor_waits.next, wsock_actor_args_t, node);
         list_remove(&a->node);
-        owait_cancel(c->r->owait, a->req);
+        owait_cancel(c->ws->o.owait, a->req);
         free(a);
     }
 }
@@ -405,14 +409,14 @@ static void wsock_on_close(void *ctx, conn_t *conn, const char *reason)
         int exit_type = w->type == WORKER_TYPE_DRIVER ? RAY__RPC__WORKER_EXIT_TYPE__INTENDED_USER_EXIT
                         : w->exit_requested           ? RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT
                                                       : RAY__RPC__WORKER_EXIT_TYPE__SYSTEM_ERROR;
-        pool_disconnect(c->r->pool, w, exit_type, detail);
+        pool_disconnect(c->ws->o.pool, w, exit_type, detail);
     }
     free(c);
 }
 
-void wsock_worker_dead(struct raylet *r, worker_t *w)
+void wsock_worker_dead(wsock_t *ws, worker_t *w)
 {
-    wclient_t *c = w->client;
+    wclient_t *c = ws ? w->client : NULL;
     if (!c)
         return;
     wsock_cancel_waits(c);
@@ -420,25 +424,40 @@ void wsock_worker_dead(struct raylet *r, worker_t *w)
     w->client = NULL;
 }
 
-void wsock_accept(struct raylet *r, int fd, pid_t peer_pid)
+wsock_t *wsock_create(const wsock_options_t *opts)
 {
+    wsock_t *ws = xcalloc(1, sizeof *ws);
+    ws->o = *opts;
+    list_init(&ws->clients);
+    return ws;
+}
+
+void wsock_accept(wsock_t *ws, int fd, pid_t peer_pid)
+{
+    if (ws->stopped) {
+        close(fd);
+        return;
+    }
     wclient_t *c = xcalloc(1, sizeof *c);
-    c->r = r;
+    c->ws = ws;
     c->peer_pid = peer_pid;
     list_init(&c->actor_waits);
-    list_insert_tail(&r->wsock_clients, &c->node);
+    list_insert_tail(&ws->clients, &c->node);
     static const conn_callbacks_t cbs = {.on_message = wsock_on_message, .on_close = wsock_on_close};
-    c->conn = conn_create(r->loop, fd, "raylet socket", &cbs, c);
+    c->conn = conn_create(ws->o.loop, fd, "raylet socket", &cbs, c);
     if (!c->conn) {
         list_remove(&c->node);
         free(c);
     }
 }
 
-void wsock_stop(struct raylet *r)
+void wsock_stop(wsock_t *ws)
 {
-    while (!list_empty(&r->wsock_clients)) {
-        wclient_t *c = LIST_ENTRY(r->wsock_clients.next, wclient_t, node);
+    if (!ws)
+        return;
+    ws->stopped = true;
+    while (!list_empty(&ws->clients)) {
+        wclient_t *c = LIST_ENTRY(ws->clients.next, wclient_t, node);
         list_remove(&c->node);
         wsock_cancel_waits(c);
         if (c->worker) {
@@ -448,4 +467,10 @@ void wsock_stop(struct raylet *r)
         conn_destroy(c->conn);
         free(c);
     }
+}
+
+void wsock_destroy(wsock_t *ws)
+{
+    wsock_stop(ws);
+    free(ws);
 }
