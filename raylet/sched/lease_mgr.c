@@ -7,6 +7,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/hash.h"
 #include "common/list.h"
 #include "common/log.h"
 #include "common/u64map.h"
@@ -111,15 +112,6 @@ static char *lease_shape_key(const res_set_t *set)
         len += (size_t)n;
     }
     return s;
-}
-
-/* FNV-1a, 64 bit: a collision only merges the caps of two classes. */
-static uint64_t lease_hash(uint64_t h, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return h;
 }
 
 static lease_class_t *lease_class_find(lease_mgr_t *mgr, uint64_t key)
@@ -288,6 +280,20 @@ static worker_t *lease_retire(lease_mgr_t *mgr, lease_t *l)
 }
 
 /* ---- replies -------------------------------------------------------------------- */
+
+static void lease_answer_failed(lease_t *l, lease_failure_t why, const char *message);
+
+/* A lease not granted yet leaves: answered, its pop (if any) cancelled,
+ * its resources back, freed. */
+static void lease_drop_unheld(lease_mgr_t *mgr, lease_t *l, lease_failure_t why, const char *message)
+{
+    lease_answer_failed(l, why, message);
+    if (l->pop)
+        mgr->ops.pop_cancel(mgr->pool, l->pop);
+    l->pop = NULL;
+    lease_release_resources(mgr, l);
+    lease_free(l);
+}
 
 static void lease_answer(lease_t *l, const lease_outcome_t *out)
 {
@@ -540,7 +546,8 @@ int lease_mgr_request(lease_mgr_t *mgr, const lease_request_t *req, lease_reply_
     l->normal_task = req->normal_task;
     l->actor_creation = req->actor_creation;
     char *shape = lease_shape_key(l->request);
-    l->class_key = lease_hash(req->class_hash, shape, strlen(shape) + 1);
+    /* A hash collision only merges the caps of two classes. */
+    l->class_key = hash_fnv64(req->class_hash, shape, strlen(shape) + 1);
     free(shape);
     lease_set_runtime_env(l, req);
     l->grant_or_reject = req->grant_or_reject;
@@ -572,18 +579,14 @@ bool lease_mgr_cancel(lease_mgr_t *mgr, const uint8_t *id, size_t id_len)
     lease_t *l = lease_find(mgr, id, id_len);
     if (!l || l->state == LEASE_HELD)
         return false;
-    lease_answer_failed(l, LEASE_FAIL_INTENDED, "lease cancelled by its owner");
-    if (l->state == LEASE_QUEUED) {
-        lease_free(l);
-    } else if (l->pop) {
-        mgr->ops.pop_cancel(mgr->pool, l->pop);
-        l->pop = NULL;
-        lease_release_resources(mgr, l);
-        lease_free(l);
+    if (l->state == LEASE_QUEUED || l->pop) {
+        lease_drop_unheld(mgr, l, LEASE_FAIL_INTENDED, "lease cancelled by its owner");
         lease_mgr_mark_dirty(mgr);
+    } else {
+        /* WAITING without a pop handle: inside a synchronous pool answer;
+         * lease_on_worker sees it unanswered and recycles the worker. */
+        lease_answer_failed(l, LEASE_FAIL_INTENDED, "lease cancelled by its owner");
     }
-    /* A WAITING lease without a pop handle is inside a synchronous pool
-     * answer; lease_on_worker sees it unanswered and recycles the worker. */
     return true;
 }
 
@@ -687,12 +690,7 @@ size_t lease_mgr_drop_matching(lease_mgr_t *mgr, const char *needle)
             next = mgr->leases.next; /* the pool may have changed anything */
             continue;
         }
-        lease_answer_failed(l, LEASE_FAIL_PG_REMOVED, "placement group removed");
-        if (l->pop)
-            mgr->ops.pop_cancel(mgr->pool, l->pop);
-        l->pop = NULL;
-        lease_release_resources(mgr, l);
-        lease_free(l);
+        lease_drop_unheld(mgr, l, LEASE_FAIL_PG_REMOVED, "placement group removed");
     }
     lease_mgr_mark_dirty(mgr);
     return killed;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/alloc.h"
+#include "common/hash.h"
 #include "common/log.h"
 
 /* One RequestWorkerLease in flight: freed when the lease manager answers. */
@@ -28,34 +29,26 @@ res_set_t *svc_lease_resources(const Ray__Rpc__LeaseSpec *spec)
     return set;
 }
 
-/* FNV-1a over what makes a scheduling class besides its shape. */
-static uint64_t svc_hash(uint64_t h, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ p[i]) * 1099511628211ull;
-    return h;
-}
-
 static uint64_t svc_hash_msg(uint64_t h, const ProtobufCMessage *m)
 {
     if (!m)
-        return svc_hash(h, "-", 1);
+        return hash_fnv64(h, "-", 1);
     uint8_t stack[512];
     size_t len = protobuf_c_message_get_packed_size(m);
     uint8_t *buf = len <= sizeof stack ? stack : xmalloc(len);
     protobuf_c_message_pack(m, buf);
-    h = svc_hash(h, buf, len);
+    h = hash_fnv64(h, buf, len);
     if (buf != stack)
         free(buf);
-    return svc_hash(h, "|", 1);
+    return hash_fnv64(h, "|", 1);
 }
 
+/* What makes a scheduling class besides its shape. */
 static uint64_t svc_class_hash(const Ray__Rpc__LeaseSpec *spec)
 {
-    uint64_t h = 14695981039346656037ull;
+    uint64_t h = HASH_FNV64_INIT;
     int64_t depth = spec->depth;
-    h = svc_hash(h, &depth, sizeof depth);
+    h = hash_fnv64(h, &depth, sizeof depth);
     h = svc_hash_msg(h, (const ProtobufCMessage *)spec->function_descriptor);
     h = svc_hash_msg(h, (const ProtobufCMessage *)spec->scheduling_strategy);
     h = svc_hash_msg(h, (const ProtobufCMessage *)spec->label_selector);

@@ -497,7 +497,7 @@ class Cluster:
         return proc
 
     def _start(self, head: bool, raylet: Optional[str], num_cpus, num_gpus, resources,
-               extra_args, env, check, timeout) -> Optional[Node]:
+               extra_args, env, check, timeout, runs: Optional[str] = None) -> Optional[Node]:
         agent_port = free_port()
         args = self.start_args(head, raylet, num_cpus, num_gpus, resources, extra_args,
                                agent_port=agent_port)
@@ -520,7 +520,7 @@ class Cluster:
             new = [n for n in new if n["is_head_node"]] or new
         node = Node(self, result, new[0]["node_id"], raylet, head,
                     dashboard_agent_listen_port=agent_port)
-        self._assert_runs(node, raylet, env)
+        self._assert_runs(node, raylet, env, runs)
         self.nodes.append(node)
         if head:
             self.head = node
@@ -528,13 +528,17 @@ class Cluster:
         return node
 
     @staticmethod
-    def _assert_runs(node: "Node", raylet: Optional[str], env: Optional[Dict[str, str]]):
+    def _assert_runs(node: "Node", raylet: Optional[str], env: Optional[Dict[str, str]],
+                     runs: Optional[str] = None):
         """No test may pass by silently falling back to another raylet: the
         node's process is the binary asked for (a wrapper script may exec
-        the craylet under test), or the stock raylet when none was."""
+        the craylet under test), or the stock raylet when none was.  `runs`
+        names the binary outright (a wrapper that execs something else)."""
         asked = raylet or (env or {}).get("RAY_RAYLET_PATH")
         running = os.path.realpath(_cmdline(node.raylet_process())[0])
-        if asked:
+        if runs:
+            allowed = {os.path.realpath(runs)}
+        elif asked:
             allowed = {os.path.realpath(asked)}
             if craylet_bin():
                 allowed.add(os.path.realpath(craylet_bin()))
@@ -546,12 +550,12 @@ class Cluster:
     def start_head(self, raylet: Optional[str] = STOCK, num_cpus=1, num_gpus=None, resources=None,
                    include_dashboard: bool = True, extra_args: Iterable[str] = (),
                    env: Optional[Dict[str, str]] = None, check: bool = True,
-                   timeout: float = 180) -> Node:
+                   timeout: float = 180, runs: Optional[str] = None) -> Node:
         extra = ["--include-dashboard=%s" % ("true" if include_dashboard else "false")]
         if include_dashboard:
             extra.append("--dashboard-port=%d" % self.dashboard_port)
         return self._start(True, raylet, num_cpus, num_gpus, resources,
-                           extra + list(extra_args), env, check, timeout)
+                           extra + list(extra_args), env, check, timeout, runs=runs)
 
     def start_worker(self, raylet: Optional[str] = STOCK, num_cpus=1, num_gpus=None,
                      resources=None, extra_args: Iterable[str] = (),

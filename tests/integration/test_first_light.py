@@ -100,8 +100,9 @@ def _marker_wrapper(tmp_path):
 def test_ray_start_chooses_raylet(cluster, tmp_path, how):
     wrapper, marker = _marker_wrapper(tmp_path)
     env = {"RAY_RAYLET_PATH": wrapper} if how == "env" else None
+    # The wrapper execs the stock raylet: the shim is what is under test.
     node = cluster.start_head(raylet=wrapper if how == "flag" else None, env=env,
-                              include_dashboard=False)
+                              include_dashboard=False, runs=helpers.stock_raylet_bin())
     if how == "neither":
         assert not marker.exists()
     else:
