@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/error.h"
 #include "common/frame.h"
 #include "common/log.h"
@@ -172,9 +173,7 @@ static void conn_on_event(loop_t *loop, int fd, unsigned events, void *data)
 
 conn_t *conn_create(loop_t *loop, int fd, const char *what, const conn_callbacks_t *cbs, void *ctx)
 {
-    conn_t *c = calloc(1, sizeof *c);
-    if (!c)
-        abort();
+    conn_t *c = xcalloc(1, sizeof *c);
     c->loop = loop;
     c->fd = fd;
     c->what = what;

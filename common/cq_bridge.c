@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/log.h"
 
 typedef struct cq_event {
@@ -47,9 +48,7 @@ static void *cq_bridge_poll_main(void *arg)
         pthread_mutex_lock(&b->lock);
         if (b->pending_len == b->pending_cap) {
             size_t cap = b->pending_cap ? b->pending_cap * 2 : 64;
-            cq_event_t *grown = realloc(b->pending, cap * sizeof *grown);
-            if (!grown)
-                abort(); /* small allocation: out of memory is fatal by house rule */
+            cq_event_t *grown = xrealloc(b->pending, cap * sizeof *grown); /* small allocation: out of memory is fatal by house rule */
             b->pending = grown;
             b->pending_cap = cap;
         }
@@ -124,9 +123,7 @@ static void cq_bridge_on_wake(loop_t *loop, void *data)
 
 cq_bridge_t *cq_bridge_create(loop_t *loop)
 {
-    cq_bridge_t *b = calloc(1, sizeof *b);
-    if (!b)
-        abort();
+    cq_bridge_t *b = xcalloc(1, sizeof *b);
     b->loop = loop;
     pthread_mutex_init(&b->lock, NULL);
     b->cq = grpc_completion_queue_create_for_next(NULL);

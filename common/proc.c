@@ -28,14 +28,11 @@ char **proc_env_build(const char *const *overrides, size_t count)
             if (strncmp(overrides[j], environ[i], klen) == 0 && overrides[j][klen] == '=')
                 overridden = 1;
         if (!overridden)
-            envp[n++] = strdup(environ[i]);
+            envp[n++] = xstrdup(environ[i]);
     }
     for (size_t j = 0; j < count; j++)
-        envp[n++] = strdup(overrides[j]);
+        envp[n++] = xstrdup(overrides[j]);
     envp[n] = NULL;
-    for (size_t i = 0; i < n; i++)
-        if (!envp[i])
-            abort();
     return envp;
 }
 

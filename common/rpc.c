@@ -133,9 +133,7 @@ void rpc_channel_add_metadata(rpc_channel_t *ch, const char *key, const char *va
 {
     if (ch->md_count == ch->md_cap) {
         ch->md_cap = ch->md_cap ? ch->md_cap * 2 : 4;
-        ch->md = realloc(ch->md, ch->md_cap * sizeof *ch->md);
-        if (!ch->md)
-            abort();
+        ch->md = xrealloc(ch->md, ch->md_cap * sizeof *ch->md);
     }
     grpc_metadata *m = &ch->md[ch->md_count++];
     memset(m, 0, sizeof *m);

@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -51,9 +52,7 @@ static void sub_retry_later(gcs_sub_t *sub)
 
 static sub_call_t *sub_call_new(gcs_sub_t *sub)
 {
-    sub_call_t *c = malloc(sizeof *c);
-    if (!c)
-        abort();
+    sub_call_t *c = xmalloc(sizeof *c);
     c->sub = sub;
     sub->inflight = c;
     return c;
@@ -88,11 +87,9 @@ static void sub_on_subscribed(void *ctx, int err, const char *message, ProtobufC
 static void sub_subscribe(gcs_sub_t *sub)
 {
     Ray__Rpc__GcsSubscriberCommandBatchRequest req = RAY__RPC__GCS_SUBSCRIBER_COMMAND_BATCH_REQUEST__INIT;
-    Ray__Rpc__Command *cmds = calloc(sub->channel_count, sizeof *cmds);
-    Ray__Rpc__Command **ptrs = calloc(sub->channel_count, sizeof *ptrs);
+    Ray__Rpc__Command *cmds = xcalloc(sub->channel_count, sizeof *cmds);
+    Ray__Rpc__Command **ptrs = xcalloc(sub->channel_count, sizeof *ptrs);
     Ray__Rpc__SubMessage empty = RAY__RPC__SUB_MESSAGE__INIT;
-    if (!cmds || !ptrs)
-        abort();
     for (size_t i = 0; i < sub->channel_count; i++) {
         ray__rpc__command__init(&cmds[i]);
         cmds[i].channel_type = sub->channels[i];
@@ -182,14 +179,10 @@ static void sub_poll(gcs_sub_t *sub)
 gcs_sub_t *gcs_sub_create(loop_t *loop, gcs_client_t *gcs, const int *channels, size_t count,
                           gcs_sub_message_cb on_message, gcs_sub_ready_cb on_ready, void *ctx)
 {
-    gcs_sub_t *sub = calloc(1, sizeof *sub);
-    if (!sub)
-        abort();
+    gcs_sub_t *sub = xcalloc(1, sizeof *sub);
     sub->loop = loop;
     sub->gcs = gcs;
-    sub->channels = malloc(count * sizeof *channels);
-    if (!sub->channels)
-        abort();
+    sub->channels = xmalloc(count * sizeof *channels);
     memcpy(sub->channels, channels, count * sizeof *channels);
     sub->channel_count = count;
     sub->on_message = on_message;

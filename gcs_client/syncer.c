@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
 
@@ -45,9 +46,7 @@ static void syncer_send(syncer_t *s)
     uint64_t local = s->cbs.local_version(s->ctx);
     s->cbs.fill_view(s->ctx, &view);
     size_t len = protobuf_c_message_get_packed_size(&view.base);
-    uint8_t *packed = malloc(len ? len : 1);
-    if (!packed)
-        abort();
+    uint8_t *packed = xmalloc(len);
     protobuf_c_message_pack(&view.base, packed);
     s->cbs.release_view(s->ctx, &view);
 
@@ -95,9 +94,7 @@ static syncer_peer_t *syncer_peer(syncer_t *s, const uint8_t *node_id)
             return &s->peers[i];
     if (s->peer_count == s->peer_cap) {
         s->peer_cap = s->peer_cap ? s->peer_cap * 2 : 8;
-        s->peers = realloc(s->peers, s->peer_cap * sizeof *s->peers);
-        if (!s->peers)
-            abort();
+        s->peers = xrealloc(s->peers, s->peer_cap * sizeof *s->peers);
     }
     syncer_peer_t *p = &s->peers[s->peer_count++];
     memcpy(p->node_id, node_id, ID_UNIQUE_SIZE);
@@ -183,9 +180,7 @@ static void syncer_connect(syncer_t *s)
 syncer_t *syncer_create(loop_t *loop, gcs_client_t *gcs, const uint8_t node_id[ID_UNIQUE_SIZE],
                         uint64_t period_ms, const syncer_callbacks_t *cbs, void *ctx)
 {
-    syncer_t *s = calloc(1, sizeof *s);
-    if (!s)
-        abort();
+    syncer_t *s = xcalloc(1, sizeof *s);
     s->loop = loop;
     s->gcs = gcs;
     memcpy(s->node_id, node_id, ID_UNIQUE_SIZE);

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/frame.h"
 #include "common/log.h"
 #include "object_store/store_int.h"
@@ -37,9 +38,7 @@ static char *dup_or(const char *s, const char *dflt)
     const char *v = s && *s ? s : dflt;
     if (!v)
         return NULL;
-    char *d = strdup(v);
-    if (!d)
-        abort(); /* a few bytes at start-up: out of memory here is fatal anyway */
+    char *d = xstrdup(v); /* a few bytes at start-up: out of memory here is fatal anyway */
     return d;
 }
 

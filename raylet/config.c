@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -61,9 +62,7 @@ static const char *config_kind_name(config_kind_t kind)
 
 static bool config_set_string(char **field, const char *s, size_t len)
 {
-    char *copy = malloc(len + 1);
-    if (!copy)
-        abort();
+    char *copy = xmalloc(len + 1);
     memcpy(copy, s, len);
     copy[len] = '\0';
     free(*field);
@@ -101,9 +100,7 @@ static bool config_strlist_json(const json_t *v, char **field)
             return false;
         len += item->u.string.len + 1;
     }
-    char *joined = calloc(1, len + 1);
-    if (!joined)
-        abort();
+    char *joined = xcalloc(1, len + 1);
     for (size_t i = 0; i < v->u.array.count; i++) {
         if (i)
             strcat(joined, ",");
@@ -171,10 +168,8 @@ void config_init(config_t *cfg)
     cfg->worker_cap_enabled = true;
     cfg->worker_cap_initial_backoff_delay_ms = 1000;
     cfg->worker_cap_max_backoff_delay_ms = 10000;
-    cfg->system_config_json = strdup("{}");
-    cfg->preload_python_modules = strdup("");
-    if (!cfg->system_config_json || !cfg->preload_python_modules)
-        abort();
+    cfg->system_config_json = xstrdup("{}");
+    cfg->preload_python_modules = xstrdup("");
     for (size_t i = 0; i < sizeof config_keys / sizeof config_keys[0]; i++) {
         const config_key_t *k = &config_keys[i];
         char var[128];
@@ -194,9 +189,7 @@ void config_init(config_t *cfg)
 
 int config_apply_json(config_t *cfg, const char *json)
 {
-    char *copy = strdup(json ? json : "");
-    if (!copy)
-        abort();
+    char *copy = xstrdup(json ? json : "");
     free(cfg->system_config_json);
     cfg->system_config_json = copy;
     if (!json || !*json)

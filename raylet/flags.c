@@ -272,12 +272,7 @@ typedef struct flag_res_acc {
 static int flag_res_add(void *ctx, const char *name, double value)
 {
     flag_res_acc_t *acc = ctx;
-    flags_resource_t *grown = realloc(acc->items, (acc->count + 1) * sizeof *grown);
-    if (!grown) {
-        log_error("out of memory");
-        abort();
-    }
-    acc->items = grown;
+    acc->items = xrealloc(acc->items, (acc->count + 1) * sizeof *acc->items);
     acc->items[acc->count++] = (flags_resource_t){xstrdup(name), value};
     return 0;
 }

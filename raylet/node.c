@@ -11,6 +11,7 @@
 
 #include <grpc/grpc.h>
 
+#include "common/alloc.h"
 #include "common/cq_bridge.h"
 #include "common/error.h"
 #include "common/id.h"
@@ -253,6 +254,25 @@ static void raylet_on_check_alive(void *ctx, int err, const char *message, Proto
     }
     r->check_alive_timer = loop_add_timer(r->loop, (uint64_t)r->config.raylet_liveness_self_check_interval_ms,
                                           raylet_on_check_alive_timer, r);
+    debug_dump_sources_t dsrc = {
+        .node_hex = r->node_hex,
+        .node_ip_address = r->flags.node_ip_address,
+        .node_manager_port = r->node_manager_port,
+        .start_wall_ms = r->start_wall_ms,
+        .resources = r->resources,
+        .bundles = r->bundles,
+        .owait = r->owait,
+        .store = r->store,
+        .jobs = r->jobs,
+        .pool = r->pool,
+        .leases = r->leases,
+        .syncer = r->syncer,
+    };
+    r->debug_dump = debug_dump_create(r->loop, r->flags.log_dir,
+                                      r->config.debug_dump_period_milliseconds > 0
+                                          ? (uint64_t)r->config.debug_dump_period_milliseconds
+                                          : 0,
+                                      &dsrc);
 }
 
 static void raylet_on_check_alive_timer(loop_t *loop, uint64_t id, void *data)
@@ -280,6 +300,8 @@ static void raylet_on_liveness(struct raylet *r, const Ray__Rpc__GcsNodeAddressA
         char hex[ID_HEX_BUF];
         log_info("node %s at %s:%d is alive", id_to_hex(n->node_id.data, ID_UNIQUE_SIZE, hex),
                  n->node_manager_address ? n->node_manager_address : "", n->node_manager_port);
+        /* Its resources may have arrived first: a queued lease can spill now. */
+        lease_mgr_mark_dirty(r->leases);
     }
 }
 
@@ -330,12 +352,10 @@ static void raylet_fill_view(void *ctx, Ray__Rpc__Syncer__ResourceViewSyncMessag
 {
     struct raylet *r = ctx;
     size_t n = res_node_count(r->resources);
-    Ray__Rpc__Syncer__ResourceViewSyncMessage__ResourcesAvailableEntry *avail = calloc(n ? n : 1, sizeof *avail);
-    Ray__Rpc__Syncer__ResourceViewSyncMessage__ResourcesTotalEntry *total = calloc(n ? n : 1, sizeof *total);
-    v->resources_available = calloc(n ? n : 1, sizeof *v->resources_available);
-    v->resources_total = calloc(n ? n : 1, sizeof *v->resources_total);
-    if (!avail || !total || !v->resources_available || !v->resources_total)
-        abort();
+    Ray__Rpc__Syncer__ResourceViewSyncMessage__ResourcesAvailableEntry *avail = xcalloc(n, sizeof *avail);
+    Ray__Rpc__Syncer__ResourceViewSyncMessage__ResourcesTotalEntry *total = xcalloc(n, sizeof *total);
+    v->resources_available = xcalloc(n, sizeof *v->resources_available);
+    v->resources_total = xcalloc(n, sizeof *v->resources_total);
     for (size_t i = 0; i < n; i++) {
         res_entry_t e;
         res_node_entry_at(r->resources, i, &e);
@@ -353,10 +373,8 @@ static void raylet_fill_view(void *ctx, Ray__Rpc__Syncer__ResourceViewSyncMessag
     if (v->idle_duration_ms == 0)
         v->idle_duration_ms = 1; /* idle is reported as at least 1 ms */
     size_t nl = r->flags.label_count + 1;
-    Ray__Rpc__Syncer__ResourceViewSyncMessage__LabelsEntry *labels = calloc(nl, sizeof *labels);
-    v->labels = calloc(nl, sizeof *v->labels);
-    if (!labels || !v->labels)
-        abort();
+    Ray__Rpc__Syncer__ResourceViewSyncMessage__LabelsEntry *labels = xcalloc(nl, sizeof *labels);
+    v->labels = xcalloc(nl, sizeof *v->labels);
     for (size_t i = 0; i < nl; i++) {
         ray__rpc__syncer__resource_view_sync_message__labels_entry__init(&labels[i]);
         if (i < r->flags.label_count) {
@@ -420,25 +438,6 @@ static void raylet_on_registered(void *ctx, int err, const char *message, Protob
     r->state = RAYLET_RUNNING;
     log_info("node %s registered with GCS at %s (node manager port %d, object manager port %d)",
              r->node_hex, r->flags.gcs_address, r->node_manager_port, r->object_manager_port);
-    debug_dump_sources_t dsrc = {
-        .node_hex = r->node_hex,
-        .node_ip_address = r->flags.node_ip_address,
-        .node_manager_port = r->node_manager_port,
-        .start_wall_ms = r->start_wall_ms,
-        .resources = r->resources,
-        .bundles = r->bundles,
-        .owait = r->owait,
-        .store = r->store,
-        .jobs = r->jobs,
-        .pool = r->pool,
-        .leases = r->leases,
-        .syncer = r->syncer,
-    };
-    r->debug_dump = debug_dump_create(r->loop, r->flags.log_dir,
-                                      r->config.debug_dump_period_milliseconds > 0
-                                          ? (uint64_t)r->config.debug_dump_period_milliseconds
-                                          : 0,
-                                      &dsrc);
 
     static const int channels[] = {
         RAY__RPC__CHANNEL_TYPE__GCS_NODE_ADDRESS_AND_LIVENESS_CHANNEL,
@@ -491,10 +490,8 @@ static void raylet_register(struct raylet *r)
     info.is_head_node = r->flags.head;
 
     size_t n = res_node_count(r->resources);
-    Ray__Rpc__GcsNodeInfo__ResourcesTotalEntry *res = calloc(n ? n : 1, sizeof *res);
-    Ray__Rpc__GcsNodeInfo__ResourcesTotalEntry **resp = calloc(n ? n : 1, sizeof *resp);
-    if (!res || !resp)
-        abort();
+    Ray__Rpc__GcsNodeInfo__ResourcesTotalEntry *res = xcalloc(n, sizeof *res);
+    Ray__Rpc__GcsNodeInfo__ResourcesTotalEntry **resp = xcalloc(n, sizeof *resp);
     for (size_t i = 0; i < n; i++) {
         res_entry_t e;
         res_node_entry_at(r->resources, i, &e);
@@ -507,10 +504,8 @@ static void raylet_register(struct raylet *r)
     info.resources_total = resp;
 
     size_t nl = r->flags.label_count + 1;
-    Ray__Rpc__GcsNodeInfo__LabelsEntry *labels = calloc(nl, sizeof *labels);
-    Ray__Rpc__GcsNodeInfo__LabelsEntry **labelp = calloc(nl, sizeof *labelp);
-    if (!labels || !labelp)
-        abort();
+    Ray__Rpc__GcsNodeInfo__LabelsEntry *labels = xcalloc(nl, sizeof *labels);
+    Ray__Rpc__GcsNodeInfo__LabelsEntry **labelp = xcalloc(nl, sizeof *labelp);
     for (size_t i = 0; i < nl; i++) {
         ray__rpc__gcs_node_info__labels_entry__init(&labels[i]);
         labels[i].key = i < r->flags.label_count ? r->flags.labels[i].key : "ray.io/node-id";
@@ -863,9 +858,7 @@ static void raylet_before_sleep(loop_t *loop, void *data)
 
 raylet_t *raylet_create(flags_t *flags)
 {
-    struct raylet *r = calloc(1, sizeof *r);
-    if (!r)
-        abort();
+    struct raylet *r = xcalloc(1, sizeof *r);
     r->flags = *flags;
     memset(flags, 0, sizeof *flags);
     r->start_wall_ms = raylet_wall_ms();

@@ -1,4 +1,5 @@
 #include "raylet/objects/obj_wait.h"
+#include "common/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -66,9 +67,7 @@ static void owait_on_timeout(loop_t *loop, uint64_t id, void *data)
 
 owait_t *owait_create(loop_t *loop, owait_contains_fn contains, void *contains_ctx)
 {
-    owait_t *ow = calloc(1, sizeof *ow);
-    if (!ow)
-        abort();
+    owait_t *ow = xcalloc(1, sizeof *ow);
     ow->loop = loop;
     ow->contains = contains;
     ow->contains_ctx = contains_ctx;
@@ -88,14 +87,10 @@ void owait_destroy(owait_t *ow)
 owait_req_t *owait_start(owait_t *ow, const uint8_t (*ids)[ID_OBJECT_SIZE], size_t count,
                          size_t required, int64_t timeout_ms, owait_done_fn done, void *ctx)
 {
-    owait_req_t *r = calloc(1, sizeof *r);
-    if (!r)
-        abort();
+    owait_req_t *r = xcalloc(1, sizeof *r);
     r->ow = ow;
-    r->ids = malloc((count ? count : 1) * ID_OBJECT_SIZE);
-    r->ready = calloc(count ? count : 1, sizeof *r->ready);
-    if (!r->ids || !r->ready)
-        abort();
+    r->ids = xmalloc((count ? count : 1) * ID_OBJECT_SIZE);
+    r->ready = xcalloc(count, sizeof *r->ready);
     memcpy(r->ids, ids, count * ID_OBJECT_SIZE);
     r->count = count;
     r->required = required > count ? count : required;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/rpc.h"
@@ -103,9 +104,7 @@ static void osub_send_commands(osub_t *s, osub_owner_t *o);
 
 static osub_call_t *osub_call_new(osub_t *s, osub_owner_t *o)
 {
-    osub_call_t *c = calloc(1, sizeof *c);
-    if (!c)
-        abort();
+    osub_call_t *c = xcalloc(1, sizeof *c);
     c->s = s;
     memcpy(c->worker_id, o->worker_id, ID_UNIQUE_SIZE);
     return c;
@@ -201,12 +200,10 @@ static void osub_send_commands(osub_t *s, osub_owner_t *o)
     if (o->command_inflight || o->sent >= o->watched_count)
         return;
     size_t n = o->watched_count - o->sent;
-    Ray__Rpc__Command *cmds = calloc(n, sizeof *cmds);
-    Ray__Rpc__Command **ptrs = calloc(n, sizeof *ptrs);
-    Ray__Rpc__SubMessage *subs = calloc(n, sizeof *subs);
-    Ray__Rpc__WorkerObjectEvictionSubMessage *ev = calloc(n, sizeof *ev);
-    if (!cmds || !ptrs || !subs || !ev)
-        abort();
+    Ray__Rpc__Command *cmds = xcalloc(n, sizeof *cmds);
+    Ray__Rpc__Command **ptrs = xcalloc(n, sizeof *ptrs);
+    Ray__Rpc__SubMessage *subs = xcalloc(n, sizeof *subs);
+    Ray__Rpc__WorkerObjectEvictionSubMessage *ev = xcalloc(n, sizeof *ev);
     Ray__Rpc__Address me = RAY__RPC__ADDRESS__INIT;
     me.node_id.data = s->node_id;
     me.node_id.len = ID_UNIQUE_SIZE;
@@ -257,9 +254,7 @@ int osub_watch(osub_t *s, const Ray__Rpc__Address *owner, const uint8_t oid[ID_O
     if (!o) {
         char target[128];
         snprintf(target, sizeof target, "%s:%d", owner->ip_address, owner->port);
-        o = calloc(1, sizeof *o);
-        if (!o)
-            abort();
+        o = xcalloc(1, sizeof *o);
         o->s = s;
         memcpy(o->worker_id, owner->worker_id.data, ID_UNIQUE_SIZE);
         o->channel = rpc_channel_create(s->bridge, target);
@@ -275,9 +270,7 @@ int osub_watch(osub_t *s, const Ray__Rpc__Address *owner, const uint8_t oid[ID_O
             return 0; /* pinned twice: one subscription is enough */
     if (o->watched_count == o->watched_cap) {
         o->watched_cap = o->watched_cap ? o->watched_cap * 2 : 16;
-        o->watched = realloc(o->watched, o->watched_cap * ID_OBJECT_SIZE);
-        if (!o->watched)
-            abort();
+        o->watched = xrealloc(o->watched, o->watched_cap * ID_OBJECT_SIZE);
     }
     memcpy(o->watched[o->watched_count++], oid, ID_OBJECT_SIZE);
     osub_send_commands(s, o);
@@ -295,9 +288,7 @@ size_t osub_watched(const osub_t *s)
 osub_t *osub_create(loop_t *loop, cq_bridge_t *bridge, const uint8_t node_id[ID_UNIQUE_SIZE],
                     const char *node_ip, int node_port, osub_released_fn released, void *ctx)
 {
-    osub_t *s = calloc(1, sizeof *s);
-    if (!s)
-        abort();
+    osub_t *s = xcalloc(1, sizeof *s);
     s->loop = loop;
     s->bridge = bridge;
     memcpy(s->node_id, node_id, ID_UNIQUE_SIZE);

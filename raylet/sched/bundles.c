@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/id.h"
 #include "common/log.h"
 
@@ -83,9 +84,7 @@ int bundles_prepare(bundles_t *b, Ray__Rpc__Bundle *const *specs, size_t n)
         }
         if (b->count == b->cap) {
             b->cap = b->cap ? b->cap * 2 : 16;
-            b->items = realloc(b->items, b->cap * sizeof *b->items);
-            if (!b->items)
-                abort();
+            b->items = xrealloc(b->items, b->cap * sizeof *b->items);
         }
         bundle_t *x = &b->items[b->count++];
         memset(x, 0, sizeof *x);
@@ -111,9 +110,7 @@ static size_t bundles_layout(const res_grant_t *g, res_amount_t **out)
     for (size_t j = 0; j < g->instance_count; j++)
         if ((size_t)g->instance_ids[j] + 1 > n)
             n = (size_t)g->instance_ids[j] + 1;
-    *out = calloc(n ? n : 1, sizeof **out);
-    if (!*out)
-        abort();
+    *out = xcalloc(n, sizeof **out);
     for (size_t j = 0; j < g->instance_count; j++)
         (*out)[g->instance_ids[j]] += g->instance_amounts[j];
     return n;
@@ -242,9 +239,7 @@ size_t bundles_count(const bundles_t *b) { return b->count; }
 
 bundles_t *bundles_create(res_node_t *resources)
 {
-    bundles_t *b = calloc(1, sizeof *b);
-    if (!b)
-        abort();
+    bundles_t *b = xcalloc(1, sizeof *b);
     b->res = resources;
     return b;
 }

@@ -77,7 +77,8 @@ struct lease_mgr {
     size_t granted;
     size_t blocked;
     bool dirty;      /* something changed: walk the queue at the next flush */
-    bool scheduling; /* inside the walk: pool callbacks must not free the current lease */
+    bool scheduling; /* inside the walk */
+    lease_t *current; /* the lease the walk is trying: pool callbacks must not free it */
     bool stopped;
     lease_backlog_t *backlogs;
     size_t backlog_count, backlog_cap;
@@ -328,11 +329,14 @@ static void lease_on_worker(void *ctx, worker_t *w, int err, const char *why, bo
         lease_release_resources(mgr, l);
         lease_answer_failed(l, env_failed ? LEASE_FAIL_RUNTIME_ENV : LEASE_FAIL_SCHEDULING,
                             why ? why : "could not start a worker");
-        if (mgr->scheduling) {
-            /* Inside the queue walk, which frees answered queued leases. */
+        if (l == mgr->current) {
+            /* The walk is trying this very lease and frees it when the
+             * pool returns. */
             l->state = LEASE_QUEUED;
             return;
         }
+        /* Any other lease (starting workers for one pop can fail an older
+         * one at once) goes now; its resources may serve the queue. */
         lease_free(l);
         lease_mgr_mark_dirty(mgr);
         return;
@@ -476,13 +480,17 @@ void lease_mgr_flush(lease_mgr_t *mgr)
         list_t *n, *next;
         LIST_FOREACH_SAFE(n, next, &mgr->leases) {
             lease_t *l = lease_of(n);
-            if (l->state != LEASE_QUEUED || !lease_try_one(mgr, l))
+            if (l->state != LEASE_QUEUED)
                 continue;
-            /* The pool may have answered synchronously and freed `next`'s
-             * predecessor only; `l` itself is ours to free if it was
-             * answered without being handed on. */
+            mgr->current = l;
+            bool left = lease_try_one(mgr, l);
+            mgr->current = NULL;
+            /* The pool may have freed other leases (never `l`): take the
+             * successor from `l` now, not the one saved before. */
             next = l->node.next;
-            if (!l->reply && l->state == LEASE_QUEUED)
+            /* Answered without being handed on (a rejection, a failure):
+             * it leaves the queue. */
+            if (left && !l->reply && l->state == LEASE_QUEUED)
                 lease_free(l);
         }
     }

@@ -46,15 +46,15 @@ struct nm_service {
 
 static void nm_health_check(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
+    nm_service_t *svc = ctx;
     const Grpc__Health__V1__HealthCheckRequest *req = (const Grpc__Health__V1__HealthCheckRequest *)msg;
     /* GCS asks for the node id as the service name; "" is the whole server. */
-    if (req->service && req->service[0] && strcmp(req->service, r->d.node_hex) != 0) {
+    if (req->service && req->service[0] && strcmp(req->service, svc->d.node_hex) != 0) {
         rpc_call_fail(call, GRPC_STATUS_NOT_FOUND, "unknown service");
         return;
     }
     Grpc__Health__V1__HealthCheckResponse reply = GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__INIT;
-    reply.status = !r->ops.serving(r->ctx)
+    reply.status = !svc->ops.serving(svc->ctx)
                        ? GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING
                        : GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
     rpc_call_reply(call, &reply.base);
@@ -62,18 +62,16 @@ static void nm_health_check(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 
 static void nm_get_resource_load(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
-    size_t n = res_node_count(r->d.resources);
+    nm_service_t *svc = ctx;
+    size_t n = res_node_count(svc->d.resources);
     Ray__Rpc__ResourcesData data = RAY__RPC__RESOURCES_DATA__INIT;
-    Ray__Rpc__ResourcesData__ResourcesAvailableEntry *avail = calloc(n ? n : 1, sizeof *avail);
-    Ray__Rpc__ResourcesData__ResourcesTotalEntry *total = calloc(n ? n : 1, sizeof *total);
-    Ray__Rpc__ResourcesData__ResourcesAvailableEntry **availp = calloc(n ? n : 1, sizeof *availp);
-    Ray__Rpc__ResourcesData__ResourcesTotalEntry **totalp = calloc(n ? n : 1, sizeof *totalp);
-    if (!avail || !total || !availp || !totalp)
-        abort();
+    Ray__Rpc__ResourcesData__ResourcesAvailableEntry *avail = xcalloc(n, sizeof *avail);
+    Ray__Rpc__ResourcesData__ResourcesTotalEntry *total = xcalloc(n, sizeof *total);
+    Ray__Rpc__ResourcesData__ResourcesAvailableEntry **availp = xcalloc(n, sizeof *availp);
+    Ray__Rpc__ResourcesData__ResourcesTotalEntry **totalp = xcalloc(n, sizeof *totalp);
     for (size_t i = 0; i < n; i++) {
         res_entry_t e;
-        res_node_entry_at(r->d.resources, i, &e);
+        res_node_entry_at(svc->d.resources, i, &e);
         ray__rpc__resources_data__resources_available_entry__init(&avail[i]);
         ray__rpc__resources_data__resources_total_entry__init(&total[i]);
         avail[i].key = total[i].key = (char *)e.name;
@@ -82,17 +80,17 @@ static void nm_get_resource_load(void *ctx, rpc_call_t *call, ProtobufCMessage *
         availp[i] = &avail[i];
         totalp[i] = &total[i];
     }
-    data.node_id.data = (uint8_t *)r->d.node_id;
+    data.node_id.data = (uint8_t *)svc->d.node_id;
     data.node_id.len = ID_UNIQUE_SIZE;
     data.n_resources_available = data.n_resources_total = n;
     data.resources_available = availp;
     data.resources_total = totalp;
-    data.node_manager_address = (char *)r->d.node_ip_address;
+    data.node_manager_address = (char *)svc->d.node_ip_address;
     svc_lease_load_t load;
-    svc_lease_load_fill(r->leases, &load);
+    svc_lease_load_fill(svc->leases, &load);
     data.resource_load_by_shape = &load.load;
-    data.idle_duration_ms = (int64_t)r->ops.idle_ms(r->ctx);
-    if (lease_mgr_granted(r->leases) > 0)
+    data.idle_duration_ms = (int64_t)svc->ops.idle_ms(svc->ctx);
+    if (lease_mgr_granted(svc->leases) > 0)
         data.idle_duration_ms = 0;
 
     Ray__Rpc__GetResourceLoadReply reply = RAY__RPC__GET_RESOURCE_LOAD_REPLY__INIT;
@@ -107,43 +105,43 @@ static void nm_get_resource_load(void *ctx, rpc_call_t *call, ProtobufCMessage *
 
 static void nm_get_system_config(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
+    nm_service_t *svc = ctx;
     Ray__Rpc__GetSystemConfigReply reply = RAY__RPC__GET_SYSTEM_CONFIG_REPLY__INIT;
-    reply.system_config = (char *)r->d.system_config_json;
+    reply.system_config = (char *)svc->d.system_config_json;
     rpc_call_reply(call, &reply.base);
 }
 
 static void nm_get_agent_pids(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
+    nm_service_t *svc = ctx;
     Ray__Rpc__GetAgentPIDsReply reply = RAY__RPC__GET_AGENT_PIDS_REPLY__INIT;
-    if (r->dashboard_agent && !agent_exited(r->dashboard_agent)) {
+    if (svc->dashboard_agent && !agent_exited(svc->dashboard_agent)) {
         reply._dashboard_agent_pid_case = RAY__RPC__GET_AGENT_PIDS_REPLY___DASHBOARD_AGENT_PID_DASHBOARD_AGENT_PID;
-        reply.dashboard_agent_pid = agent_pid(r->dashboard_agent);
+        reply.dashboard_agent_pid = agent_pid(svc->dashboard_agent);
     }
-    if (r->runtime_env_agent && !agent_exited(r->runtime_env_agent)) {
+    if (svc->runtime_env_agent && !agent_exited(svc->runtime_env_agent)) {
         reply._runtime_env_agent_pid_case =
             RAY__RPC__GET_AGENT_PIDS_REPLY___RUNTIME_ENV_AGENT_PID_RUNTIME_ENV_AGENT_PID;
-        reply.runtime_env_agent_pid = agent_pid(r->runtime_env_agent);
+        reply.runtime_env_agent_pid = agent_pid(svc->runtime_env_agent);
     }
     rpc_call_reply(call, &reply.base);
 }
 
 static void nm_get_worker_pids(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
+    nm_service_t *svc = ctx;
     Ray__Rpc__GetWorkerPIDsReply reply = RAY__RPC__GET_WORKER_PIDS_REPLY__INIT;
     int32_t pids[4096];
-    reply.n_pids = r->pool ? pool_pids(r->pool, pids, sizeof pids / sizeof pids[0]) : 0;
+    reply.n_pids = svc->pool ? pool_pids(svc->pool, pids, sizeof pids / sizeof pids[0]) : 0;
     reply.pids = pids;
     rpc_call_reply(call, &reply.base);
 }
 
 /* Leases are refused until the pool exists (between binding the port and
  * finishing start-up): callers retry. */
-static bool nm_ready(nm_service_t *r, rpc_call_t *call)
+static bool nm_ready(nm_service_t *svc, rpc_call_t *call)
 {
-    if (r->leases && !r->stopped && r->ops.serving(r->ctx))
+    if (svc->leases && !svc->stopped && svc->ops.serving(svc->ctx))
         return true;
     rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "raylet is not serving leases");
     return false;
@@ -151,30 +149,30 @@ static bool nm_ready(nm_service_t *r, rpc_call_t *call)
 
 static void nm_request_worker_lease(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
-    if (nm_ready(r, call))
-        svc_lease_request(r->leases, &r->lease_node, call, (const Ray__Rpc__RequestWorkerLeaseRequest *)msg);
+    nm_service_t *svc = ctx;
+    if (nm_ready(svc, call))
+        svc_lease_request(svc->leases, &svc->lease_node, call, (const Ray__Rpc__RequestWorkerLeaseRequest *)msg);
 }
 
 static void nm_return_worker_lease(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
-    if (nm_ready(r, call))
-        svc_lease_return(r->leases, call, (const Ray__Rpc__ReturnWorkerLeaseRequest *)msg);
+    nm_service_t *svc = ctx;
+    if (nm_ready(svc, call))
+        svc_lease_return(svc->leases, call, (const Ray__Rpc__ReturnWorkerLeaseRequest *)msg);
 }
 
 static void nm_cancel_worker_lease(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
-    if (nm_ready(r, call))
-        svc_lease_cancel(r->leases, call, (const Ray__Rpc__CancelWorkerLeaseRequest *)msg);
+    nm_service_t *svc = ctx;
+    if (nm_ready(svc, call))
+        svc_lease_cancel(svc->leases, call, (const Ray__Rpc__CancelWorkerLeaseRequest *)msg);
 }
 
 static void nm_report_worker_backlog(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
-    if (r->leases) {
-        svc_lease_backlog(r->leases, call, (const Ray__Rpc__ReportWorkerBacklogRequest *)msg);
+    nm_service_t *svc = ctx;
+    if (svc->leases) {
+        svc_lease_backlog(svc->leases, call, (const Ray__Rpc__ReportWorkerBacklogRequest *)msg);
         return;
     }
     Ray__Rpc__ReportWorkerBacklogReply reply = RAY__RPC__REPORT_WORKER_BACKLOG_REPLY__INIT;
@@ -183,9 +181,9 @@ static void nm_report_worker_backlog(void *ctx, rpc_call_t *call, ProtobufCMessa
 
 static void nm_prestart_workers(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
+    nm_service_t *svc = ctx;
     const Ray__Rpc__PrestartWorkersRequest *req = (const Ray__Rpc__PrestartWorkersRequest *)msg;
-    if (!nm_ready(r, call))
+    if (!nm_ready(svc, call))
         return;
     if (req->_job_id_case != RAY__RPC__PRESTART_WORKERS_REQUEST___JOB_ID_JOB_ID ||
         req->job_id.len != ID_JOB_SIZE) {
@@ -194,24 +192,22 @@ static void nm_prestart_workers(void *ctx, rpc_call_t *call, ProtobufCMessage *m
     }
     /* Bounded by the start-up concurrency inside the pool. */
     size_t n = req->num_workers > 64 ? 64 : (size_t)req->num_workers;
-    pool_prestart(r->pool, req->job_id.data, req->language, n);
+    pool_prestart(svc->pool, req->job_id.data, req->language, n);
     Ray__Rpc__PrestartWorkersReply reply = RAY__RPC__PRESTART_WORKERS_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
 }
 
 static void nm_pin_object_ids(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
+    nm_service_t *svc = ctx;
     const Ray__Rpc__PinObjectIDsRequest *req = (const Ray__Rpc__PinObjectIDsRequest *)msg;
-    protobuf_c_boolean *ok = calloc(req->n_object_ids ? req->n_object_ids : 1, sizeof *ok);
-    if (!ok)
-        abort();
+    protobuf_c_boolean *ok = xcalloc(req->n_object_ids, sizeof *ok);
     for (size_t i = 0; i < req->n_object_ids; i++) {
         ok[i] = req->object_ids[i].len == ID_OBJECT_SIZE &&
-                store_pin(r->d.store, (const id_object_t *)req->object_ids[i].data) == 0;
+                store_pin(svc->d.store, (const id_object_t *)req->object_ids[i].data) == 0;
         /* Without an owner to watch, the pin lasts until the node stops. */
-        if (ok[i] && r->osub)
-            osub_watch(r->osub, req->owner_address, req->object_ids[i].data);
+        if (ok[i] && svc->osub)
+            osub_watch(svc->osub, req->owner_address, req->object_ids[i].data);
     }
     Ray__Rpc__PinObjectIDsReply reply = RAY__RPC__PIN_OBJECT_IDS_REPLY__INIT;
     reply.n_successes = req->n_object_ids;
@@ -231,30 +227,30 @@ static void nm_get_worker_failure_cause(void *ctx, rpc_call_t *call, ProtobufCMe
 /* Calls answered later (the stats aggregates below) are kept on
  * svc->pending, so that nm_service_stop() can answer them UNAVAILABLE and
  * silence their channels before the components they read are freed. */
-static void nm_pending_add(nm_service_t *r, nm_pending_t *p, void (*cancel)(nm_pending_t *))
+static void nm_pending_add(nm_service_t *svc, nm_pending_t *p, void (*cancel)(nm_pending_t *))
 {
     p->cancel = cancel;
-    list_insert_tail(&r->pending, &p->node);
+    list_insert_tail(&svc->pending, &p->node);
 }
 
-void nm_service_stop(nm_service_t *r)
+void nm_service_stop(nm_service_t *svc)
 {
-    if (!r)
+    if (!svc)
         return;
-    r->stopped = true;
-    r->dashboard_agent = r->runtime_env_agent = NULL; /* destroyed before us */
-    while (!list_empty(&r->pending)) {
-        nm_pending_t *p = LIST_ENTRY(r->pending.next, nm_pending_t, node);
+    svc->stopped = true;
+    svc->dashboard_agent = svc->runtime_env_agent = NULL; /* destroyed before us */
+    while (!list_empty(&svc->pending)) {
+        nm_pending_t *p = LIST_ENTRY(svc->pending.next, nm_pending_t, node);
         list_remove(&p->node);
         p->cancel(p);
     }
 }
 
 /* This node's store, as GetNodeStats and `ray memory` report it. */
-static void nm_store_stats(nm_service_t *r, Ray__Rpc__ObjectStoreStats *out)
+static void nm_store_stats(nm_service_t *svc, Ray__Rpc__ObjectStoreStats *out)
 {
     store_stats_t st;
-    store_get_stats(r->d.store, &st);
+    store_get_stats(svc->d.store, &st);
     ray__rpc__object_store_stats__init(out);
     out->object_store_bytes_used = (int64_t)st.bytes_used;
     out->object_store_bytes_avail = (int64_t)st.capacity;
@@ -273,8 +269,8 @@ static void nm_store_stats(nm_service_t *r, Ray__Rpc__ObjectStoreStats *out)
 #define NM_STATS_DEADLINE_MS 3000
 
 typedef struct nm_stats {
-    nm_pending_t pending_node; /* first: r->nm_pending */
-    nm_service_t *r;
+    nm_pending_t pending_node; /* first: on svc->pending */
+    nm_service_t *svc;
     rpc_call_t *call;
     size_t pending;
     uint64_t timer;
@@ -290,7 +286,7 @@ static void nm_stats_silence(nm_stats_t *a)
 {
     list_remove(&a->pending_node.node);
     if (a->timer)
-        loop_cancel_timer(a->r->d.loop, a->timer);
+        loop_cancel_timer(a->svc->d.loop, a->timer);
     a->timer = 0;
     for (size_t i = 0; i < a->channel_count; i++)
         rpc_channel_destroy(a->channels[i]);
@@ -317,13 +313,11 @@ static void nm_stats_cancel(nm_pending_t *p)
 
 static void nm_stats_finish(nm_stats_t *a)
 {
-    nm_service_t *r = a->r;
+    nm_service_t *svc = a->svc;
     nm_stats_silence(a);
 
     Ray__Rpc__GetNodeStatsReply reply = RAY__RPC__GET_NODE_STATS_REPLY__INIT;
-    Ray__Rpc__CoreWorkerStats **stats = calloc(a->packed_count ? a->packed_count : 1, sizeof *stats);
-    if (!stats)
-        abort();
+    Ray__Rpc__CoreWorkerStats **stats = xcalloc(a->packed_count, sizeof *stats);
     size_t n = 0;
     for (size_t i = 0; i < a->packed_count; i++) {
         stats[n] = ray__rpc__core_worker_stats__unpack(NULL, a->packed_len[i], a->packed[i]);
@@ -333,9 +327,9 @@ static void nm_stats_finish(nm_stats_t *a)
     reply.core_workers_stats = stats;
     reply.n_core_workers_stats = n;
     Ray__Rpc__ObjectStoreStats store;
-    nm_store_stats(r, &store);
+    nm_store_stats(svc, &store);
     reply.store_stats = &store;
-    reply.num_workers = r->pool ? (uint32_t)(pool_count(r->pool, WORKER_IDLE) + pool_count(r->pool, WORKER_LEASED))
+    reply.num_workers = svc->pool ? (uint32_t)(pool_count(svc->pool, WORKER_IDLE) + pool_count(svc->pool, WORKER_LEASED))
                                 : 0;
     rpc_call_reply(a->call, &reply.base);
 
@@ -351,9 +345,7 @@ static void nm_stats_on_reply(void *ctx, const rpc_status_t *st, ProtobufCMessag
     const Ray__Rpc__GetCoreWorkerStatsReply *reply = (const Ray__Rpc__GetCoreWorkerStatsReply *)msg;
     if (st->code == GRPC_STATUS_OK && reply->core_worker_stats) {
         size_t len = protobuf_c_message_get_packed_size(&reply->core_worker_stats->base);
-        uint8_t *buf = malloc(len ? len : 1);
-        if (!buf)
-            abort();
+        uint8_t *buf = xmalloc(len);
         protobuf_c_message_pack(&reply->core_worker_stats->base, buf);
         a->packed[a->packed_count] = buf;
         a->packed_len[a->packed_count++] = len;
@@ -371,28 +363,24 @@ static void nm_stats_on_deadline(loop_t *loop, uint64_t id, void *data)
 
 static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
+    nm_service_t *svc = ctx;
     const Ray__Rpc__GetNodeStatsRequest *req = (const Ray__Rpc__GetNodeStatsRequest *)msg;
-    nm_stats_t *a = calloc(1, sizeof *a);
-    if (!a)
-        abort();
-    a->r = r;
+    nm_stats_t *a = xcalloc(1, sizeof *a);
+    a->svc = svc;
     a->call = call;
-    nm_pending_add(r, &a->pending_node, nm_stats_cancel);
+    nm_pending_add(svc, &a->pending_node, nm_stats_cancel);
     worker_t *list[1024];
-    size_t n = r->pool ? pool_list(r->pool, list, 1024) : 0;
-    a->channels = calloc(n ? n : 1, sizeof *a->channels);
-    a->packed = calloc(n ? n : 1, sizeof *a->packed);
-    a->packed_len = calloc(n ? n : 1, sizeof *a->packed_len);
-    if (!a->channels || !a->packed || !a->packed_len)
-        abort();
+    size_t n = svc->pool ? pool_list(svc->pool, list, 1024) : 0;
+    a->channels = xcalloc(n, sizeof *a->channels);
+    a->packed = xcalloc(n, sizeof *a->packed);
+    a->packed_len = xcalloc(n, sizeof *a->packed_len);
     for (size_t i = 0; i < n; i++) {
         worker_t *w = list[i];
         if (worker_port(w) <= 0 || (worker_state(w) != WORKER_IDLE && worker_state(w) != WORKER_LEASED && worker_state(w) != WORKER_DRIVER))
             continue;
         char target[96];
-        snprintf(target, sizeof target, "%s:%d", r->d.node_ip_address, worker_port(w));
-        rpc_channel_t *ch = rpc_channel_create(r->d.bridge, target);
+        snprintf(target, sizeof target, "%s:%d", svc->d.node_ip_address, worker_port(w));
+        rpc_channel_t *ch = rpc_channel_create(svc->d.bridge, target);
         if (!ch)
             continue;
         a->channels[a->channel_count++] = ch;
@@ -407,14 +395,14 @@ static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
         nm_stats_finish(a);
         return;
     }
-    a->timer = loop_add_timer(r->d.loop, NM_STATS_DEADLINE_MS + 500, nm_stats_on_deadline, a);
+    a->timer = loop_add_timer(svc->d.loop, NM_STATS_DEADLINE_MS + 500, nm_stats_on_deadline, a);
 }
 
 /* FormatGlobalMemoryInfo (`ray memory`): this node's store statistics
  * summed with every other live node's, asked for through GetNodeStats. */
 typedef struct nm_mem {
-    nm_pending_t pending_node; /* first: r->nm_pending */
-    nm_service_t *r;
+    nm_pending_t pending_node; /* first: on svc->pending */
+    nm_service_t *svc;
     rpc_call_t *call;
     size_t pending;
     uint64_t timer;
@@ -445,7 +433,7 @@ static void nm_mem_silence(nm_mem_t *m)
 {
     list_remove(&m->pending_node.node);
     if (m->timer)
-        loop_cancel_timer(m->r->d.loop, m->timer);
+        loop_cancel_timer(m->svc->d.loop, m->timer);
     m->timer = 0;
     for (size_t i = 0; i < m->channel_count; i++)
         rpc_channel_destroy(m->channels[i]);
@@ -495,29 +483,25 @@ static void nm_mem_on_deadline(loop_t *loop, uint64_t id, void *data)
 
 static void nm_format_global_memory_info(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
-    nm_mem_t *m = calloc(1, sizeof *m);
-    if (!m)
-        abort();
-    m->r = r;
+    nm_service_t *svc = ctx;
+    nm_mem_t *m = xcalloc(1, sizeof *m);
+    m->svc = svc;
     m->call = call;
-    nm_pending_add(r, &m->pending_node, nm_mem_cancel);
+    nm_pending_add(svc, &m->pending_node, nm_mem_cancel);
     ray__rpc__object_store_stats__init(&m->sum);
     Ray__Rpc__ObjectStoreStats local;
-    nm_store_stats(r, &local);
+    nm_store_stats(svc, &local);
     nm_mem_add(m, &local);
-    size_t peer_count = peers_count(r->d.peers);
-    m->channels = calloc(peer_count ? peer_count : 1, sizeof *m->channels);
-    if (!m->channels)
-        abort();
+    size_t peer_count = peers_count(svc->d.peers);
+    m->channels = xcalloc(peer_count, sizeof *m->channels);
     for (size_t i = 0; i < peer_count; i++) {
         peer_info_t peer;
-        peers_at(r->d.peers, i, &peer);
+        peers_at(svc->d.peers, i, &peer);
         if (!peer.address[0] || peer.port <= 0)
             continue;
         char target[96];
         snprintf(target, sizeof target, "%s:%d", peer.address, peer.port);
-        rpc_channel_t *ch = rpc_channel_create(r->d.bridge, target);
+        rpc_channel_t *ch = rpc_channel_create(svc->d.bridge, target);
         if (!ch)
             continue;
         m->channels[m->channel_count++] = ch;
@@ -530,7 +514,7 @@ static void nm_format_global_memory_info(void *ctx, rpc_call_t *call, ProtobufCM
         nm_mem_finish(m);
         return;
     }
-    m->timer = loop_add_timer(r->d.loop, NM_STATS_DEADLINE_MS + 500, nm_mem_on_deadline, m);
+    m->timer = loop_add_timer(svc->d.loop, NM_STATS_DEADLINE_MS + 500, nm_mem_on_deadline, m);
 }
 
 static void nm_notify_gcs_restart(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
@@ -544,20 +528,20 @@ static void nm_notify_gcs_restart(void *ctx, rpc_call_t *call, ProtobufCMessage 
 
 static void nm_shutdown_raylet(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
+    nm_service_t *svc = ctx;
     const Ray__Rpc__ShutdownRayletRequest *req = (const Ray__Rpc__ShutdownRayletRequest *)msg;
     bool graceful = req->graceful;
     Ray__Rpc__ShutdownRayletReply reply = RAY__RPC__SHUTDOWN_RAYLET_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
     log_info("ShutdownRaylet requested (graceful=%d)", graceful);
-    r->ops.shutdown(r->ctx, graceful);
+    svc->ops.shutdown(svc->ctx, graceful);
 }
 
 static void nm_is_local_worker_dead(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
+    nm_service_t *svc = ctx;
     const Ray__Rpc__IsLocalWorkerDeadRequest *req = (const Ray__Rpc__IsLocalWorkerDeadRequest *)msg;
-    worker_t *w = r->pool && req->worker_id.len == ID_UNIQUE_SIZE ? pool_find(r->pool, req->worker_id.data) : NULL;
+    worker_t *w = svc->pool && req->worker_id.len == ID_UNIQUE_SIZE ? pool_find(svc->pool, req->worker_id.data) : NULL;
     Ray__Rpc__IsLocalWorkerDeadReply reply = RAY__RPC__IS_LOCAL_WORKER_DEAD_REPLY__INIT;
     reply.is_dead = !w || worker_state(w) == WORKER_DEAD;
     rpc_call_reply(call, &reply.base);
@@ -567,8 +551,8 @@ static void nm_is_local_worker_dead(void *ctx, rpc_call_t *call, ProtobufCMessag
  * KillActor); if it is still registered when the grace period ends, kill
  * the process.  The reply waits for one or the other, as GCS expects. */
 typedef struct nm_kill {
-    nm_pending_t pending_node; /* first: r->nm_pending */
-    nm_service_t *r;
+    nm_pending_t pending_node; /* first: on svc->pending */
+    nm_service_t *svc;
     rpc_call_t *call;
     uint8_t worker_id[ID_UNIQUE_SIZE];
     uint64_t timer;
@@ -580,7 +564,7 @@ static void nm_kill_free(nm_kill_t *k)
 {
     list_remove(&k->pending_node.node);
     if (k->timer)
-        loop_cancel_timer(k->r->d.loop, k->timer);
+        loop_cancel_timer(k->svc->d.loop, k->timer);
     rpc_channel_destroy(k->channel);
     free(k);
 }
@@ -596,10 +580,10 @@ static void nm_kill_on_timer(loop_t *loop, uint64_t id, void *data)
 {
     nm_kill_t *k = data;
     k->timer = 0;
-    worker_t *w = k->r->pool ? pool_find(k->r->pool, k->worker_id) : NULL;
+    worker_t *w = k->svc->pool ? pool_find(k->svc->pool, k->worker_id) : NULL;
     if (w && worker_state(w) != WORKER_DEAD) {
         log_info("actor worker %s (pid %d) did not exit in time; killing it", worker_id_hex(w), (int)worker_pid(w));
-        pool_kill(k->r->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT, "Actor killed by GCS");
+        pool_kill(k->svc->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT, "Actor killed by GCS");
     }
     Ray__Rpc__KillLocalActorReply reply = RAY__RPC__KILL_LOCAL_ACTOR_REPLY__INIT;
     rpc_call_reply(k->call, &reply.base);
@@ -621,24 +605,24 @@ static void nm_kill_on_reply(void *ctx, const rpc_status_t *st, ProtobufCMessage
 
 static void nm_kill_local_actor(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
+    nm_service_t *svc = ctx;
     const Ray__Rpc__KillLocalActorRequest *req = (const Ray__Rpc__KillLocalActorRequest *)msg;
-    worker_t *w = r->pool && req->worker_id.len == ID_UNIQUE_SIZE ? pool_find(r->pool, req->worker_id.data) : NULL;
+    worker_t *w = svc->pool && req->worker_id.len == ID_UNIQUE_SIZE ? pool_find(svc->pool, req->worker_id.data) : NULL;
     if (!w || worker_state(w) == WORKER_DEAD) {
         Ray__Rpc__KillLocalActorReply reply = RAY__RPC__KILL_LOCAL_ACTOR_REPLY__INIT;
         rpc_call_reply(call, &reply.base); /* already gone */
         return;
     }
     nm_kill_t *k = xcalloc(1, sizeof *k);
-    k->r = r;
+    k->svc = svc;
     k->call = call;
     memcpy(k->worker_id, worker_id(w), ID_UNIQUE_SIZE);
-    nm_pending_add(r, &k->pending_node, nm_kill_cancel);
-    k->timer = loop_add_timer(r->d.loop, (uint64_t)r->d.kill_worker_timeout_ms, nm_kill_on_timer, k);
+    nm_pending_add(svc, &k->pending_node, nm_kill_cancel);
+    k->timer = loop_add_timer(svc->d.loop, (uint64_t)svc->d.kill_worker_timeout_ms, nm_kill_on_timer, k);
     if (worker_port(w) > 0) {
         char target[96];
-        snprintf(target, sizeof target, "%s:%d", r->d.node_ip_address, worker_port(w));
-        k->channel = rpc_channel_create(r->d.bridge, target);
+        snprintf(target, sizeof target, "%s:%d", svc->d.node_ip_address, worker_port(w));
+        k->channel = rpc_channel_create(svc->d.bridge, target);
     }
     Ray__Rpc__KillActorRequest kreq = RAY__RPC__KILL_ACTOR_REQUEST__INIT;
     kreq.intended_actor_id = req->intended_actor_id;
@@ -658,10 +642,10 @@ static void nm_global_gc(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 
 static void nm_release_unused_actor_workers(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
+    nm_service_t *svc = ctx;
     const Ray__Rpc__ReleaseUnusedActorWorkersRequest *req = (const Ray__Rpc__ReleaseUnusedActorWorkersRequest *)msg;
     worker_t *list[1024];
-    size_t n = r->pool ? pool_list(r->pool, list, 1024) : 0;
+    size_t n = svc->pool ? pool_list(svc->pool, list, 1024) : 0;
     for (size_t i = 0; i < n; i++) {
         worker_t *w = list[i];
         if (!worker_is_actor(w))
@@ -673,7 +657,7 @@ static void nm_release_unused_actor_workers(void *ctx, rpc_call_t *call, Protobu
         if (in_use)
             continue;
         log_info("GCS no longer knows actor worker %s; killing it", worker_id_hex(w));
-        pool_kill(r->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT, "unused actor worker released");
+        pool_kill(svc->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT, "unused actor worker released");
     }
     Ray__Rpc__ReleaseUnusedActorWorkersReply reply = RAY__RPC__RELEASE_UNUSED_ACTOR_WORKERS_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
@@ -681,12 +665,10 @@ static void nm_release_unused_actor_workers(void *ctx, rpc_call_t *call, Protobu
 
 static void nm_cancel_leases_with_shapes(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
+    nm_service_t *svc = ctx;
     const Ray__Rpc__CancelLeasesWithResourceShapesRequest *req =
         (const Ray__Rpc__CancelLeasesWithResourceShapesRequest *)msg;
-    res_set_t **shapes = calloc(req->n_resource_shapes ? req->n_resource_shapes : 1, sizeof *shapes);
-    if (!shapes)
-        abort();
+    res_set_t **shapes = xcalloc(req->n_resource_shapes, sizeof *shapes);
     for (size_t i = 0; i < req->n_resource_shapes; i++) {
         shapes[i] = res_set_create();
         const Ray__Rpc__CancelLeasesWithResourceShapesRequest__ResourceShape *sh = req->resource_shapes[i];
@@ -696,8 +678,8 @@ static void nm_cancel_leases_with_shapes(void *ctx, rpc_call_t *call, ProtobufCM
                 res_set_put(shapes[i], sh->resource_shape[k]->key, a);
         }
     }
-    if (r->leases)
-        lease_mgr_cancel_shapes(r->leases, shapes, req->n_resource_shapes);
+    if (svc->leases)
+        lease_mgr_cancel_shapes(svc->leases, shapes, req->n_resource_shapes);
     for (size_t i = 0; i < req->n_resource_shapes; i++)
         res_set_destroy(shapes[i]);
     free(shapes);
@@ -709,27 +691,27 @@ static void nm_cancel_leases_with_shapes(void *ctx, rpc_call_t *call, ProtobufCM
 
 static void nm_prepare_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
+    nm_service_t *svc = ctx;
     const Ray__Rpc__PrepareBundleResourcesRequest *req = (const Ray__Rpc__PrepareBundleResourcesRequest *)msg;
     Ray__Rpc__PrepareBundleResourcesReply reply = RAY__RPC__PREPARE_BUNDLE_RESOURCES_REPLY__INIT;
-    reply.success = r->ops.serving(r->ctx) && bundles_prepare(r->d.bundles, req->bundle_specs, req->n_bundle_specs) == 0;
+    reply.success = svc->ops.serving(svc->ctx) && bundles_prepare(svc->d.bundles, req->bundle_specs, req->n_bundle_specs) == 0;
     rpc_call_reply(call, &reply.base);
 }
 
 static void nm_commit_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
+    nm_service_t *svc = ctx;
     const Ray__Rpc__CommitBundleResourcesRequest *req = (const Ray__Rpc__CommitBundleResourcesRequest *)msg;
-    bundles_commit(r->d.bundles, req->bundle_specs, req->n_bundle_specs);
+    bundles_commit(svc->d.bundles, req->bundle_specs, req->n_bundle_specs);
     Ray__Rpc__CommitBundleResourcesReply reply = RAY__RPC__COMMIT_BUNDLE_RESOURCES_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
-    if (r->leases)
-        lease_mgr_mark_dirty(r->leases);
+    if (svc->leases)
+        lease_mgr_mark_dirty(svc->leases);
 }
 
 static void nm_cancel_resource_reserve(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
+    nm_service_t *svc = ctx;
     const Ray__Rpc__CancelResourceReserveRequest *req = (const Ray__Rpc__CancelResourceReserveRequest *)msg;
     char hex[37];
     if (!bundles_pg_hex(req->bundle_spec, hex)) {
@@ -738,30 +720,30 @@ static void nm_cancel_resource_reserve(void *ctx, rpc_call_t *call, ProtobufCMes
     }
     /* The group's leases go first, or its resources would still be in use;
      * like the stock raylet, any lease on the group (wildcard ones too). */
-    if (r->leases)
-        lease_mgr_drop_matching(r->leases, hex);
-    int rc = bundles_return(r->d.bundles, req->bundle_spec);
+    if (svc->leases)
+        lease_mgr_drop_matching(svc->leases, hex);
+    int rc = bundles_return(svc->d.bundles, req->bundle_spec);
     if (rc != 0) {
         rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "Bundle resources are still in use. Retry again.");
         return;
     }
     Ray__Rpc__CancelResourceReserveReply reply = RAY__RPC__CANCEL_RESOURCE_RESERVE_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
-    if (r->leases)
-        lease_mgr_mark_dirty(r->leases);
+    if (svc->leases)
+        lease_mgr_mark_dirty(svc->leases);
 }
 
 static void nm_release_unused_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    nm_service_t *r = ctx;
+    nm_service_t *svc = ctx;
     const Ray__Rpc__ReleaseUnusedBundlesRequest *req = (const Ray__Rpc__ReleaseUnusedBundlesRequest *)msg;
-    size_t busy = bundles_release_unused(r->d.bundles, req->bundles_in_use, req->n_bundles_in_use);
+    size_t busy = bundles_release_unused(svc->d.bundles, req->bundles_in_use, req->n_bundles_in_use);
     if (busy)
         log_warn("%zu unused bundles are still leased; GCS will ask again", busy);
     Ray__Rpc__ReleaseUnusedBundlesReply reply = RAY__RPC__RELEASE_UNUSED_BUNDLES_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
-    if (r->leases)
-        lease_mgr_mark_dirty(r->leases);
+    if (svc->leases)
+        lease_mgr_mark_dirty(svc->leases);
 }
 
 /* Every call enters here.  Calls still arriving while the server drains
@@ -780,13 +762,13 @@ static void nm_dispatch(void *ctx, rpc_call_t *call, ProtobufCMessage *request)
 nm_service_t *nm_service_create(rpc_server_t *server, const nm_service_deps_t *deps, const nm_node_ops_t *ops,
                                 void *ctx)
 {
-    nm_service_t *r = xcalloc(1, sizeof *r);
-    r->d = *deps;
-    r->ops = *ops;
-    r->ctx = ctx;
-    list_init(&r->pending);
-    r->lease_node.node_id = deps->node_id;
-    r->lease_node.ip_address = deps->node_ip_address;
+    nm_service_t *svc = xcalloc(1, sizeof *svc);
+    svc->d = *deps;
+    svc->ops = *ops;
+    svc->ctx = ctx;
+    list_init(&svc->pending);
+    svc->lease_node.node_id = deps->node_id;
+    svc->lease_node.ip_address = deps->node_ip_address;
     static const struct {
         const char *path;
         const ProtobufCMessageDescriptor *desc;
@@ -843,14 +825,14 @@ nm_service_t *nm_service_create(rpc_server_t *server, const nm_service_deps_t *d
     };
     _Static_assert(sizeof methods / sizeof methods[0] <= NM_MAX_METHODS, "raise NM_MAX_METHODS");
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
-        r->methods[i] = (nm_method_t){.svc = r, .fn = methods[i].fn};
-        if (rpc_server_add_method(server, methods[i].path, methods[i].desc, nm_dispatch, &r->methods[i]) != 0) {
+        svc->methods[i] = (nm_method_t){.svc = svc, .fn = methods[i].fn};
+        if (rpc_server_add_method(server, methods[i].path, methods[i].desc, nm_dispatch, &svc->methods[i]) != 0) {
             log_error("cannot register %s", methods[i].path);
-            free(r);
+            free(svc);
             return NULL;
         }
     }
-    return r;
+    return svc;
 }
 
 void nm_service_attach_workers(nm_service_t *svc, pool_t *pool, lease_mgr_t *leases, osub_t *osub)

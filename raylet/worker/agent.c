@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/cmdline.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -62,9 +63,7 @@ int agent_spawn(const agent_options_t *opts, agent_t **out)
         close(fds[1]);
         goto out;
     }
-    agent_t *a = calloc(1, sizeof *a);
-    if (!a)
-        abort();
+    agent_t *a = xcalloc(1, sizeof *a);
     a->name = strdup(opts->name);
     a->pid = pid;
     a->stdin_pipe = fds[1];

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/cmdline.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -60,6 +61,15 @@ struct pool {
     renv_client_t *renv;
     uint64_t next_pop_id;
 };
+
+/* An Exit call in flight on the worker's channel.  It is the worker
+ * record's (w->exit_calls) until answered: the channel goes with the
+ * record, silencing the call, and the record frees what is left. */
+typedef struct pool_exit_call {
+    struct pool_exit_call *next;
+    pool_t *pool;
+    uint8_t id[ID_UNIQUE_SIZE];
+} pool_exit_call_t;
 
 static void pool_pop_free(pool_pop_t *p)
 {
@@ -128,9 +138,7 @@ static void pool_give_port(pool_t *pool, int port)
         return;
     if (pool->port_count == pool->port_cap) {
         pool->port_cap = pool->port_cap ? pool->port_cap * 2 : 64;
-        pool->ports = realloc(pool->ports, pool->port_cap * sizeof *pool->ports);
-        if (!pool->ports)
-            abort();
+        pool->ports = xrealloc(pool->ports, pool->port_cap * sizeof *pool->ports);
     }
     /* To the bottom: recently freed ports may linger in TIME_WAIT. */
     memmove(pool->ports + 1, pool->ports, pool->port_count * sizeof *pool->ports);
@@ -201,9 +209,7 @@ static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int
         log_error("cannot start a worker: no --python_worker_command");
         return NULL;
     }
-    worker_t *w = calloc(1, sizeof *w);
-    if (!w)
-        abort();
+    worker_t *w = xcalloc(1, sizeof *w);
     if (id_random(w->id, sizeof w->id) != 0) {
         free(w);
         return NULL;
@@ -223,9 +229,7 @@ static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int
     snprintf(a_hash, sizeof a_hash, "--runtime-env-hash=%d", w->runtime_env_hash);
 
     size_t cap = pool->argc_template + 10;
-    char **argv = calloc(cap, sizeof *argv);
-    if (!argv)
-        abort();
+    char **argv = xcalloc(cap, sizeof *argv);
     size_t n = 0;
     for (size_t i = 0; i < pool->argc_template; i++) {
         const char *tok = pool->argv_template[i];
@@ -243,9 +247,7 @@ static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int
     argv[n++] = strdup(a_hash);
     if (env_context) {
         size_t len = strlen(env_context) + 64;
-        char *a = malloc(len);
-        if (!a)
-            abort();
+        char *a = xmalloc(len);
         snprintf(a, len, "--serialized-runtime-env-context=%s", env_context);
         argv[n++] = strdup("--language=PYTHON");
         argv[n++] = a;
@@ -347,18 +349,14 @@ static void pool_on_env(void *ctx, int err, const char *message, const char *con
         pool_pop_free(p);
         return;
     }
-    p->env_context = strdup(context);
-    if (!p->env_context)
-        abort();
+    p->env_context = xstrdup(context);
     pool_start_for_pops(pool);
 }
 
 /* Ask the agent to build a pop's environment; false if it cannot be asked. */
 static bool pool_request_env(pool_t *pool, pool_pop_t *p)
 {
-    pool_env_req_t *e = malloc(sizeof *e);
-    if (!e)
-        abort();
+    pool_env_req_t *e = xmalloc(sizeof *e);
     e->pool = pool;
     e->pop_id = p->id;
     int rc = pool->renv ? renv_get_or_create(pool->renv, p->job_id, p->env, p->env_config, p->env_config_len,
@@ -430,9 +428,7 @@ pool_pop_t *pool_pop(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int langua
         cb(ctx, w, 0, NULL, false);
         return NULL;
     }
-    pool_pop_t *p = calloc(1, sizeof *p);
-    if (!p)
-        abort();
+    pool_pop_t *p = xcalloc(1, sizeof *p);
     p->id = ++pool->next_pop_id;
     p->gpu_kind = gpu_kind;
     p->actor = env && env->actor;
@@ -440,13 +436,9 @@ pool_pop_t *pool_pop(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int langua
     p->language = language;
     p->runtime_env_hash = hash;
     if (env && hash != 0 && env->serialized) {
-        p->env = strdup(env->serialized);
-        if (!p->env)
-            abort();
+        p->env = xstrdup(env->serialized);
         if (env->config && env->config_len) {
-            p->env_config = malloc(env->config_len);
-            if (!p->env_config)
-                abort();
+            p->env_config = xmalloc(env->config_len);
             memcpy(p->env_config, env->config, env->config_len);
             p->env_config_len = env->config_len;
         }
@@ -457,8 +449,11 @@ pool_pop_t *pool_pop(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int langua
     p->next = &pool->pops;
     pool->pops.prev->next = p;
     pool->pops.prev = p;
+    uint64_t id = p->id;
     pool_start_for_pops(pool);
-    return p;
+    /* Starting workers may have failed this pop at once (callback run,
+     * pop freed): then there is no handle to return. */
+    return pool_pop_by_id(pool, id) ? p : NULL;
 }
 
 void pool_set_renv(pool_t *pool, renv_client_t *renv) { pool->renv = renv; }
@@ -520,9 +515,7 @@ worker_t *pool_register(pool_t *pool, conn_t *conn, worker_type_t type, const ui
             snprintf(err, err_len, "a driver must carry a job id");
             return NULL;
         }
-        w = calloc(1, sizeof *w);
-        if (!w)
-            abort();
+        w = xcalloc(1, sizeof *w);
         memcpy(w->id, id, ID_UNIQUE_SIZE);
         id_to_hex(w->id, sizeof w->id, w->id_hex);
         memcpy(w->job_id, job_id, ID_JOB_SIZE);
@@ -579,11 +572,23 @@ rpc_channel_t *pool_channel(pool_t *pool, worker_t *w)
     return w->channel;
 }
 
+/* The worker's channel goes, silencing its calls; what they held goes too. */
+static void pool_close_channel(worker_t *w)
+{
+    rpc_channel_destroy(w->channel);
+    w->channel = NULL;
+    while (w->exit_calls) {
+        pool_exit_call_t *c = w->exit_calls;
+        w->exit_calls = c->next;
+        free(c);
+    }
+}
+
 static void pool_free_worker(pool_t *pool, worker_t *w)
 {
     pool_unlink_worker(w);
     pool_give_port(pool, w->assigned_port);
-    rpc_channel_destroy(w->channel);
+    pool_close_channel(w);
     free(w);
 }
 
@@ -657,15 +662,22 @@ static void pool_enforce_deadlines(pool_t *pool, uint64_t now)
 
 /* ---- idle reaping and job ends ---------------------------------------------- */
 
-typedef struct pool_exit_call {
-    pool_t *pool;
-    uint8_t id[ID_UNIQUE_SIZE];
-} pool_exit_call_t;
+
+static void pool_exit_call_forget(worker_t *w, pool_exit_call_t *c)
+{
+    for (pool_exit_call_t **pp = &w->exit_calls; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            return;
+        }
+}
 
 static void pool_on_exit_reply(void *ctx, const rpc_status_t *st, ProtobufCMessage *reply)
 {
     pool_exit_call_t *c = ctx;
     worker_t *w = pool_find(c->pool, c->id);
+    if (w)
+        pool_exit_call_forget(w, c);
     if (w && w->state != WORKER_DEAD) {
         bool refused = st->code == GRPC_STATUS_OK && !((Ray__Rpc__ExitReply *)reply)->success;
         if (refused) {
@@ -688,9 +700,7 @@ static void pool_request_exit(pool_t *pool, worker_t *w, bool force)
             pool_signal(w, SIGKILL);
         return;
     }
-    pool_exit_call_t *c = malloc(sizeof *c);
-    if (!c)
-        abort();
+    pool_exit_call_t *c = xmalloc(sizeof *c);
     c->pool = pool;
     memcpy(c->id, w->id, ID_UNIQUE_SIZE);
     Ray__Rpc__ExitRequest req = RAY__RPC__EXIT_REQUEST__INIT;
@@ -699,7 +709,10 @@ static void pool_request_exit(pool_t *pool, worker_t *w, bool force)
         free(c);
         if (w->pid > 0)
             pool_signal(w, SIGKILL);
+        return;
     }
+    c->next = w->exit_calls;
+    w->exit_calls = c;
 }
 
 static void pool_on_reap_timer(loop_t *loop, uint64_t id, void *data)
@@ -780,9 +793,7 @@ size_t pool_pids(pool_t *pool, int32_t *pids, size_t max)
 pool_t *pool_create(loop_t *loop, cq_bridge_t *bridge, const pool_options_t *opts,
                     const pool_callbacks_t *cbs, void *ctx)
 {
-    pool_t *pool = calloc(1, sizeof *pool);
-    if (!pool)
-        abort();
+    pool_t *pool = xcalloc(1, sizeof *pool);
     pool->loop = loop;
     pool->bridge = bridge;
     pool->opts = *opts;
@@ -790,9 +801,7 @@ pool_t *pool_create(loop_t *loop, cq_bridge_t *bridge, const pool_options_t *opt
     pool->opts.worker_port_list = NULL;
     pool->opts.preload_modules = NULL;
     if (opts->preload_modules && *opts->preload_modules) {
-        pool->preload_arg = malloc(strlen(opts->preload_modules) + 32);
-        if (!pool->preload_arg)
-            abort();
+        pool->preload_arg = xmalloc(strlen(opts->preload_modules) + 32);
         sprintf(pool->preload_arg, "--worker-preload-modules=%s", opts->preload_modules);
     }
     if (pool->opts.maximum_startup_concurrency < 1)
@@ -836,8 +845,7 @@ void pool_stop(pool_t *pool)
     for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next) {
         if (w->type != WORKER_TYPE_DRIVER && w->pid > 0)
             pool_signal(w, SIGKILL);
-        rpc_channel_destroy(w->channel);
-        w->channel = NULL;
+        pool_close_channel(w);
     }
 }
 

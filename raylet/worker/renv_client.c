@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/alloc.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "proto/gen/runtime_env_agent.pb-c.h"
@@ -138,9 +139,7 @@ static void renv_on_event(loop_t *loop, int fd, unsigned events, void *data)
                 renv_finish(r, CR_ETOOBIG, "reply from the runtime-env agent too large", NULL);
                 return;
             }
-            r->in = realloc(r->in, r->in_cap);
-            if (!r->in)
-                abort();
+            r->in = xrealloc(r->in, r->in_cap);
         }
         ssize_t n = recv(fd, r->in + r->in_len, r->in_cap - r->in_len - 1, MSG_DONTWAIT);
         if (n > 0) {
@@ -191,9 +190,7 @@ int renv_get_or_create(renv_client_t *c, const uint8_t job_id[ID_JOB_SIZE], cons
     req.runtime_env_config = config;
     size_t body_len = protobuf_c_message_get_packed_size(&req.base);
 
-    renv_req_t *r = calloc(1, sizeof *r);
-    if (!r)
-        abort();
+    renv_req_t *r = xcalloc(1, sizeof *r);
     r->c = c;
     r->cb = cb;
     r->ctx = ctx;
@@ -203,9 +200,7 @@ int renv_get_or_create(renv_client_t *c, const uint8_t job_id[ID_JOB_SIZE], cons
                       "Content-Type: application/octet-stream\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
                       c->ip, c->port, body_len);
     r->out_len = (size_t)hl + body_len;
-    r->out = malloc(r->out_len);
-    if (!r->out)
-        abort();
+    r->out = xmalloc(r->out_len);
     memcpy(r->out, head, (size_t)hl);
     protobuf_c_message_pack(&req.base, r->out + hl);
     if (config)
@@ -231,9 +226,7 @@ int renv_get_or_create(renv_client_t *c, const uint8_t job_id[ID_JOB_SIZE], cons
 
 renv_client_t *renv_client_create(loop_t *loop, const char *ip, int port, uint64_t timeout_ms)
 {
-    renv_client_t *c = calloc(1, sizeof *c);
-    if (!c)
-        abort();
+    renv_client_t *c = xcalloc(1, sizeof *c);
     c->loop = loop;
     snprintf(c->ip, sizeof c->ip, "%s", ip);
     c->port = port;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
 #include "common/error.h"
 #include "common/fb.h"
 
@@ -26,9 +27,7 @@ static int wmsg_ids(const fb_table_t *t, unsigned slot, wmsg_t *m)
     uint32_t n = fb_vec_len(&v);
     if (n > WMSG_MAX_IDS)
         return CR_ETOOBIG;
-    m->ids = malloc((n ? n : 1) * (size_t)ID_OBJECT_SIZE);
-    if (!m->ids)
-        abort();
+    m->ids = xmalloc((n ? n : 1) * (size_t)ID_OBJECT_SIZE);
     for (uint32_t i = 0; i < n; i++) {
         fb_str_t s;
         rc = fb_vec_str(&v, i, &s);
@@ -104,9 +103,7 @@ static int wmsg_decode_table(const fb_table_t *t, wmsg_t *m)
             return rc;
         if (id.len != ID_OBJECT_SIZE)
             return CR_EBADMSG;
-        m->ids = malloc(ID_OBJECT_SIZE);
-        if (!m->ids)
-            abort();
+        m->ids = xmalloc(ID_OBJECT_SIZE);
         memcpy(m->ids[0], id.data, ID_OBJECT_SIZE);
         m->id_count = 1;
         return 0;

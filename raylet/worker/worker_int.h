@@ -23,6 +23,7 @@ struct worker {
     int port;              /* the worker's gRPC port, once announced */
     int assigned_port;     /* from the port pool, 0 if none; returned on exit */
     rpc_channel_t *channel; /* to its CoreWorkerService, created on demand */
+    struct pool_exit_call *exit_calls; /* Exit calls in flight on `channel` (pool.c) */
     bool is_actor;         /* took an actor-creation lease: never pooled again */
     int gpu_kind;          /* 0: not leased yet, 1: ran CPU-only work, 2: ran GPU work */
     bool ran_tasks;        /* has run normal tasks (it may own objects others hold) */

@@ -144,9 +144,7 @@ static int wsock_announce_driver(wclient_t *c, worker_t *w, const wmsg_str_t *en
             return CR_EBADMSG;
         }
     }
-    char *entry = strndup(entrypoint->data, entrypoint->len);
-    if (!entry)
-        abort();
+    char *entry = xstrndup(entrypoint->data, entrypoint->len);
     Ray__Rpc__JobTableData data = RAY__RPC__JOB_TABLE_DATA__INIT;
     Ray__Rpc__Address addr;
     worker_rpc_address(w, ws->o.node_id, ws->o.node_ip_address, &addr);
@@ -162,9 +160,7 @@ static int wsock_announce_driver(wclient_t *c, worker_t *w, const wmsg_str_t *en
     data.driver_address = &addr;
     Ray__Rpc__AddJobRequest req = RAY__RPC__ADD_JOB_REQUEST__INIT;
     req.data = &data;
-    wsock_add_job_t *a = malloc(sizeof *a);
-    if (!a)
-        abort();
+    wsock_add_job_t *a = xmalloc(sizeof *a);
     a->ws = ws;
     memcpy(a->worker_id, w->id, ID_UNIQUE_SIZE);
     int rc = gcs_add_job(ws->o.gcs, &req, wsock_on_job_added, a);
@@ -190,9 +186,7 @@ static int wsock_on_announce(wclient_t *c, const wmsg_t *m)
 
 static int wsock_on_disconnect(wclient_t *c, const wmsg_t *m)
 {
-    char *why = strndup(m->disconnect_detail.data ? m->disconnect_detail.data : "", m->disconnect_detail.len);
-    if (!why)
-        abort();
+    char *why = xstrndup(m->disconnect_detail.data ? m->disconnect_detail.data : "", m->disconnect_detail.len);
     c->disconnecting = true;
     /* Reply first: the client blocks on it, then closes. */
     fb_builder_t *b = fb_builder_create(64);
@@ -211,10 +205,8 @@ static void wsock_on_wait_done(void *ctx, const uint8_t (*ids)[ID_OBJECT_SIZE], 
 {
     wclient_t *c = ctx;
     fb_builder_t *b = fb_builder_create(256 + count * 40);
-    fb_ref_t *found = calloc(count ? count : 1, sizeof *found);
-    fb_ref_t *rest = calloc(count ? count : 1, sizeof *rest);
-    if (!found || !rest)
-        abort();
+    fb_ref_t *found = xcalloc(count, sizeof *found);
+    fb_ref_t *rest = xcalloc(count, sizeof *rest);
     size_t nf = 0, nr = 0;
     for (size_t i = 0; i < count; i++) {
         fb_ref_t s = fb_create_string(b, ids[i], ID_OBJECT_SIZE);
@@ -315,10 +307,8 @@ static int wsock_on_subscribe_plasma_ready(wclient_t *c, const wmsg_t *m)
 
 static int wsock_on_push_error(wclient_t *c, const wmsg_t *m)
 {
-    char *type_s = strndup(m->error_type.data ? m->error_type.data : "", m->error_type.len);
-    char *msg_s = strndup(m->error_message.data ? m->error_message.data : "", m->error_message.len);
-    if (!type_s || !msg_s)
-        abort();
+    char *type_s = xstrndup(m->error_type.data ? m->error_type.data : "", m->error_type.len);
+    char *msg_s = xstrndup(m->error_message.data ? m->error_message.data : "", m->error_message.len);
     gcs_report_job_error(c->ws->o.gcs, (const uint8_t *)m->error_job_id.data, m->error_job_id.len, type_s, msg_s,
                          m->error_timestamp);
     free(type_s);

@@ -29,6 +29,7 @@ typedef struct fake_pool {
     struct worker workers[FAKE_MAX];
     size_t used;
     bool async;            /* pops wait for fake_finish_pop() */
+    bool fail_oldest_on_pop; /* a new pop fails the oldest pending one at once */
     fake_pop_t pops[FAKE_MAX];
     size_t pop_count;
     size_t cancelled;
@@ -50,6 +51,17 @@ static void *fake_pop(void *pool, const lease_worker_need_t *need, lease_pop_cb 
     }
     fake_pop_t *pop = &p->pops[p->pop_count++];
     *pop = (fake_pop_t){.live = true, .cb = cb, .ctx = ctx, .gpu = need->gpu};
+    if (p->fail_oldest_on_pop) {
+        /* As the real pool does when starting workers for this pop fails
+         * an older pop (spawn error, runtime-env agent gone). */
+        p->fail_oldest_on_pop = false;
+        for (size_t i = 0; i < p->pop_count - 1; i++)
+            if (p->pops[i].live) {
+                p->pops[i].live = false;
+                p->pops[i].cb(p->pops[i].ctx, NULL, -EAGAIN, "spawn failed", false);
+                break;
+            }
+    }
     return pop;
 }
 
@@ -567,5 +579,32 @@ Test(lease_mgr, stop_answers_everything_once)
     cr_assert_eq(submit(&e, 3, "CPU=1", 1, false, &c), 0);
     cr_assert_eq(c.failure, LEASE_FAIL_SHUTDOWN, "after stop, requests are answered at once");
     lease_mgr_stop(e.mgr); /* idempotent */
+    env_fini(&e);
+}
+
+Test(lease_mgr, older_pop_failing_inside_the_walk_leaves_the_queue)
+{
+    env_t e;
+    env_init(&e, 2, 0, false, 0);
+    e.pool.async = true;
+    answer_t a, b, again;
+    submit(&e, 1, "CPU=1", 1, false, &a);
+    cr_assert_eq(e.pool.pop_count, 1);
+    e.pool.fail_oldest_on_pop = true;
+    submit(&e, 2, "CPU=1", 1, false, &b); /* its pop fails lease 1's */
+    cr_assert(a.answered);
+    cr_assert_eq(a.failure, LEASE_FAIL_SCHEDULING);
+    cr_assert_not(b.answered);
+    cr_assert_eq(lease_mgr_queued(e.mgr), 1, "the failed lease is gone, only lease 2 waits");
+    cr_assert_eq(avail(&e, "CPU"), RES_UNIT, "the failed lease's CPU came back");
+    const lease_demand_t *d;
+    cr_assert_eq(lease_mgr_demand(e.mgr, &d), 0, "no phantom demand");
+    /* A retry of lease 1 is a new request, not a duplicate. */
+    cr_assert_eq(submit(&e, 1, "CPU=1", 1, false, &again), 0);
+    cr_assert_eq(e.pool.pop_count, 3);
+    fake_finish_pop(&e.pool, 1, true, false);
+    fake_finish_pop(&e.pool, 2, true, false);
+    cr_assert_eq(b.kind, LEASE_GRANTED);
+    cr_assert_eq(again.kind, LEASE_GRANTED);
     env_fini(&e);
 }
