@@ -18,6 +18,9 @@
  * nothing on the control plane comes close, and a cap keeps a hostile peer
  * from making us allocate without bound. */
 #define RPC_MAX_MESSAGE (512 * 1024 * 1024)
+/* How long rpc_server_destroy waits, after the first 5 s, for gRPC to
+ * acknowledge a server's shutdown. */
+#define RPC_SERVER_SHUTDOWN_WAIT_S 25
 
 static grpc_byte_buffer *rpc_pack(const ProtobufCMessage *msg)
 {
@@ -806,12 +809,27 @@ void rpc_server_destroy(rpc_server_t *srv)
     static int shutdown_tag;
     grpc_server_shutdown_and_notify(srv->server, cq, &shutdown_tag);
     grpc_server_cancel_all_calls(srv->server);
-    grpc_completion_queue_pluck(cq, &shutdown_tag,
-                                gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
-                                             gpr_time_from_seconds(5, GPR_TIMESPAN)),
-                                NULL);
+    /* Blocking waits, never a spin: normally the acknowledgement comes at
+     * once (every call was just cancelled); a server that takes longer gets
+     * RPC_SERVER_SHUTDOWN_WAIT_S more, then is abandoned (the process is
+     * on its way out and must not hang in `ray stop`). */
+    grpc_event ev = grpc_completion_queue_pluck(
+        cq, &shutdown_tag, gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC), gpr_time_from_seconds(5, GPR_TIMESPAN)), NULL);
+    if (ev.type != GRPC_OP_COMPLETE) {
+        log_warn("gRPC server has not shut down after 5 s; waiting up to %d s more", RPC_SERVER_SHUTDOWN_WAIT_S);
+        ev = grpc_completion_queue_pluck(cq, &shutdown_tag,
+                                         gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                                      gpr_time_from_seconds(RPC_SERVER_SHUTDOWN_WAIT_S, GPR_TIMESPAN)),
+                                         NULL);
+    }
+    if (ev.type != GRPC_OP_COMPLETE) {
+        log_error("gRPC server did not shut down; leaving it behind");
+        srv->server = NULL;
+        return;
+    }
+    /* Nothing else was ever started on cq: after shutdown it drains at once. */
     grpc_completion_queue_shutdown(cq);
-    while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_past(GPR_CLOCK_MONOTONIC), NULL).type !=
+    while (grpc_completion_queue_pluck(cq, NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL).type !=
            GRPC_QUEUE_SHUTDOWN)
         ;
     grpc_completion_queue_destroy(cq);

@@ -25,21 +25,10 @@ struct bundles {
     size_t count, cap;
 };
 
-bool bundles_pg_hex(const Ray__Rpc__Bundle *spec, char out[37])
+static bundle_t *bundles_find(bundles_t *b, const bundle_spec_t *spec)
 {
-    if (!spec || !spec->bundle_id || spec->bundle_id->placement_group_id.len != ID_PG_SIZE)
-        return false;
-    id_to_hex(spec->bundle_id->placement_group_id.data, ID_PG_SIZE, out);
-    return true;
-}
-
-static bundle_t *bundles_find(bundles_t *b, const Ray__Rpc__Bundle *spec)
-{
-    if (!spec->bundle_id || spec->bundle_id->placement_group_id.len != ID_PG_SIZE)
-        return NULL;
     for (size_t i = 0; i < b->count; i++)
-        if (b->items[i].index == spec->bundle_id->bundle_index &&
-            memcmp(b->items[i].pg, spec->bundle_id->placement_group_id.data, ID_PG_SIZE) == 0)
+        if (b->items[i].index == spec->index && memcmp(b->items[i].pg, spec->pg_id, ID_PG_SIZE) == 0)
             return &b->items[i];
     return NULL;
 }
@@ -57,29 +46,26 @@ static void bundles_names(const char *orig, const char *pg_hex, int32_t index, c
     snprintf(wildcard, len, "%s_group_%s", orig, pg_hex);
 }
 
-int bundles_prepare(bundles_t *b, Ray__Rpc__Bundle *const *specs, size_t n)
+int bundles_prepare(bundles_t *b, const bundle_spec_t *specs, size_t n)
 {
     size_t first_new = b->count;
+    int rc = 0;
     for (size_t i = 0; i < n; i++) {
-        const Ray__Rpc__Bundle *spec = specs[i];
-        char hex[37];
-        if (!bundles_pg_hex(spec, hex) || spec->bundle_id->bundle_index < 0)
+        const bundle_spec_t *spec = &specs[i];
+        char hex[ID_HEX_BUF];
+        id_to_hex(spec->pg_id, ID_PG_SIZE, hex);
+        if (spec->index < 0 || !spec->resources) {
+            rc = -EINVAL;
             goto rollback;
+        }
         if (bundles_find(b, spec))
             continue; /* prepared or committed before: idempotent */
-        res_set_t *want = res_set_create();
-        bool ok = true;
-        for (size_t k = 0; k < spec->n_unit_resources && ok; k++) {
-            res_amount_t a;
-            ok = spec->unit_resources[k]->key && res_amount_from_double(spec->unit_resources[k]->value, &a) == 0 &&
-                 res_set_put(want, spec->unit_resources[k]->key, a) == 0;
-        }
         res_alloc_t *alloc = NULL;
-        int rc = ok ? res_allocate(b->res, want, &alloc) : -EINVAL;
-        res_set_destroy(want);
+        rc = res_allocate(b->res, spec->resources, &alloc);
         if (rc != 0) {
-            log_info("cannot prepare bundle %d of placement group %s: %s", (int)spec->bundle_id->bundle_index, hex,
+            log_info("cannot prepare bundle %d of placement group %s: %s", (int)spec->index, hex,
                      rc == -EAGAIN ? "resources busy" : "resources missing");
+            rc = -EAGAIN;
             goto rollback;
         }
         if (b->count == b->cap) {
@@ -88,8 +74,8 @@ int bundles_prepare(bundles_t *b, Ray__Rpc__Bundle *const *specs, size_t n)
         }
         bundle_t *x = &b->items[b->count++];
         memset(x, 0, sizeof *x);
-        memcpy(x->pg, spec->bundle_id->placement_group_id.data, ID_PG_SIZE);
-        x->index = spec->bundle_id->bundle_index;
+        memcpy(x->pg, spec->pg_id, ID_PG_SIZE);
+        x->index = spec->index;
         x->alloc = alloc;
     }
     return 0;
@@ -100,7 +86,7 @@ rollback:
         res_free(b->res, x->alloc);
         b->count--;
     }
-    return -EAGAIN;
+    return rc;
 }
 
 /* Per-instance amounts of one grant, indexed by physical instance. */
@@ -118,7 +104,7 @@ static size_t bundles_layout(const res_grant_t *g, res_amount_t **out)
 
 static void bundles_commit_one(bundles_t *b, bundle_t *x)
 {
-    char hex[37], indexed[512], wildcard[512];
+    char hex[ID_HEX_BUF], indexed[512], wildcard[512];
     id_to_hex(x->pg, ID_PG_SIZE, hex);
     for (size_t i = 0; i < res_alloc_count(x->alloc); i++) {
         res_grant_t g;
@@ -141,10 +127,10 @@ static void bundles_commit_one(bundles_t *b, bundle_t *x)
     x->committed = true;
 }
 
-void bundles_commit(bundles_t *b, Ray__Rpc__Bundle *const *specs, size_t n)
+void bundles_commit(bundles_t *b, const bundle_spec_t *specs, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        bundle_t *x = bundles_find(b, specs[i]);
+        bundle_t *x = bundles_find(b, &specs[i]);
         if (x && !x->committed)
             bundles_commit_one(b, x);
     }
@@ -154,7 +140,7 @@ void bundles_commit(bundles_t *b, Ray__Rpc__Bundle *const *specs, size_t n)
  * changed) while any is leased. */
 static int bundles_uncommit(bundles_t *b, bundle_t *x)
 {
-    char hex[37], indexed[512], wildcard[512];
+    char hex[ID_HEX_BUF], indexed[512], wildcard[512];
     id_to_hex(x->pg, ID_PG_SIZE, hex);
     /* Check everything first so a busy bundle is left whole. */
     res_set_t *need = res_set_create();
@@ -208,23 +194,20 @@ static int bundles_return_one(bundles_t *b, bundle_t *x)
     return 0;
 }
 
-int bundles_return(bundles_t *b, const Ray__Rpc__Bundle *spec)
+int bundles_return(bundles_t *b, const bundle_spec_t *spec)
 {
     bundle_t *x = bundles_find(b, spec);
     return x ? bundles_return_one(b, x) : 0;
 }
 
-size_t bundles_release_unused(bundles_t *b, Ray__Rpc__Bundle *const *in_use, size_t n)
+size_t bundles_release_unused(bundles_t *b, const bundle_spec_t *in_use, size_t n)
 {
     size_t busy = 0;
     for (size_t i = 0; i < b->count;) {
         bundle_t *x = &b->items[i];
         bool used = false;
         for (size_t k = 0; k < n && !used; k++) {
-            const Ray__Rpc__Bundle *s = in_use[k];
-            used = s->bundle_id && s->bundle_id->placement_group_id.len == ID_PG_SIZE &&
-                   memcmp(s->bundle_id->placement_group_id.data, x->pg, ID_PG_SIZE) == 0 &&
-                   s->bundle_id->bundle_index == x->index;
+            used = memcmp(in_use[k].pg_id, x->pg, ID_PG_SIZE) == 0 && in_use[k].index == x->index;
         }
         if (used || bundles_return_one(b, x) != 0) {
             busy += !used;

@@ -12,33 +12,39 @@
  *
  * The choice of instances at prepare time is where NVLink-aware packing
  * will plug in; today it is the resource model's lowest-free-index rule. */
-#ifndef CRAYLET_RAYLET_BUNDLES_H
-#define CRAYLET_RAYLET_BUNDLES_H
+#ifndef CRAYLET_RAYLET_SCHED_BUNDLES_H
+#define CRAYLET_RAYLET_SCHED_BUNDLES_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "proto/ray_proto.h"
+#include "common/id.h"
 #include "raylet/sched/resources.h"
 
 typedef struct bundles bundles_t;
+
+/* One bundle of a request, decoded by the service.  Borrowed for the call. */
+typedef struct bundle_spec {
+    uint8_t pg_id[ID_PG_SIZE];
+    int32_t index;               /* >= 0 */
+    const res_set_t *resources;  /* its unit resources (prepare only; else may be NULL) */
+} bundle_spec_t;
 
 bundles_t *bundles_create(res_node_t *resources);
 /* Frees the table; reservations still held are given back. */
 void bundles_destroy(bundles_t *b);
 
-/* Returns 0, or a negative code with nothing reserved by this call. */
-int bundles_prepare(bundles_t *b, Ray__Rpc__Bundle *const *specs, size_t n);
+/* Returns 0, or a negative code with nothing reserved by this call
+ * (-EINVAL for a negative index, -EAGAIN when the resources are not free). */
+int bundles_prepare(bundles_t *b, const bundle_spec_t *specs, size_t n);
 /* Unknown or already committed bundles are skipped (GCS retries). */
-void bundles_commit(bundles_t *b, Ray__Rpc__Bundle *const *specs, size_t n);
+void bundles_commit(bundles_t *b, const bundle_spec_t *specs, size_t n);
 /* 0 (also for an unknown bundle), -EBUSY while its resources are leased. */
-int bundles_return(bundles_t *b, const Ray__Rpc__Bundle *spec);
+int bundles_return(bundles_t *b, const bundle_spec_t *spec);
 /* Return every bundle not listed (after a GCS restart).  Returns how many
  * could not be returned because they are busy. */
-size_t bundles_release_unused(bundles_t *b, Ray__Rpc__Bundle *const *in_use, size_t n);
+size_t bundles_release_unused(bundles_t *b, const bundle_spec_t *in_use, size_t n);
 
-/* "<pg hex>" of a bundle spec into `out` (37 bytes); false if malformed. */
-bool bundles_pg_hex(const Ray__Rpc__Bundle *spec, char out[37]);
 size_t bundles_count(const bundles_t *b);
 
 #endif

@@ -689,12 +689,77 @@ static void nm_cancel_leases_with_shapes(void *ctx, rpc_call_t *call, ProtobufCM
 
 /* ---- placement groups: GCS's two-phase commit ------------------------------ */
 
+/* Bundle specs decoded for sched/bundles.c, with the resource sets they
+ * borrow. */
+typedef struct nm_bundles {
+    bundle_spec_t *specs;
+    res_set_t **sets;
+    size_t n;
+} nm_bundles_t;
+
+static bool nm_bundle_decode_one(const Ray__Rpc__Bundle *in, bool with_resources, bundle_spec_t *out,
+                                 res_set_t **set)
+{
+    *set = NULL;
+    if (!in || !in->bundle_id || in->bundle_id->placement_group_id.len != ID_PG_SIZE ||
+        in->bundle_id->bundle_index < 0 || in->bundle_id->bundle_index > INT32_MAX)
+        return false;
+    memcpy(out->pg_id, in->bundle_id->placement_group_id.data, ID_PG_SIZE);
+    out->index = (int32_t)in->bundle_id->bundle_index;
+    out->resources = NULL;
+    if (!with_resources)
+        return true;
+    *set = res_set_create();
+    for (size_t k = 0; k < in->n_unit_resources; k++) {
+        res_amount_t a;
+        const char *name = in->unit_resources[k]->key;
+        if (!name || !*name || res_amount_from_double(in->unit_resources[k]->value, &a) != 0 ||
+            res_set_put(*set, name, a) != 0) {
+            res_set_destroy(*set);
+            *set = NULL;
+            return false;
+        }
+    }
+    out->resources = *set;
+    return true;
+}
+
+/* `strict`: one malformed spec fails the lot (prepare); otherwise
+ * malformed specs are left out (commit, release: GCS retries). */
+static bool nm_bundles_decode(Ray__Rpc__Bundle *const *in, size_t n, bool with_resources, bool strict,
+                              nm_bundles_t *out)
+{
+    out->specs = xcalloc(n, sizeof *out->specs);
+    out->sets = xcalloc(n, sizeof *out->sets);
+    out->n = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (nm_bundle_decode_one(in[i], with_resources, &out->specs[out->n], &out->sets[out->n]))
+            out->n++;
+        else if (strict)
+            return false;
+    }
+    return true;
+}
+
+static void nm_bundles_free(nm_bundles_t *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        res_set_destroy(b->sets[i]);
+    free(b->specs);
+    free(b->sets);
+}
+
 static void nm_prepare_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
     nm_service_t *svc = ctx;
     const Ray__Rpc__PrepareBundleResourcesRequest *req = (const Ray__Rpc__PrepareBundleResourcesRequest *)msg;
     Ray__Rpc__PrepareBundleResourcesReply reply = RAY__RPC__PREPARE_BUNDLE_RESOURCES_REPLY__INIT;
-    reply.success = svc->ops.serving(svc->ctx) && bundles_prepare(svc->d.bundles, req->bundle_specs, req->n_bundle_specs) == 0;
+    nm_bundles_t b;
+    bool ok = nm_bundles_decode(req->bundle_specs, req->n_bundle_specs, true, true, &b);
+    if (!ok)
+        log_warn("PrepareBundleResources with a malformed bundle spec: refused");
+    reply.success = ok && svc->ops.serving(svc->ctx) && bundles_prepare(svc->d.bundles, b.specs, b.n) == 0;
+    nm_bundles_free(&b);
     rpc_call_reply(call, &reply.base);
 }
 
@@ -702,48 +767,55 @@ static void nm_commit_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
 {
     nm_service_t *svc = ctx;
     const Ray__Rpc__CommitBundleResourcesRequest *req = (const Ray__Rpc__CommitBundleResourcesRequest *)msg;
-    bundles_commit(svc->d.bundles, req->bundle_specs, req->n_bundle_specs);
+    nm_bundles_t b;
+    nm_bundles_decode(req->bundle_specs, req->n_bundle_specs, false, false, &b);
+    bundles_commit(svc->d.bundles, b.specs, b.n);
+    nm_bundles_free(&b);
     Ray__Rpc__CommitBundleResourcesReply reply = RAY__RPC__COMMIT_BUNDLE_RESOURCES_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
-    if (svc->leases)
-        lease_mgr_mark_dirty(svc->leases);
+    lease_mgr_mark_dirty(svc->leases);
 }
 
 static void nm_cancel_resource_reserve(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
     nm_service_t *svc = ctx;
     const Ray__Rpc__CancelResourceReserveRequest *req = (const Ray__Rpc__CancelResourceReserveRequest *)msg;
-    char hex[37];
-    if (!bundles_pg_hex(req->bundle_spec, hex)) {
+    bundle_spec_t spec;
+    res_set_t *unused;
+    if (!nm_bundle_decode_one(req->bundle_spec, false, &spec, &unused)) {
         rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "bundle_spec without a placement group id");
         return;
     }
     /* The group's leases go first, or its resources would still be in use;
-     * like the stock raylet, any lease on the group (wildcard ones too). */
+     * like the stock raylet, any lease on the group (wildcard ones too):
+     * every resource of the group is named after its id's hex. */
+    char hex[ID_HEX_BUF];
+    id_to_hex(spec.pg_id, ID_PG_SIZE, hex);
     if (svc->leases)
         lease_mgr_drop_matching(svc->leases, hex);
-    int rc = bundles_return(svc->d.bundles, req->bundle_spec);
+    int rc = bundles_return(svc->d.bundles, &spec);
     if (rc != 0) {
         rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "Bundle resources are still in use. Retry again.");
         return;
     }
     Ray__Rpc__CancelResourceReserveReply reply = RAY__RPC__CANCEL_RESOURCE_RESERVE_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
-    if (svc->leases)
-        lease_mgr_mark_dirty(svc->leases);
+    lease_mgr_mark_dirty(svc->leases);
 }
 
 static void nm_release_unused_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
     nm_service_t *svc = ctx;
     const Ray__Rpc__ReleaseUnusedBundlesRequest *req = (const Ray__Rpc__ReleaseUnusedBundlesRequest *)msg;
-    size_t busy = bundles_release_unused(svc->d.bundles, req->bundles_in_use, req->n_bundles_in_use);
+    nm_bundles_t b;
+    nm_bundles_decode(req->bundles_in_use, req->n_bundles_in_use, false, false, &b);
+    size_t busy = bundles_release_unused(svc->d.bundles, b.specs, b.n);
+    nm_bundles_free(&b);
     if (busy)
         log_warn("%zu unused bundles are still leased; GCS will ask again", busy);
     Ray__Rpc__ReleaseUnusedBundlesReply reply = RAY__RPC__RELEASE_UNUSED_BUNDLES_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
-    if (svc->leases)
-        lease_mgr_mark_dirty(svc->leases);
+    lease_mgr_mark_dirty(svc->leases);
 }
 
 /* Every call enters here.  Calls still arriving while the server drains

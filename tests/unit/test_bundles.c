@@ -9,41 +9,26 @@
 #include "raylet/sched/bundles.h"
 
 typedef struct spec {
-    Ray__Rpc__Bundle b;
-    Ray__Rpc__Bundle__BundleIdentifier id;
-    Ray__Rpc__Bundle__UnitResourcesEntry e[2];
-    Ray__Rpc__Bundle__UnitResourcesEntry *ep[2];
-    uint8_t pg[18];
+    bundle_spec_t b;
+    res_set_t *set; /* owned: what b.resources points at */
 } spec_t;
 
 static void make_spec(spec_t *s, uint8_t pg_byte, int index, double cpu, double gpu)
 {
     memset(s, 0, sizeof *s);
-    ray__rpc__bundle__init(&s->b);
-    ray__rpc__bundle__bundle_identifier__init(&s->id);
-    memset(s->pg, pg_byte, sizeof s->pg);
-    s->id.placement_group_id.data = s->pg;
-    s->id.placement_group_id.len = 18;
-    s->id.bundle_index = index;
-    s->b.bundle_id = &s->id;
-    size_t n = 0;
-    if (cpu > 0) {
-        ray__rpc__bundle__unit_resources_entry__init(&s->e[n]);
-        s->e[n].key = "CPU";
-        s->e[n].value = cpu;
-        s->ep[n] = &s->e[n];
-        n++;
-    }
-    if (gpu > 0) {
-        ray__rpc__bundle__unit_resources_entry__init(&s->e[n]);
-        s->e[n].key = "GPU";
-        s->e[n].value = gpu;
-        s->ep[n] = &s->e[n];
-        n++;
-    }
-    s->b.n_unit_resources = n;
-    s->b.unit_resources = s->ep;
+    memset(s->b.pg_id, pg_byte, sizeof s->b.pg_id);
+    s->b.index = index;
+    s->set = res_set_create();
+    if (cpu > 0)
+        res_set_put(s->set, "CPU", (res_amount_t)(cpu * RES_UNIT));
+    if (gpu > 0)
+        res_set_put(s->set, "GPU", (res_amount_t)(gpu * RES_UNIT));
+    s->b.resources = s->set;
 }
+
+static void free_spec(spec_t *s) { res_set_destroy(s->set); }
+
+static void pg_hex(const spec_t *s, char hex[ID_HEX_BUF]) { id_to_hex(s->b.pg_id, ID_PG_SIZE, hex); }
 
 static res_node_t *node_with(double cpus, int gpus)
 {
@@ -60,13 +45,13 @@ Test(bundles, prepare_commit_names_and_gpu_layout)
     spec_t s0, s1;
     make_spec(&s0, 0xab, 0, 1, 1);
     make_spec(&s1, 0xab, 1, 1, 1);
-    Ray__Rpc__Bundle *specs[2] = {&s0.b, &s1.b};
+    bundle_spec_t specs[2] = {s0.b, s1.b};
     cr_assert_eq(bundles_prepare(b, specs, 2), 0);
     cr_assert_eq(res_node_available(n, "GPU"), 0);
     cr_assert_eq(res_node_available(n, "CPU"), 2 * RES_UNIT);
     bundles_commit(b, specs, 2);
-    char hex[37];
-    cr_assert(bundles_pg_hex(&s0.b, hex));
+    char hex[ID_HEX_BUF];
+    pg_hex(&s0, hex);
     char name[128];
     snprintf(name, sizeof name, "GPU_group_1_%s", hex);
     res_entry_t e;
@@ -101,6 +86,8 @@ Test(bundles, prepare_commit_names_and_gpu_layout)
     cr_assert_eq(res_node_available(n, "GPU"), 2 * RES_UNIT);
     cr_assert_eq(res_node_available(n, "CPU"), 4 * RES_UNIT);
     cr_assert_eq(bundles_count(b), 0);
+    free_spec(&s0);
+    free_spec(&s1);
     bundles_destroy(b);
     res_node_destroy(n);
 }
@@ -112,11 +99,13 @@ Test(bundles, prepare_is_all_or_nothing)
     spec_t s0, s1;
     make_spec(&s0, 0x01, 0, 1, 1);
     make_spec(&s1, 0x01, 1, 1, 1); /* a second GPU does not exist */
-    Ray__Rpc__Bundle *specs[2] = {&s0.b, &s1.b};
+    bundle_spec_t specs[2] = {s0.b, s1.b};
     cr_assert_neq(bundles_prepare(b, specs, 2), 0);
     cr_assert_eq(bundles_count(b), 0);
     cr_assert_eq(res_node_available(n, "GPU"), RES_UNIT);
     cr_assert_eq(res_node_available(n, "CPU"), 2 * RES_UNIT);
+    free_spec(&s0);
+    free_spec(&s1);
     bundles_destroy(b);
     res_node_destroy(n);
 }
@@ -127,11 +116,11 @@ Test(bundles, return_refuses_while_leased)
     bundles_t *b = bundles_create(n);
     spec_t s0;
     make_spec(&s0, 0x02, 0, 1, 0);
-    Ray__Rpc__Bundle *specs[1] = {&s0.b};
+    bundle_spec_t specs[1] = {s0.b};
     cr_assert_eq(bundles_prepare(b, specs, 1), 0);
     bundles_commit(b, specs, 1);
-    char hex[37], name[128];
-    bundles_pg_hex(&s0.b, hex);
+    char hex[ID_HEX_BUF], name[128];
+    pg_hex(&s0, hex);
     snprintf(name, sizeof name, "CPU_group_0_%s", hex);
     res_set_t *want = res_set_create();
     res_set_put(want, name, RES_UNIT);
@@ -142,6 +131,7 @@ Test(bundles, return_refuses_while_leased)
     res_free(n, lease);
     cr_assert_eq(bundles_return(b, &s0.b), 0);
     cr_assert_eq(res_node_available(n, "CPU"), 2 * RES_UNIT);
+    free_spec(&s0);
     res_set_destroy(want);
     bundles_destroy(b);
     res_node_destroy(n);
@@ -154,13 +144,32 @@ Test(bundles, release_unused_keeps_the_listed_ones)
     spec_t s0, s1;
     make_spec(&s0, 0x03, 0, 1, 0);
     make_spec(&s1, 0x04, 0, 1, 0);
-    Ray__Rpc__Bundle *specs[2] = {&s0.b, &s1.b};
+    bundle_spec_t specs[2] = {s0.b, s1.b};
     cr_assert_eq(bundles_prepare(b, specs, 2), 0);
     bundles_commit(b, specs, 2);
-    Ray__Rpc__Bundle *keep[1] = {&s1.b};
+    bundle_spec_t keep[1] = {s1.b};
     cr_assert_eq(bundles_release_unused(b, keep, 1), 0);
     cr_assert_eq(bundles_count(b), 1);
     cr_assert_eq(res_node_available(n, "CPU"), 3 * RES_UNIT);
+    free_spec(&s0);
+    free_spec(&s1);
+    bundles_destroy(b);
+    res_node_destroy(n);
+}
+
+Test(bundles, negative_index_is_refused_whole)
+{
+    res_node_t *n = node_with(2, 0);
+    bundles_t *b = bundles_create(n);
+    spec_t s0, s1;
+    make_spec(&s0, 0x05, 0, 1, 0);
+    make_spec(&s1, 0x05, -1, 1, 0);
+    bundle_spec_t specs[2] = {s0.b, s1.b};
+    cr_assert_eq(bundles_prepare(b, specs, 2), -EINVAL);
+    cr_assert_eq(bundles_count(b), 0, "nothing of the request stays reserved");
+    cr_assert_eq(res_node_available(n, "CPU"), 2 * RES_UNIT);
+    free_spec(&s0);
+    free_spec(&s1);
     bundles_destroy(b);
     res_node_destroy(n);
 }

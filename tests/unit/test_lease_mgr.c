@@ -500,44 +500,19 @@ Test(lease_mgr, worker_death_frees_the_lease)
     env_fini(&e);
 }
 
-typedef struct bundle_spec {
-    Ray__Rpc__Bundle b;
-    Ray__Rpc__Bundle__BundleIdentifier id;
-    Ray__Rpc__Bundle__UnitResourcesEntry e;
-    Ray__Rpc__Bundle__UnitResourcesEntry *ep;
-    uint8_t pg[ID_PG_SIZE];
-} bundle_spec_t;
-
-static void make_bundle(bundle_spec_t *s, int index, double gpu)
-{
-    memset(s, 0, sizeof *s);
-    ray__rpc__bundle__init(&s->b);
-    ray__rpc__bundle__bundle_identifier__init(&s->id);
-    memset(s->pg, 0x5a, sizeof s->pg);
-    s->id.placement_group_id.data = s->pg;
-    s->id.placement_group_id.len = ID_PG_SIZE;
-    s->id.bundle_index = index;
-    s->b.bundle_id = &s->id;
-    ray__rpc__bundle__unit_resources_entry__init(&s->e);
-    s->e.key = "GPU";
-    s->e.value = gpu;
-    s->ep = &s->e;
-    s->b.unit_resources = &s->ep;
-    s->b.n_unit_resources = 1;
-}
-
 Test(lease_mgr, bundle_leases_and_removal)
 {
     env_t e;
     env_init(&e, 2, 4, false, 0);
     bundles_t *bundles = bundles_create(e.res);
-    bundle_spec_t s;
-    make_bundle(&s, 0, 2);
-    Ray__Rpc__Bundle *specs[1] = {&s.b};
-    cr_assert_eq(bundles_prepare(bundles, specs, 1), 0);
-    bundles_commit(bundles, specs, 1);
+    res_set_t *two_gpus = res_set_create();
+    res_set_put(two_gpus, "GPU", 2 * RES_UNIT);
+    bundle_spec_t spec = {.index = 0, .resources = two_gpus};
+    memset(spec.pg_id, 0x5a, sizeof spec.pg_id);
+    cr_assert_eq(bundles_prepare(bundles, &spec, 1), 0);
+    bundles_commit(bundles, &spec, 1);
     char pg_hex[ID_HEX_BUF];
-    id_to_hex(s.pg, ID_PG_SIZE, pg_hex);
+    id_to_hex(spec.pg_id, ID_PG_SIZE, pg_hex);
     char shape[160];
     snprintf(shape, sizeof shape, "GPU_group_0_%s=1", pg_hex);
     answer_t a, b, c;
@@ -557,8 +532,9 @@ Test(lease_mgr, bundle_leases_and_removal)
     cr_assert_eq(c.kind, LEASE_FAILED);
     cr_assert_eq(c.failure, LEASE_FAIL_PG_REMOVED);
     cr_assert_eq(lease_mgr_granted(e.mgr), 0);
-    cr_assert_eq(bundles_return(bundles, &s.b), 0, "with its leases gone the bundle can be returned");
+    cr_assert_eq(bundles_return(bundles, &spec), 0, "with its leases gone the bundle can be returned");
     cr_assert_eq(avail(&e, "GPU"), 4 * RES_UNIT);
+    res_set_destroy(two_gpus);
     bundles_destroy(bundles);
     env_fini(&e);
 }
