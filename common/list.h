@@ -23,6 +23,16 @@ typedef struct list {
     for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head); (pos) = (tmp), (tmp) = (pos)->next)
 #define LIST_FOREACH(pos, head) for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
 
+/* Declares `var` (a `type *`) and walks the entries of `head` linked
+ * through `member`.  The current entry must not be removed. */
+#define LIST_FOREACH_ENTRY(type, var, head, member)                                          \
+    for (type *var = LIST_ENTRY((head)->next, type, member); &var->member != (head);          \
+         var = LIST_ENTRY(var->member.next, type, member))
+/* Backwards. */
+#define LIST_FOREACH_ENTRY_REVERSE(type, var, head, member)                                  \
+    for (type *var = LIST_ENTRY((head)->prev, type, member); &var->member != (head);          \
+         var = LIST_ENTRY(var->member.prev, type, member))
+
 static inline void list_init(list_t *l) { l->next = l->prev = l; }
 static inline bool list_empty(const list_t *head) { return head->next == head; }
 

@@ -409,6 +409,8 @@ store_t *store_create(loop_t *loop, const store_options_t *opts)
     if (!s)
         return NULL;
     s->loop = loop;
+    list_init(&s->clients);
+    list_init(&s->cq);
     s->opts = *opts;
     s->oom_since_ms = -1;
     s->next_request_id = 1;

@@ -61,7 +61,7 @@ typedef struct {
 
 struct store_client {
     store_t *s;
-    store_client_t *prev, *next;
+    list_t node; /* s->clients */
     int fd;
     uint64_t cid;
     frame_decoder_t *dec;
@@ -74,7 +74,7 @@ struct store_client {
     u64map_t *sent;   /* fallback segments whose descriptor it has */
     bool sent_region;
     store_get_req_t *get; /* the pending Get, if any */
-    store_create_req_t *creqs; /* its create requests, queued or answered-later */
+    list_t creqs; /* store_create_req_t: queued or answered-later */
     uint32_t ncreqs;
     unsigned interest;
     bool kick;    /* run the I/O callback soon: a reply was queued from elsewhere */
@@ -98,8 +98,8 @@ typedef struct {
 } waiter_t;
 
 struct store_create_req {
-    store_create_req_t *qprev, *qnext; /* the store's queue, while queued */
-    store_create_req_t *cprev, *cnext; /* the client's list */
+    list_t qnode; /* s->cq, while queued */
+    list_t cnode; /* client->creqs */
     store_client_t *client;
     uint64_t request_id;
     bool queued;
@@ -551,15 +551,7 @@ static void creq_unqueue(store_t *s, store_create_req_t *q)
 {
     if (!q->queued)
         return;
-    if (q->qprev)
-        q->qprev->qnext = q->qnext;
-    else
-        s->cq_head = q->qnext;
-    if (q->qnext)
-        q->qnext->qprev = q->qprev;
-    else
-        s->cq_tail = q->qprev;
-    q->qprev = q->qnext = NULL;
+    list_remove(&q->qnode);
     q->queued = false;
     s->cq_count--;
     s->cq_bytes -= q->size;
@@ -569,12 +561,7 @@ static void creq_free(store_t *s, store_create_req_t *q)
 {
     creq_unqueue(s, q);
     store_client_t *c = q->client;
-    if (q->cprev)
-        q->cprev->cnext = q->cnext;
-    else
-        c->creqs = q->cnext;
-    if (q->cnext)
-        q->cnext->cprev = q->cprev;
+    list_remove(&q->cnode);
     c->ncreqs--;
     free(q);
 }
@@ -607,8 +594,8 @@ static void cq_process(store_t *s)
 {
     if (s->cq_timer)
         return;
-    while (s->cq_head) {
-        store_create_req_t *q = s->cq_head;
+    while (!list_empty(&s->cq)) {
+        store_create_req_t *q = LIST_ENTRY(s->cq.next, store_create_req_t, qnode);
         store_create_info_t in = creq_info(q);
         store_obj_t *o = NULL;
         plasma_err_t err = store_obj_create(s, &in, false, &o);
@@ -695,6 +682,8 @@ static int handle_create(store_client_t *c, const uint8_t *p, size_t len)
     store_create_req_t *q = calloc(1, sizeof *q);
     if (!q)
         return -ENOMEM;
+    list_init(&q->qnode);
+    list_init(&q->cnode);
     q->client = c;
     q->request_id = s->next_request_id++;
     q->oid = req.object_id;
@@ -713,18 +702,10 @@ static int handle_create(store_client_t *c, const uint8_t *p, size_t len)
     q->ip[req.owner_ip_len] = '\0';
     q->owner = owner;
     q->owner.ip = q->ip;
-    q->cnext = c->creqs;
-    if (c->creqs)
-        c->creqs->cprev = q;
-    c->creqs = q;
+    list_insert_head(&c->creqs, &q->cnode);
     c->ncreqs++;
     q->queued = true;
-    q->qprev = s->cq_tail;
-    if (s->cq_tail)
-        s->cq_tail->qnext = q;
-    else
-        s->cq_head = q;
-    s->cq_tail = q;
+    list_insert_tail(&s->cq, &q->qnode);
     s->cq_count++;
     s->cq_bytes += q->size; /* unsigned: the later subtraction undoes it exactly */
     cq_process(s);
@@ -737,7 +718,7 @@ static int handle_create_retry(store_client_t *c, const uint8_t *p, size_t len)
     uint64_t rid;
     if (plasma_decode_create_retry_req(p, len, &oid, &rid) != 0)
         return CR_EBADMSG;
-    for (store_create_req_t *q = c->creqs; q; q = q->cnext)
+    LIST_FOREACH_ENTRY(store_create_req_t, q, &c->creqs, cnode)
         if (q->request_id == rid)
             return creq_reply(c, q);
     /* Unknown or already answered: Ray answers UnexpectedError too. */
@@ -1050,8 +1031,8 @@ static void client_close(store_client_t *c, bool quiet, const char *fmt, ...)
     (void)client_flush(c);
     if (c->get)
         get_discard(s, c->get);
-    while (c->creqs)
-        creq_free(s, c->creqs);
+    while (!list_empty(&c->creqs))
+        creq_free(s, LIST_ENTRY(c->creqs.next, store_create_req_t, cnode));
     size_t n = c->refs ? u64map_count(c->refs) : 0;
     if (n) {
         /* Snapshot first: settling an object may run callbacks. */
@@ -1098,12 +1079,7 @@ static void client_close(store_client_t *c, bool quiet, const char *fmt, ...)
         c->mark_head = (c->mark_head + 1) % c->mark_cap;
         c->mark_count--;
     }
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->clients = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    list_remove(&c->node);
     s->num_clients--;
     if (!c->in_cb)
         client_free(c);
@@ -1122,6 +1098,8 @@ int store_accept_fd(store_t *s, int fd)
     }
     store_client_t *c = calloc(1, sizeof *c);
     if (c) {
+        list_init(&c->node);
+        list_init(&c->creqs);
         c->dec = frame_decoder_create(s->opts.cookie, FRAME_DEFAULT_MAX_PAYLOAD);
         c->refs = u64map_create();
         c->sent = u64map_create();
@@ -1143,10 +1121,7 @@ int store_accept_fd(store_t *s, int fd)
         return r;
     }
     c->interest = LOOP_READABLE;
-    c->next = s->clients;
-    if (s->clients)
-        s->clients->prev = c;
-    s->clients = c;
+    list_insert_head(&s->clients, &c->node);
     s->num_clients++;
     log_debug("object store: client %" PRIu64 " connected", c->cid);
     return 0;
@@ -1174,8 +1149,8 @@ void store_conn_stop(store_t *s)
 {
     listener_destroy(s->listener);
     s->listener = NULL;
-    while (s->clients)
-        client_close(s->clients, true, "store shutting down");
+    while (!list_empty(&s->clients))
+        client_close(LIST_ENTRY(s->clients.next, store_client_t, node), true, "store shutting down");
     if (s->cq_timer) {
         loop_cancel_timer(s->loop, s->cq_timer);
         s->cq_timer = 0;
@@ -1200,7 +1175,7 @@ int store_conn_check(const store_t *s)
     if (!held)
         return 0; /* cannot check without memory; not a violation */
     uint64_t nclients = 0, ngets = 0, nq = 0;
-    for (const store_client_t *c = s->clients; c; c = c->next) {
+    LIST_FOREACH_ENTRY(const store_client_t, c, &s->clients, node) {
         nclients++;
         CHECK(!c->closing, "a closed client is still listed");
         if (c->get) {
@@ -1219,7 +1194,7 @@ int store_conn_check(const store_t *s)
                 goto out;
         }
         uint32_t nc = 0;
-        for (const store_create_req_t *q = c->creqs; q; q = q->cnext) {
+        LIST_FOREACH_ENTRY(const store_create_req_t, q, &c->creqs, cnode) {
             CHECK(q->client == c, "create request on the wrong client");
             nc++;
         }
@@ -1227,7 +1202,7 @@ int store_conn_check(const store_t *s)
     }
     CHECK(nclients == s->num_clients, "client count off");
     CHECK(ngets == s->num_pending_gets, "pending get count off");
-    for (const store_create_req_t *q = s->cq_head; q; q = q->qnext) {
+    LIST_FOREACH_ENTRY(const store_create_req_t, q, &s->cq, qnode) {
         CHECK(q->queued, "answered request still queued");
         nq++;
     }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "common/fb.h"
+#include "common/list.h"
 #include "common/listen.h"
 #include "common/loop.h"
 #include "object_store/alloc.h"
@@ -89,13 +90,13 @@ struct store {
     uint64_t lru_bytes;     /* region bytes held by evictable objects */
     uint64_t lru_obj_bytes; /* object bytes (data + metadata) of evictable objects */
 
-    store_client_t *clients; /* doubly linked */
+    list_t clients;          /* store_client_t */
     uint64_t num_clients;
     uint64_t next_client_id;
     uint64_t num_pending_gets;
 
     /* The create queue (requests that did not fit when they arrived). */
-    store_create_req_t *cq_head, *cq_tail;
+    list_t cq;               /* store_create_req_t waiting, in arrival order */
     uint64_t cq_count, cq_bytes;
     uint64_t next_request_id;
     uint64_t cq_timer;

@@ -1,11 +1,13 @@
 #include "raylet/objects/obj_wait.h"
-#include "common/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/alloc.h"
+#include "common/list.h"
+
 struct owait_req {
-    owait_req_t *next, *prev;
+    list_t node; /* ow->reqs */
     owait_t *ow;
     uint8_t (*ids)[ID_OBJECT_SIZE];
     bool *ready;
@@ -21,14 +23,15 @@ struct owait {
     loop_t *loop;
     owait_contains_fn contains;
     void *contains_ctx;
-    owait_req_t reqs; /* list head */
+    list_t reqs; /* owait_req_t, newest first */
     size_t count;
 };
 
+static owait_req_t *owait_of(list_t *n) { return LIST_ENTRY(n, owait_req_t, node); }
+
 static void owait_unlink_free(owait_t *ow, owait_req_t *r)
 {
-    r->prev->next = r->next;
-    r->next->prev = r->prev;
+    list_remove(&r->node);
     ow->count--;
     if (r->timer)
         loop_cancel_timer(ow->loop, r->timer);
@@ -40,9 +43,7 @@ static void owait_unlink_free(owait_t *ow, owait_req_t *r)
 static void owait_finish(owait_t *ow, owait_req_t *r, bool timed_out)
 {
     /* Unlink before calling out: the callback may start new waits. */
-    r->prev->next = r->next;
-    r->next->prev = r->prev;
-    r->next = r->prev = r;
+    list_remove(&r->node);
     ow->count--;
     if (r->timer && !timed_out)
         loop_cancel_timer(ow->loop, r->timer);
@@ -71,7 +72,7 @@ owait_t *owait_create(loop_t *loop, owait_contains_fn contains, void *contains_c
     ow->loop = loop;
     ow->contains = contains;
     ow->contains_ctx = contains_ctx;
-    ow->reqs.next = ow->reqs.prev = &ow->reqs;
+    list_init(&ow->reqs);
     return ow;
 }
 
@@ -79,8 +80,8 @@ void owait_destroy(owait_t *ow)
 {
     if (!ow)
         return;
-    while (ow->reqs.next != &ow->reqs)
-        owait_unlink_free(ow, ow->reqs.next);
+    while (!list_empty(&ow->reqs))
+        owait_unlink_free(ow, owait_of(ow->reqs.next));
     free(ow);
 }
 
@@ -101,10 +102,7 @@ owait_req_t *owait_start(owait_t *ow, const uint8_t (*ids)[ID_OBJECT_SIZE], size
         if (r->ready[i])
             r->found++;
     }
-    r->next = ow->reqs.next;
-    r->prev = &ow->reqs;
-    ow->reqs.next->prev = r;
-    ow->reqs.next = r;
+    list_insert_head(&ow->reqs, &r->node);
     ow->count++;
     if (r->found >= r->required || timeout_ms == 0) {
         owait_finish(ow, r, r->found < r->required);
@@ -123,18 +121,19 @@ void owait_cancel(owait_t *ow, owait_req_t *r)
 
 void owait_cancel_ctx(owait_t *ow, void *ctx)
 {
-    for (owait_req_t *r = ow->reqs.next; r != &ow->reqs;) {
-        owait_req_t *next = r->next;
+    list_t *n, *next;
+    LIST_FOREACH_SAFE(n, next, &ow->reqs) {
+        owait_req_t *r = owait_of(n);
         if (r->ctx == ctx)
             owait_unlink_free(ow, r);
-        r = next;
     }
 }
 
 void owait_on_sealed(owait_t *ow, const uint8_t oid[ID_OBJECT_SIZE])
 {
-    for (owait_req_t *r = ow->reqs.next; r != &ow->reqs;) {
-        owait_req_t *next = r->next;
+    for (list_t *n = ow->reqs.next, *next; n != &ow->reqs; n = next) {
+        owait_req_t *r = owait_of(n);
+        next = n->next;
         for (size_t i = 0; i < r->count; i++) {
             if (r->ready[i] || memcmp(r->ids[i], oid, ID_OBJECT_SIZE) != 0)
                 continue;
@@ -147,7 +146,6 @@ void owait_on_sealed(owait_t *ow, const uint8_t oid[ID_OBJECT_SIZE])
             owait_finish(ow, r, false);
             next = ow->reqs.next;
         }
-        r = next;
     }
 }
 

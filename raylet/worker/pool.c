@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/list.h"
 #include "common/cmdline.h"
 #include "common/error.h"
 #include "common/log.h"
@@ -27,7 +28,7 @@
 #define POOL_EXIT_TIMEOUT_MS 5000
 
 struct pool_pop {
-    pool_pop_t *next, *prev;
+    list_t node; /* pool->pops, oldest first */
     int gpu_kind; /* 1: CPU-only work, 2: GPU work */
     bool actor;   /* needs a worker that never ran normal tasks */
     uint64_t id; /* runtime-env replies find their pop by id: it may be gone */
@@ -54,8 +55,8 @@ struct pool {
     size_t port_count, port_cap;
     pool_callbacks_t cbs;
     void *ctx;
-    worker_t workers; /* list head, all records */
-    pool_pop_t pops;  /* list head, waiting pops in FIFO order */
+    list_t workers; /* worker_t, newest first */
+    list_t pops;    /* pool_pop_t waiting, oldest first */
     uint64_t reap_timer;
     bool destroying;
     renv_client_t *renv;
@@ -160,31 +161,16 @@ static void pool_signal(const worker_t *w, int sig)
         log_warn("cannot signal worker %s (pid %d): %s", w->id_hex, (int)w->pid, strerror(errno));
 }
 
-static void pool_link_worker(pool_t *pool, worker_t *w)
-{
-    w->next = pool->workers.next;
-    w->prev = &pool->workers;
-    pool->workers.next->prev = w;
-    pool->workers.next = w;
-}
-
-static void pool_unlink_worker(worker_t *w)
-{
-    w->prev->next = w->next;
-    w->next->prev = w->prev;
-    w->next = w->prev = NULL;
-}
-
-static void pool_unlink_pop(pool_pop_t *p)
-{
-    p->prev->next = p->next;
-    p->next->prev = p->prev;
-}
+static void pool_link_worker(pool_t *pool, worker_t *w) { list_insert_head(&pool->workers, &w->node); }
+static void pool_unlink_worker(worker_t *w) { list_remove(&w->node); }
+static void pool_unlink_pop(pool_pop_t *p) { list_remove(&p->node); }
+static worker_t *pool_worker_of(list_t *n) { return LIST_ENTRY(n, worker_t, node); }
+static pool_pop_t *pool_pop_of(list_t *n) { return LIST_ENTRY(n, pool_pop_t, node); }
 
 static size_t pool_starting(const pool_t *pool)
 {
     size_t n = 0;
-    for (const worker_t *w = pool->workers.next; w != &pool->workers; w = w->next)
+    LIST_FOREACH_ENTRY(const worker_t, w, &pool->workers, node)
         if ((w->state == WORKER_STARTING || w->state == WORKER_REGISTERED) && w->type != WORKER_TYPE_DRIVER)
             n++;
     return n;
@@ -193,7 +179,7 @@ static size_t pool_starting(const pool_t *pool)
 size_t pool_count(const pool_t *pool, worker_state_t state)
 {
     size_t n = 0;
-    for (const worker_t *w = pool->workers.next; w != &pool->workers; w = w->next)
+    LIST_FOREACH_ENTRY(const worker_t, w, &pool->workers, node)
         if (w->state == state)
             n++;
     return n;
@@ -303,7 +289,7 @@ static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int
 /* Whoever's turn it is gets the worker: the oldest waiting pop that fits. */
 static bool pool_serve_pop(pool_t *pool, worker_t *w)
 {
-    for (pool_pop_t *p = pool->pops.next; p != &pool->pops; p = p->next) {
+    LIST_FOREACH_ENTRY(pool_pop_t, p, &pool->pops, node) {
         if (p->language != w->language || p->runtime_env_hash != w->runtime_env_hash ||
             !pool_job_fits(w->job_id, p->job_id) || (w->gpu_kind && w->gpu_kind != p->gpu_kind) ||
             (p->actor && w->ran_tasks))
@@ -323,7 +309,7 @@ static void pool_start_for_pops(pool_t *pool);
 
 static pool_pop_t *pool_pop_by_id(pool_t *pool, uint64_t id)
 {
-    for (pool_pop_t *p = pool->pops.next; p != &pool->pops; p = p->next)
+    LIST_FOREACH_ENTRY(pool_pop_t, p, &pool->pops, node)
         if (p->id == id)
             return p;
     return NULL;
@@ -376,7 +362,7 @@ static void pool_start_for_pops(pool_t *pool)
     if (pool->destroying)
         return;
     size_t starting = pool_starting(pool);
-    for (pool_pop_t *p = pool->pops.next; p != &pool->pops; p = p->next) {
+    LIST_FOREACH_ENTRY(pool_pop_t, p, &pool->pops, node) {
         if (p->env && !p->env_context) {
             if (!p->env_requested && !pool_request_env(pool, p)) {
                 pool_unlink_pop(p);
@@ -390,11 +376,14 @@ static void pool_start_for_pops(pool_t *pool)
             return;
         /* One starting worker per waiting pop of the same kind. */
         size_t want = 0, have = 0;
-        for (pool_pop_t *q = pool->pops.next; q != p->next; q = q->next)
+        LIST_FOREACH_ENTRY(pool_pop_t, q, &pool->pops, node) {
             if (pool_job_eq(q->job_id, p->job_id) && q->language == p->language &&
                 q->runtime_env_hash == p->runtime_env_hash)
                 want++;
-        for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next)
+            if (q == p)
+                break;
+        }
+        LIST_FOREACH_ENTRY(worker_t, w, &pool->workers, node)
             if ((w->state == WORKER_STARTING || w->state == WORKER_REGISTERED) &&
                 pool_job_fits(w->job_id, p->job_id) && w->language == p->language &&
                 w->runtime_env_hash == p->runtime_env_hash)
@@ -417,7 +406,7 @@ pool_pop_t *pool_pop(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int langua
     int hash = env ? env->hash : 0;
     int gpu_kind = env && env->gpu ? 2 : 1;
     /* Newest idle first: its caches are warmest. */
-    for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next) {
+    LIST_FOREACH_ENTRY(worker_t, w, &pool->workers, node) {
         if (w->state != WORKER_IDLE || w->exit_requested || w->language != language ||
             w->runtime_env_hash != hash || !pool_job_fits(w->job_id, job_id) ||
             (w->gpu_kind && w->gpu_kind != gpu_kind) || (env && env->actor && w->ran_tasks))
@@ -445,10 +434,7 @@ pool_pop_t *pool_pop(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int langua
     }
     p->cb = cb;
     p->ctx = ctx;
-    p->prev = pool->pops.prev;
-    p->next = &pool->pops;
-    pool->pops.prev->next = p;
-    pool->pops.prev = p;
+    list_insert_tail(&pool->pops, &p->node);
     uint64_t id = p->id;
     pool_start_for_pops(pool);
     /* Starting workers may have failed this pop at once (callback run,
@@ -483,7 +469,7 @@ void pool_push_idle(pool_t *pool, worker_t *w)
 
 worker_t *pool_find(pool_t *pool, const uint8_t id[ID_UNIQUE_SIZE])
 {
-    for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next)
+    LIST_FOREACH_ENTRY(worker_t, w, &pool->workers, node)
         if (memcmp(w->id, id, ID_UNIQUE_SIZE) == 0)
             return w;
     return NULL;
@@ -617,7 +603,7 @@ void pool_disconnect(pool_t *pool, worker_t *w, int exit_type, const char *detai
 
 bool pool_on_child_exit(pool_t *pool, pid_t pid, int wait_status)
 {
-    for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next) {
+    LIST_FOREACH_ENTRY(worker_t, w, &pool->workers, node) {
         if (w->pid != pid || w->type == WORKER_TYPE_DRIVER)
             continue;
         w->pid = -1; /* reaped: never signal this pid again */
@@ -643,8 +629,9 @@ bool pool_on_child_exit(pool_t *pool, pid_t pid, int wait_status)
  * finished job's workers get before SIGKILL. */
 static void pool_enforce_deadlines(pool_t *pool, uint64_t now)
 {
-    for (worker_t *w = pool->workers.next; w != &pool->workers;) {
-        worker_t *next = w->next;
+    for (list_t *n = pool->workers.next, *next; n != &pool->workers; n = next) {
+        worker_t *w = pool_worker_of(n);
+        next = n->next;
         if (w->kill_deadline_ms && now >= w->kill_deadline_ms && w->state != WORKER_DEAD) {
             w->kill_deadline_ms = 0;
             pool_signal(w, SIGKILL);
@@ -656,7 +643,6 @@ static void pool_enforce_deadlines(pool_t *pool, uint64_t now)
              * which are linked at the head). */
             pool_disconnect(pool, w, RAY__RPC__WORKER_EXIT_TYPE__SYSTEM_ERROR, "worker did not register in time");
         }
-        w = next;
     }
 }
 
@@ -721,15 +707,15 @@ static void pool_on_reap_timer(loop_t *loop, uint64_t id, void *data)
     pool->reap_timer = loop_add_timer(loop, POOL_REAP_PERIOD_MS, pool_on_reap_timer, pool);
     pool_enforce_deadlines(pool, loop_now_ms(loop));
     size_t idle = 0;
-    for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next)
+    LIST_FOREACH_ENTRY(worker_t, w, &pool->workers, node)
         if (w->state == WORKER_IDLE && !w->exit_requested)
             idle++;
     if (idle <= (size_t)pool->opts.soft_limit)
         return;
     uint64_t now = loop_now_ms(loop);
     /* Oldest idle first: they sit at the back of the list. */
-    for (worker_t *w = pool->workers.prev; w != &pool->workers && idle > (size_t)pool->opts.soft_limit;
-         w = w->prev) {
+    for (list_t *n = pool->workers.prev; n != &pool->workers && idle > (size_t)pool->opts.soft_limit; n = n->prev) {
+        worker_t *w = pool_worker_of(n);
         if (w->state != WORKER_IDLE || w->exit_requested || now - w->idle_since_ms < pool->opts.idle_timeout_ms)
             continue;
         pool_request_exit(pool, w, false);
@@ -740,7 +726,7 @@ static void pool_on_reap_timer(loop_t *loop, uint64_t id, void *data)
 
 void pool_kill_job(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE])
 {
-    for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next) {
+    LIST_FOREACH_ENTRY(worker_t, w, &pool->workers, node) {
         if (w->type == WORKER_TYPE_DRIVER || w->state == WORKER_DEAD || !pool_job_eq(w->job_id, job_id))
             continue;
         if (w->state == WORKER_STARTING) {
@@ -751,14 +737,14 @@ void pool_kill_job(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE])
         w->kill_deadline_ms = loop_now_ms(pool->loop) + POOL_KILL_GRACE_MS;
     }
     /* Pops for a finished job will never be served. */
-    for (pool_pop_t *p = pool->pops.next; p != &pool->pops;) {
-        pool_pop_t *next = p->next;
+    for (list_t *n = pool->pops.next, *next; n != &pool->pops; n = next) {
+        pool_pop_t *p = pool_pop_of(n);
+        next = n->next;
         if (pool_job_eq(p->job_id, job_id)) {
             pool_unlink_pop(p);
             p->cb(p->ctx, NULL, CR_ECLOSED, "the job finished", false);
             pool_pop_free(p);
         }
-        p = next;
     }
 }
 
@@ -773,18 +759,24 @@ void pool_prestart(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int language
 size_t pool_list(pool_t *pool, worker_t **out, size_t max)
 {
     size_t n = 0;
-    for (worker_t *w = pool->workers.next; w != &pool->workers && n < max; w = w->next)
+    LIST_FOREACH_ENTRY(worker_t, w, &pool->workers, node) {
+        if (n == max)
+            break;
         if (w->state != WORKER_DEAD)
             out[n++] = w;
+    }
     return n;
 }
 
 size_t pool_pids(pool_t *pool, int32_t *pids, size_t max)
 {
     size_t n = 0;
-    for (worker_t *w = pool->workers.next; w != &pool->workers && n < max; w = w->next)
+    LIST_FOREACH_ENTRY(worker_t, w, &pool->workers, node) {
+        if (n == max)
+            break;
         if (w->state != WORKER_DEAD && w->pid > 0)
             pids[n++] = (int32_t)w->pid;
+    }
     return n;
 }
 
@@ -808,8 +800,8 @@ pool_t *pool_create(loop_t *loop, cq_bridge_t *bridge, const pool_options_t *opt
         pool->opts.maximum_startup_concurrency = 1;
     pool->cbs = *cbs;
     pool->ctx = ctx;
-    pool->workers.next = pool->workers.prev = &pool->workers;
-    pool->pops.next = pool->pops.prev = &pool->pops;
+    list_init(&pool->workers);
+    list_init(&pool->pops);
     if (opts->python_worker_command && *opts->python_worker_command &&
         cmdline_split(opts->python_worker_command, &pool->argv_template, &pool->argc_template) != 0) {
         log_error("cannot parse --python_worker_command");
@@ -834,15 +826,15 @@ void pool_stop(pool_t *pool)
     pool->destroying = true;
     loop_cancel_timer(pool->loop, pool->reap_timer);
     pool->reap_timer = 0;
-    while (pool->pops.next != &pool->pops) {
-        pool_pop_t *p = pool->pops.next;
+    while (!list_empty(&pool->pops)) {
+        pool_pop_t *p = pool_pop_of(pool->pops.next);
         pool_unlink_pop(p);
         pool_pop_free(p);
     }
     /* Workers get SIGKILL: with the raylet gone they would exit anyway, and
      * `ray stop` expects nothing left behind.  Their channels go now, so no
      * reply from a worker reaches the pool after this. */
-    for (worker_t *w = pool->workers.next; w != &pool->workers; w = w->next) {
+    LIST_FOREACH_ENTRY(worker_t, w, &pool->workers, node) {
         if (w->type != WORKER_TYPE_DRIVER && w->pid > 0)
             pool_signal(w, SIGKILL);
         pool_close_channel(w);
@@ -854,8 +846,8 @@ void pool_destroy(pool_t *pool)
     if (!pool)
         return;
     pool_stop(pool);
-    while (pool->workers.next != &pool->workers) {
-        worker_t *w = pool->workers.next;
+    while (!list_empty(&pool->workers)) {
+        worker_t *w = pool_worker_of(pool->workers.next);
         if (w->conn)
             conn_close(w->conn, NULL);
         pool_free_worker(pool, w);

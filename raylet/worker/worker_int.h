@@ -4,11 +4,12 @@
 #define CRAYLET_RAYLET_WORKER_WORKER_INT_H
 
 #include "common/conn.h"
+#include "common/list.h"
 #include "common/rpc.h"
 #include "raylet/worker/worker.h"
 
 struct worker {
-    struct worker *next, *prev; /* pool's list of all workers */
+    list_t node;                /* pool->workers */
     uint8_t id[ID_UNIQUE_SIZE];
     char id_hex[ID_HEX_BUF];
     uint8_t job_id[ID_JOB_SIZE];
