@@ -254,25 +254,6 @@ static void raylet_on_check_alive(void *ctx, int err, const char *message, Proto
     }
     r->check_alive_timer = loop_add_timer(r->loop, (uint64_t)r->config.raylet_liveness_self_check_interval_ms,
                                           raylet_on_check_alive_timer, r);
-    debug_dump_sources_t dsrc = {
-        .node_hex = r->node_hex,
-        .node_ip_address = r->flags.node_ip_address,
-        .node_manager_port = r->node_manager_port,
-        .start_wall_ms = r->start_wall_ms,
-        .resources = r->resources,
-        .bundles = r->bundles,
-        .owait = r->owait,
-        .store = r->store,
-        .jobs = r->jobs,
-        .pool = r->pool,
-        .leases = r->leases,
-        .syncer = r->syncer,
-    };
-    r->debug_dump = debug_dump_create(r->loop, r->flags.log_dir,
-                                      r->config.debug_dump_period_milliseconds > 0
-                                          ? (uint64_t)r->config.debug_dump_period_milliseconds
-                                          : 0,
-                                      &dsrc);
 }
 
 static void raylet_on_check_alive_timer(loop_t *loop, uint64_t id, void *data)
@@ -453,6 +434,25 @@ static void raylet_on_registered(void *ctx, int err, const char *message, Protob
     };
     r->syncer = syncer_create(r->loop, r->gcs, r->node_id,
                               (uint64_t)r->config.raylet_report_resources_period_milliseconds, &cbs, r);
+    debug_dump_sources_t dsrc = {
+        .node_hex = r->node_hex,
+        .node_ip_address = r->flags.node_ip_address,
+        .node_manager_port = r->node_manager_port,
+        .start_wall_ms = r->start_wall_ms,
+        .resources = r->resources,
+        .bundles = r->bundles,
+        .owait = r->owait,
+        .store = r->store,
+        .jobs = r->jobs,
+        .pool = r->pool,
+        .leases = r->leases,
+        .syncer = r->syncer,
+    };
+    r->debug_dump = debug_dump_create(r->loop, r->flags.log_dir,
+                                      r->config.debug_dump_period_milliseconds > 0
+                                          ? (uint64_t)r->config.debug_dump_period_milliseconds
+                                          : 0,
+                                      &dsrc);
     r->check_alive_timer = loop_add_timer(r->loop, (uint64_t)r->config.raylet_liveness_self_check_interval_ms,
                                           raylet_on_check_alive_timer, r);
 }
