@@ -13,15 +13,22 @@
 #include "common/list.h"
 #include "raylet/service/leases.h"
 
-/* A call answered later; cancel() answers UNAVAILABLE, silences, frees. */
+struct nm_service;
+
+/* A call answered later (a fan-out to workers or nodes, an actor kill):
+ * what every such call holds, so one function can silence it.  cancel()
+ * answers UNAVAILABLE, silences and frees. */
 typedef struct nm_pending {
     list_t node; /* nm_service_t.pending */
+    struct nm_service *svc;
+    rpc_call_t *call;
+    uint64_t timer;            /* its deadline, 0 once fired */
+    rpc_channel_t **channels;  /* owned: destroying them silences their calls */
+    size_t channel_count;
     void (*cancel)(struct nm_pending *p);
 } nm_pending_t;
 
 #define NM_MAX_METHODS 32
-
-struct nm_service;
 
 /* What each registered method carries as its context: the service and the
  * handler, so that one trampoline can refuse calls once stopped. */
@@ -227,10 +234,31 @@ static void nm_get_worker_failure_cause(void *ctx, rpc_call_t *call, ProtobufCMe
 /* Calls answered later (the stats aggregates below) are kept on
  * svc->pending, so that nm_service_stop() can answer them UNAVAILABLE and
  * silence their channels before the components they read are freed. */
-static void nm_pending_add(nm_service_t *svc, nm_pending_t *p, void (*cancel)(nm_pending_t *))
+static void nm_pending_add(nm_service_t *svc, nm_pending_t *p, rpc_call_t *call, size_t max_channels,
+                           void (*cancel)(nm_pending_t *))
 {
+    p->svc = svc;
+    p->call = call;
+    p->channels = xcalloc(max_channels, sizeof *p->channels);
     p->cancel = cancel;
     list_insert_tail(&svc->pending, &p->node);
+}
+
+/* No reply, deadline or callback reaches the call's owner after this. */
+static void nm_pending_silence(nm_pending_t *p)
+{
+    list_remove(&p->node);
+    if (p->timer)
+        loop_cancel_timer(p->svc->d.loop, p->timer);
+    p->timer = 0;
+    for (size_t i = 0; i < p->channel_count; i++)
+        rpc_channel_destroy(p->channels[i]);
+    p->channel_count = 0;
+}
+
+static void nm_pending_free(nm_pending_t *p)
+{
+    free(p->channels);
 }
 
 void nm_service_stop(nm_service_t *svc)
@@ -269,29 +297,12 @@ static void nm_store_stats(nm_service_t *svc, Ray__Rpc__ObjectStoreStats *out)
 #define NM_STATS_DEADLINE_MS 3000
 
 typedef struct nm_stats {
-    nm_pending_t pending_node; /* first: on svc->pending */
-    nm_service_t *svc;
-    rpc_call_t *call;
-    size_t pending;
-    uint64_t timer;
-    rpc_channel_t **channels;
-    size_t channel_count;
+    nm_pending_t p; /* first */
+    size_t pending; /* replies still expected */
     uint8_t **packed; /* serialized CoreWorkerStats, one per reply */
     size_t *packed_len;
     size_t packed_count;
 } nm_stats_t;
-
-/* Silence the aggregate: no reply or deadline reaches it after this. */
-static void nm_stats_silence(nm_stats_t *a)
-{
-    list_remove(&a->pending_node.node);
-    if (a->timer)
-        loop_cancel_timer(a->svc->d.loop, a->timer);
-    a->timer = 0;
-    for (size_t i = 0; i < a->channel_count; i++)
-        rpc_channel_destroy(a->channels[i]);
-    a->channel_count = 0;
-}
 
 static void nm_stats_free(nm_stats_t *a)
 {
@@ -299,22 +310,22 @@ static void nm_stats_free(nm_stats_t *a)
         free(a->packed[i]);
     free(a->packed);
     free(a->packed_len);
-    free(a->channels);
+    nm_pending_free(&a->p);
     free(a);
 }
 
 static void nm_stats_cancel(nm_pending_t *p)
 {
     nm_stats_t *a = (nm_stats_t *)p;
-    nm_stats_silence(a);
-    rpc_call_fail(a->call, GRPC_STATUS_UNAVAILABLE, "raylet shutting down");
+    nm_pending_silence(&a->p);
+    rpc_call_fail(a->p.call, GRPC_STATUS_UNAVAILABLE, "raylet shutting down");
     nm_stats_free(a);
 }
 
 static void nm_stats_finish(nm_stats_t *a)
 {
-    nm_service_t *svc = a->svc;
-    nm_stats_silence(a);
+    nm_service_t *svc = a->p.svc;
+    nm_pending_silence(&a->p);
 
     Ray__Rpc__GetNodeStatsReply reply = RAY__RPC__GET_NODE_STATS_REPLY__INIT;
     Ray__Rpc__CoreWorkerStats **stats = xcalloc(a->packed_count, sizeof *stats);
@@ -331,7 +342,7 @@ static void nm_stats_finish(nm_stats_t *a)
     reply.store_stats = &store;
     reply.num_workers = svc->pool ? (uint32_t)(pool_count(svc->pool, WORKER_IDLE) + pool_count(svc->pool, WORKER_LEASED))
                                 : 0;
-    rpc_call_reply(a->call, &reply.base);
+    rpc_call_reply(a->p.call, &reply.base);
 
     for (size_t i = 0; i < n; i++)
         ray__rpc__core_worker_stats__free_unpacked(stats[i], NULL);
@@ -357,7 +368,7 @@ static void nm_stats_on_reply(void *ctx, const rpc_status_t *st, ProtobufCMessag
 static void nm_stats_on_deadline(loop_t *loop, uint64_t id, void *data)
 {
     nm_stats_t *a = data;
-    a->timer = 0;
+    a->p.timer = 0;
     nm_stats_finish(a); /* whoever has not answered is left out */
 }
 
@@ -366,12 +377,9 @@ static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
     nm_service_t *svc = ctx;
     const Ray__Rpc__GetNodeStatsRequest *req = (const Ray__Rpc__GetNodeStatsRequest *)msg;
     nm_stats_t *a = xcalloc(1, sizeof *a);
-    a->svc = svc;
-    a->call = call;
-    nm_pending_add(svc, &a->pending_node, nm_stats_cancel);
     worker_t *list[1024];
     size_t n = svc->pool ? pool_list(svc->pool, list, 1024) : 0;
-    a->channels = xcalloc(n, sizeof *a->channels);
+    nm_pending_add(svc, &a->p, call, n, nm_stats_cancel);
     a->packed = xcalloc(n, sizeof *a->packed);
     a->packed_len = xcalloc(n, sizeof *a->packed_len);
     for (size_t i = 0; i < n; i++) {
@@ -383,7 +391,7 @@ static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
         rpc_channel_t *ch = rpc_channel_create(svc->d.bridge, target);
         if (!ch)
             continue;
-        a->channels[a->channel_count++] = ch;
+        a->p.channels[a->p.channel_count++] = ch;
         Ray__Rpc__GetCoreWorkerStatsRequest creq = RAY__RPC__GET_CORE_WORKER_STATS_REQUEST__INIT;
         creq.intended_worker_id.data = (uint8_t *)worker_id(w);
         creq.intended_worker_id.len = ID_UNIQUE_SIZE;
@@ -395,19 +403,14 @@ static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
         nm_stats_finish(a);
         return;
     }
-    a->timer = loop_add_timer(svc->d.loop, NM_STATS_DEADLINE_MS + 500, nm_stats_on_deadline, a);
+    a->p.timer = loop_add_timer(svc->d.loop, NM_STATS_DEADLINE_MS + 500, nm_stats_on_deadline, a);
 }
 
 /* FormatGlobalMemoryInfo (`ray memory`): this node's store statistics
  * summed with every other live node's, asked for through GetNodeStats. */
 typedef struct nm_mem {
-    nm_pending_t pending_node; /* first: on svc->pending */
-    nm_service_t *svc;
-    rpc_call_t *call;
-    size_t pending;
-    uint64_t timer;
-    rpc_channel_t **channels;
-    size_t channel_count;
+    nm_pending_t p; /* first */
+    size_t pending; /* replies still expected */
     size_t nodes;
     Ray__Rpc__ObjectStoreStats sum;
 } nm_mem_t;
@@ -429,29 +432,18 @@ static void nm_mem_add(nm_mem_t *m, const Ray__Rpc__ObjectStoreStats *s)
     m->nodes++;
 }
 
-static void nm_mem_silence(nm_mem_t *m)
-{
-    list_remove(&m->pending_node.node);
-    if (m->timer)
-        loop_cancel_timer(m->svc->d.loop, m->timer);
-    m->timer = 0;
-    for (size_t i = 0; i < m->channel_count; i++)
-        rpc_channel_destroy(m->channels[i]);
-    m->channel_count = 0;
-}
-
 static void nm_mem_cancel(nm_pending_t *p)
 {
     nm_mem_t *m = (nm_mem_t *)p;
-    nm_mem_silence(m);
-    rpc_call_fail(m->call, GRPC_STATUS_UNAVAILABLE, "raylet shutting down");
-    free(m->channels);
+    nm_pending_silence(&m->p);
+    rpc_call_fail(m->p.call, GRPC_STATUS_UNAVAILABLE, "raylet shutting down");
+    nm_pending_free(&m->p);
     free(m);
 }
 
 static void nm_mem_finish(nm_mem_t *m)
 {
-    nm_mem_silence(m);
+    nm_pending_silence(&m->p);
     char summary[256];
     snprintf(summary, sizeof summary, "%zu node(s): %lld objects, %.1f MiB used of %.1f MiB\n", m->nodes,
              (long long)m->sum.num_local_objects, m->sum.object_store_bytes_used / 1048576.0,
@@ -459,8 +451,8 @@ static void nm_mem_finish(nm_mem_t *m)
     Ray__Rpc__FormatGlobalMemoryInfoReply reply = RAY__RPC__FORMAT_GLOBAL_MEMORY_INFO_REPLY__INIT;
     reply.memory_summary = summary;
     reply.store_stats = &m->sum;
-    rpc_call_reply(m->call, &reply.base);
-    free(m->channels);
+    rpc_call_reply(m->p.call, &reply.base);
+    nm_pending_free(&m->p);
     free(m);
 }
 
@@ -477,7 +469,7 @@ static void nm_mem_on_reply(void *ctx, const rpc_status_t *st, ProtobufCMessage 
 static void nm_mem_on_deadline(loop_t *loop, uint64_t id, void *data)
 {
     nm_mem_t *m = data;
-    m->timer = 0;
+    m->p.timer = 0;
     nm_mem_finish(m);
 }
 
@@ -485,15 +477,13 @@ static void nm_format_global_memory_info(void *ctx, rpc_call_t *call, ProtobufCM
 {
     nm_service_t *svc = ctx;
     nm_mem_t *m = xcalloc(1, sizeof *m);
-    m->svc = svc;
-    m->call = call;
-    nm_pending_add(svc, &m->pending_node, nm_mem_cancel);
+    size_t peer_count = peers_count(svc->d.peers);
+    nm_pending_add(svc, &m->p, call, peer_count, nm_mem_cancel);
     ray__rpc__object_store_stats__init(&m->sum);
     Ray__Rpc__ObjectStoreStats local;
     nm_store_stats(svc, &local);
     nm_mem_add(m, &local);
-    size_t peer_count = peers_count(svc->d.peers);
-    m->channels = xcalloc(peer_count, sizeof *m->channels);
+
     for (size_t i = 0; i < peer_count; i++) {
         peer_info_t peer;
         peers_at(svc->d.peers, i, &peer);
@@ -504,7 +494,7 @@ static void nm_format_global_memory_info(void *ctx, rpc_call_t *call, ProtobufCM
         rpc_channel_t *ch = rpc_channel_create(svc->d.bridge, target);
         if (!ch)
             continue;
-        m->channels[m->channel_count++] = ch;
+        m->p.channels[m->p.channel_count++] = ch;
         Ray__Rpc__GetNodeStatsRequest req = RAY__RPC__GET_NODE_STATS_REQUEST__INIT;
         if (rpc_unary(ch, "/ray.rpc.NodeManagerService/GetNodeStats", &req.base,
                       &ray__rpc__get_node_stats_reply__descriptor, NM_STATS_DEADLINE_MS, nm_mem_on_reply, m) == 0)
@@ -514,7 +504,7 @@ static void nm_format_global_memory_info(void *ctx, rpc_call_t *call, ProtobufCM
         nm_mem_finish(m);
         return;
     }
-    m->timer = loop_add_timer(svc->d.loop, NM_STATS_DEADLINE_MS + 500, nm_mem_on_deadline, m);
+    m->p.timer = loop_add_timer(svc->d.loop, NM_STATS_DEADLINE_MS + 500, nm_mem_on_deadline, m);
 }
 
 static void nm_notify_gcs_restart(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
@@ -551,42 +541,36 @@ static void nm_is_local_worker_dead(void *ctx, rpc_call_t *call, ProtobufCMessag
  * KillActor); if it is still registered when the grace period ends, kill
  * the process.  The reply waits for one or the other, as GCS expects. */
 typedef struct nm_kill {
-    nm_pending_t pending_node; /* first: on svc->pending */
-    nm_service_t *svc;
-    rpc_call_t *call;
+    nm_pending_t p; /* first; its one channel is our own, so stopping silences KillActor */
     uint8_t worker_id[ID_UNIQUE_SIZE];
-    uint64_t timer;
-    rpc_channel_t *channel; /* our own, so stopping silences the KillActor call */
 } nm_kill_t;
 
 /* The call is answered (or the node stops): nothing may reach k after. */
 static void nm_kill_free(nm_kill_t *k)
 {
-    list_remove(&k->pending_node.node);
-    if (k->timer)
-        loop_cancel_timer(k->svc->d.loop, k->timer);
-    rpc_channel_destroy(k->channel);
+    nm_pending_silence(&k->p);
+    nm_pending_free(&k->p);
     free(k);
 }
 
 static void nm_kill_cancel(nm_pending_t *p)
 {
     nm_kill_t *k = (nm_kill_t *)p;
-    rpc_call_fail(k->call, GRPC_STATUS_UNAVAILABLE, "raylet shutting down");
+    rpc_call_fail(k->p.call, GRPC_STATUS_UNAVAILABLE, "raylet shutting down");
     nm_kill_free(k);
 }
 
 static void nm_kill_on_timer(loop_t *loop, uint64_t id, void *data)
 {
     nm_kill_t *k = data;
-    k->timer = 0;
-    worker_t *w = k->svc->pool ? pool_find(k->svc->pool, k->worker_id) : NULL;
+    k->p.timer = 0;
+    worker_t *w = k->p.svc->pool ? pool_find(k->p.svc->pool, k->worker_id) : NULL;
     if (w && worker_state(w) != WORKER_DEAD) {
         log_info("actor worker %s (pid %d) did not exit in time; killing it", worker_id_hex(w), (int)worker_pid(w));
-        pool_kill(k->svc->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT, "Actor killed by GCS");
+        pool_kill(k->p.svc->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT, "Actor killed by GCS");
     }
     Ray__Rpc__KillLocalActorReply reply = RAY__RPC__KILL_LOCAL_ACTOR_REPLY__INIT;
-    rpc_call_reply(k->call, &reply.base);
+    rpc_call_reply(k->p.call, &reply.base);
     nm_kill_free(k);
 }
 
@@ -599,7 +583,7 @@ static void nm_kill_on_reply(void *ctx, const rpc_status_t *st, ProtobufCMessage
         return;
     char msg[256];
     snprintf(msg, sizeof msg, "KillActor RPC failed: %s", st->message);
-    rpc_call_fail(k->call, GRPC_STATUS_INVALID_ARGUMENT, msg);
+    rpc_call_fail(k->p.call, GRPC_STATUS_INVALID_ARGUMENT, msg);
     nm_kill_free(k);
 }
 
@@ -614,23 +598,23 @@ static void nm_kill_local_actor(void *ctx, rpc_call_t *call, ProtobufCMessage *m
         return;
     }
     nm_kill_t *k = xcalloc(1, sizeof *k);
-    k->svc = svc;
-    k->call = call;
     memcpy(k->worker_id, worker_id(w), ID_UNIQUE_SIZE);
-    nm_pending_add(svc, &k->pending_node, nm_kill_cancel);
-    k->timer = loop_add_timer(svc->d.loop, (uint64_t)svc->d.kill_worker_timeout_ms, nm_kill_on_timer, k);
+    nm_pending_add(svc, &k->p, call, 1, nm_kill_cancel);
+    k->p.timer = loop_add_timer(svc->d.loop, (uint64_t)svc->d.kill_worker_timeout_ms, nm_kill_on_timer, k);
     if (worker_port(w) > 0) {
         char target[96];
         snprintf(target, sizeof target, "%s:%d", svc->d.node_ip_address, worker_port(w));
-        k->channel = rpc_channel_create(svc->d.bridge, target);
+        rpc_channel_t *ch = rpc_channel_create(svc->d.bridge, target);
+        if (ch)
+            k->p.channels[k->p.channel_count++] = ch;
     }
     Ray__Rpc__KillActorRequest kreq = RAY__RPC__KILL_ACTOR_REQUEST__INIT;
     kreq.intended_actor_id = req->intended_actor_id;
     kreq.force_kill = req->force_kill;
     kreq.death_cause = req->death_cause;
     /* Without a call the grace timer alone finishes the job. */
-    if (k->channel)
-        cwc_kill_actor(k->channel, &kreq, 0, nm_kill_on_reply, k);
+    if (k->p.channel_count)
+        cwc_kill_actor(k->p.channels[0], &kreq, 0, nm_kill_on_reply, k);
 }
 
 static void nm_global_gc(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
