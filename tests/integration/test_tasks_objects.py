@@ -25,14 +25,17 @@ def run_driver(cluster, body, timeout=300, env=None):
         import json, os, sys, time
         import ray
         def emit(d):
-            print("\\nRESULT " + json.dumps(d), flush=True)
+            sys.stdout.write("\\nRESULT " + json.dumps(d) + "\\n")
+            sys.stdout.flush()
         ray.init(address=%r, logging_level="ERROR")
     """) % cluster.gcs_address + textwrap.dedent(body)
     r = cluster.python(code, timeout=timeout, env=env)
     # Ray prints errors pushed to the driver ("(raylet) A worker died ...")
-    # on the same stdout, from another thread and without a final newline:
-    # a result always starts a line of its own.
-    results = [json.loads(line[7:]) for line in r.stdout.splitlines() if line.startswith("RESULT ")]
+    # on the same stdout from another thread: a result is written in one
+    # call and starts a line of its own, and whatever another thread
+    # appended to that line is not part of it.
+    decoder = json.JSONDecoder()
+    results = [decoder.raw_decode(line[7:])[0] for line in r.stdout.splitlines() if line.startswith("RESULT ")]
     assert r.returncode == 0 and results, r.output() + "\n" + cluster.log_tail()
     merged = {}
     for d in results:
@@ -451,12 +454,14 @@ def test_runtime_env_vars_and_setup_failure(cluster, craylet):
             out["failed"] = None
         except Exception as e:
             out["failed"] = type(e).__name__
-        print("RESULT " + json.dumps(out))
+        import sys
+        sys.stdout.write("\\nRESULT " + json.dumps(out) + "\\n")
+        sys.stdout.flush()
     """) % cluster.gcs_address
     r = cluster.python(code, timeout=420)
     lines = [l for l in r.stdout.splitlines() if l.startswith("RESULT ")]
     assert r.returncode == 0 and lines, r.output()
-    res = json.loads(lines[0][7:])
+    res = json.JSONDecoder().raw_decode(lines[0][7:])[0]
     assert res["job"] == "job" and res["task"] == "task", res
     assert res["failed"] == "RuntimeEnvSetupError", res
 
