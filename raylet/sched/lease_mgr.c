@@ -497,12 +497,17 @@ void lease_mgr_flush(lease_mgr_t *mgr)
     mgr->scheduling = false;
 }
 
+bool lease_runtime_env_is_none(const char *serialized)
+{
+    return !serialized || !*serialized || strcmp(serialized, "{}") == 0;
+}
+
 /* A job's runtime env keys the worker pool by a hash of its serialized
  * form (FNV-1a: stable, and the worker only echoes it back); no env is 0. */
 static void lease_set_runtime_env(lease_t *l, const lease_request_t *req)
 {
     const char *env = req->runtime_env;
-    if (!env || !*env || strcmp(env, "{}") == 0)
+    if (lease_runtime_env_is_none(env))
         return;
     uint32_t h = 2166136261u;
     for (const unsigned char *p = (const unsigned char *)env; *p; p++)

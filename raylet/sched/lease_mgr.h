@@ -152,6 +152,10 @@ typedef struct lease_outcome {
     const char *message;
 } lease_outcome_t;
 
+/* Whether a serialized runtime env means "none" (NULL, "" or "{}"): then
+ * the request's runtime_env_config is ignored, so decoders need not build it. */
+bool lease_runtime_env_is_none(const char *serialized);
+
 /* Runs exactly once per lease_mgr_request (or never after lease_mgr_stop). */
 typedef void (*lease_reply_cb)(void *call, const lease_outcome_t *outcome);
 

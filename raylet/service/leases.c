@@ -208,7 +208,8 @@ void svc_lease_request(lease_mgr_t *mgr, const svc_lease_node_t *node, rpc_call_
     const Ray__Rpc__RuntimeEnvInfo *info = spec->runtime_env_info;
     if (info) {
         lr.runtime_env = info->serialized_runtime_env;
-        if (info->runtime_env_config) {
+        /* Packed only when there is an env to build: most leases have none. */
+        if (info->runtime_env_config && !lease_runtime_env_is_none(lr.runtime_env)) {
             lr.runtime_env_config_len = protobuf_c_message_get_packed_size(&info->runtime_env_config->base);
             env_config = xmalloc(lr.runtime_env_config_len);
             protobuf_c_message_pack(&info->runtime_env_config->base, env_config);
