@@ -6,28 +6,40 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
 PYTHON      ?= python3
-VENV        := .venv
+# The Ray release craylet is built for.  The default gets .venv and build/;
+# any other (make setup RAY_VERSION=2.54.0) lives beside it in
+# .venv-<version> and build-<version>, so both can be kept and tested.
+DEFAULT_RAY_VERSION := 2.60.0
+SUPPORTED_RAY_VERSIONS := 2.60.0 2.54.0
+RAY_VERSION ?= $(DEFAULT_RAY_VERSION)
+ifeq ($(filter $(RAY_VERSION),$(SUPPORTED_RAY_VERSIONS)),)
+$(error RAY_VERSION=$(RAY_VERSION) is not one craylet supports ($(SUPPORTED_RAY_VERSIONS)))
+endif
+ifeq ($(RAY_VERSION),$(DEFAULT_RAY_VERSION))
+SUFFIX      :=
+else
+SUFFIX      := -$(RAY_VERSION)
+endif
+VENV        := .venv$(SUFFIX)
 VPY         := $(VENV)/bin/python
-RAY_VERSION := 2.54.0
-PY_DEPS     := ray[default]==$(RAY_VERSION) pytest pytest-timeout flatbuffers numpy
+PY_DEPS     := ray[default]==$(RAY_VERSION) pytest pytest-timeout flatbuffers numpy scikit-build-core
 APT_PKGS    := build-essential cmake pkg-config libgrpc-dev protobuf-compiler \
                protobuf-c-compiler libprotobuf-c-dev libhiredis-dev libjemalloc-dev \
                libhwloc-dev libcriterion-dev flatbuffers-compiler clang libclang-rt-14-dev
-BUILD       := build
-ASAN_BUILD  := build-asan
-TSAN_BUILD  := build-tsan
+BUILD       := build$(SUFFIX)
+ASAN_BUILD  := build-asan$(SUFFIX)
+TSAN_BUILD  := build-tsan$(SUFFIX)
 # The unit tests whose code crosses threads (the gRPC poller thread and the
 # completion-queue bridge into the loop, cross-thread wake-ups).
 TSAN_TESTS  := test_rpc test_loop
-FUZZ_BUILD  := build-fuzz
+FUZZ_BUILD  := build-fuzz$(SUFFIX)
 FUZZ_SECONDS ?= 15
 JOBS        ?= 2
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-SHIM_SRC    := $(shell find python_shim -type f \( -name '*.py' -o -name '*.pth' -o -name '*.toml' \) -not -path '*/build/*' 2>/dev/null)
 
-.PHONY: setup apt venv shim build asan tsan fuzz run test unit-test asan-test tsan-test integration-test fuzz-test bench clean
+.PHONY: setup apt venv build asan asan-daemon tsan fuzz run test unit-test asan-test tsan-test integration-test fuzz-test bench clean
 
-setup: apt venv shim build
+setup: apt venv build
 
 apt:
 	@missing=$$(for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -43,19 +55,22 @@ $(VENV)/.deps-stamp: Makefile
 	$(VPY) -m pip install -q --disable-pip-version-check $(PY_DEPS)
 	@touch $@
 
-shim: $(VENV)/.shim-stamp
-
-$(VENV)/.shim-stamp: $(VENV)/.deps-stamp $(SHIM_SRC)
-	$(VPY) -m pip install -q --disable-pip-version-check --no-deps --force-reinstall ./python_shim
-	@touch $@
-
+# The same path a user takes (`pip install .`, see pyproject.toml), with the
+# build tree kept in $(BUILD) and the unit tests built too: the daemon lands
+# in $(VENV)/bin/craylet and $(BUILD)/craylet, the shim in site-packages.
 build: $(VENV)/.deps-stamp
-	@[ -f $(BUILD)/CMakeCache.txt ] || cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRAYLET_PYTHON=$(CURDIR)/$(VPY) >/dev/null
-	cmake --build $(BUILD) -j$(JOBS)
+	CMAKE_GENERATOR="Unix Makefiles" CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) \
+	  $(VPY) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
+	    -C build-dir=$(BUILD) -C cmake.define.CRAYLET_TESTS=ON -C cmake.define.CRAYLET_PYTHON=$(CURDIR)/$(VPY) .
 
 asan: $(VENV)/.deps-stamp
 	@[ -f $(ASAN_BUILD)/CMakeCache.txt ] || cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCRAYLET_SANITIZE=ON -DCRAYLET_PYTHON=$(CURDIR)/$(VPY) >/dev/null
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+# The daemon alone, for the integration test that runs it under ASan.
+asan-daemon: $(VENV)/.deps-stamp
+	@[ -f $(ASAN_BUILD)/CMakeCache.txt ] || cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCRAYLET_SANITIZE=ON -DCRAYLET_PYTHON=$(CURDIR)/$(VPY) >/dev/null
+	cmake --build $(ASAN_BUILD) -j$(JOBS) --target craylet
 
 tsan: $(VENV)/.deps-stamp
 	@[ -f $(TSAN_BUILD)/CMakeCache.txt ] || cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCRAYLET_TSAN=ON -DCRAYLET_PYTHON=$(CURDIR)/$(VPY) >/dev/null
@@ -81,19 +96,28 @@ fuzz: $(VENV)/.deps-stamp
 	@[ -f $(FUZZ_BUILD)/CMakeCache.txt ] || CC=clang cmake -S . -B $(FUZZ_BUILD) -DCRAYLET_FUZZ=ON -DCRAYLET_TESTS=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCRAYLET_PYTHON=$(CURDIR)/$(VPY) >/dev/null
 	cmake --build $(FUZZ_BUILD) -j$(JOBS)
 
-# A short run of every harness from its seeds; a crash or leak fails the target.
+# A short run of every harness from its seeds (generated ones, and the
+# golden frames recorded from stock clients of this Ray release, as a
+# stream: a leading even byte picks the harness's stream mode); a crash or
+# leak fails the target.
 fuzz-test: fuzz
 	@set -e; for f in $(FUZZ_BUILD)/tests/fuzz/fuzz_*; do \
 	  name=$$(basename $$f); seeds=$(FUZZ_BUILD)/seeds/$$name; corpus=$(FUZZ_BUILD)/corpus/$$name; \
 	  mkdir -p $$seeds $$corpus; \
 	  [ ! -f tests/fuzz/make_seeds_$${name#fuzz_}.py ] || $(VPY) tests/fuzz/make_seeds_$${name#fuzz_}.py $$seeds; \
 	  [ ! -d tests/fuzz/$${name#fuzz_}_seeds ] || cp tests/fuzz/$${name#fuzz_}_seeds/* $$seeds/ 2>/dev/null || true; \
+	  case $$name in fuzz_raylet_msg) golden=raylet;; fuzz_plasma) golden=plasma;; *) golden=;; esac; \
+	  for g in tests/golden/$(RAY_VERSION)/$$golden-*.frame; do \
+	    [ -n "$$golden" ] && [ -f "$$g" ] || continue; \
+	    { printf '\0'; cat "$$g"; } > $$seeds/golden-$$(basename $$g); \
+	  done; \
 	  echo "fuzzing $$name for $(FUZZ_SECONDS)s"; \
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 $$corpus $$seeds 2>&1 | tail -n 1; \
 	done
 
-integration-test: setup
+integration-test: setup asan-daemon
 	CRAYLET_BUILD_DIR=$(CURDIR)/$(BUILD) CRAYLET_BIN=$(CURDIR)/$(BUILD)/craylet \
+	  CRAYLET_ASAN_BIN=$(CURDIR)/$(ASAN_BUILD)/craylet CRAYLET_VENV=$(CURDIR)/$(VENV) \
 	  $(VPY) -m pytest -q -p no:cacheprovider --timeout=600 tests/integration
 
 test: setup unit-test asan-test tsan-test fuzz-test integration-test

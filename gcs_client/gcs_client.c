@@ -273,7 +273,12 @@ int gcs_report_job_error(gcs_client_t *gcs, const uint8_t *job_id, size_t job_id
     data.timestamp = timestamp_ms;
     Ray__Rpc__ReportJobErrorRequest req = RAY__RPC__REPORT_JOB_ERROR_REQUEST__INIT;
     req.job_error = &data;
-    return gcs_call(gcs, "/ray.rpc.JobInfoGcsService/ReportJobError", &req.base,
+#if CRAYLET_RAY_SPLIT_GCS_PUBSUB
+#define REPORT_JOB_ERROR "/ray.rpc.ObservabilityPubSubService/ReportJobError"
+#else
+#define REPORT_JOB_ERROR "/ray.rpc.JobInfoGcsService/ReportJobError"
+#endif
+    return gcs_call(gcs, REPORT_JOB_ERROR, &req.base,
                     &ray__rpc__report_job_error_reply__descriptor, false, gcs_on_reply_logged, "ReportJobError");
 }
 

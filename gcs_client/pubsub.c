@@ -8,6 +8,14 @@
 #include "common/error.h"
 #include "common/log.h"
 
+/* The channels this subscriber serves (job, node, worker, actor) are the
+ * control plane's; Ray 2.60 moved them to a service of their own. */
+#if CRAYLET_RAY_SPLIT_GCS_PUBSUB
+#define SUB_SERVICE "/ray.rpc.ControlPlanePubSubGcsService/"
+#else
+#define SUB_SERVICE "/ray.rpc.InternalPubSubGcsService/"
+#endif
+
 #define SUB_BACKOFF_INITIAL_MS 200
 #define SUB_BACKOFF_MAX_MS 5000
 
@@ -103,7 +111,7 @@ static void sub_subscribe(gcs_sub_t *sub)
     req.n_commands = sub->channel_count;
     req.commands = ptrs;
     sub_call_t *c = sub_call_new(sub);
-    int rc = gcs_call(sub->gcs, "/ray.rpc.InternalPubSubGcsService/GcsSubscriberCommandBatch",
+    int rc = gcs_call(sub->gcs, SUB_SERVICE "GcsSubscriberCommandBatch",
                       &req.base, &ray__rpc__gcs_subscriber_command_batch_reply__descriptor, false,
                       sub_on_subscribed, c);
     free(cmds);
@@ -167,7 +175,7 @@ static void sub_poll(gcs_sub_t *sub)
     sub_call_t *c = sub_call_new(sub);
     /* No retry inside gcs_call: a long poll has no deadline worth retrying
      * against; failures resubscribe from scratch. */
-    int rc = gcs_call_with_timeout(sub->gcs, "/ray.rpc.InternalPubSubGcsService/GcsSubscriberPoll",
+    int rc = gcs_call_with_timeout(sub->gcs, SUB_SERVICE "GcsSubscriberPoll",
                                    &req.base, &ray__rpc__gcs_subscriber_poll_reply__descriptor, false,
                                    GCS_NO_DEADLINE, sub_on_poll, c);
     if (rc != 0) {

@@ -1,4 +1,6 @@
-/* GCS pubsub subscriber: the long-poll protocol of InternalPubSubGcsService.
+/* GCS pubsub subscriber: the long-poll protocol of the GCS's control-plane
+ * channels (InternalPubSubGcsService before Ray 2.60,
+ * ControlPlanePubSubGcsService since).
  *
  * Subscribes to whole channels (empty key = every key) with one
  * GcsSubscriberCommandBatch, then keeps exactly one GcsSubscriberPoll in

@@ -425,6 +425,8 @@ store_t *store_create(loop_t *loop, const store_options_t *opts)
         s->opts.cookie = FRAME_RAY_COOKIE;
     if (!s->opts.full_delay_ms)
         s->opts.full_delay_ms = 10;
+    s->recorder = frame_recorder_create(opts->record_frames_dir, "plasma", s->opts.cookie);
+    s->opts.record_frames_dir = NULL;
 
     uint64_t capacity = opts->capacity;
     uint64_t avail, total;
@@ -478,6 +480,7 @@ void store_destroy(store_t *s)
     if (!s)
         return;
     store_conn_stop(s);
+    frame_recorder_destroy(s->recorder);
     if (s->objects) {
         idtab_node_t *n = idtab_first(s->objects);
         while (n) {

@@ -62,6 +62,9 @@ typedef struct {
      * fallback file system fuller than this fraction
      * (RayConfig local_fs_capacity_threshold).  >= 1 disables the check. */
     double fs_capacity_threshold;
+    /* CRAYLET_RECORD_FRAMES: keep the first frame of each type clients
+     * send here (common/frame_record.h); NULL for none. */
+    const char *record_frames_dir;
 } store_options_t;
 
 /* Ray's defaults: cookie 0x5241590000000000, 10 ms retry delay, 2 s grace,

@@ -873,6 +873,7 @@ static int handle_debug_string(store_client_t *c, const uint8_t *p, size_t len)
 /* 1 when the client asked to disconnect, 0 when handled, else an error. */
 static int handle_frame(store_client_t *c, const frame_t *f)
 {
+    frame_recorder_add(c->s->recorder, f->type, f->payload, f->len);
     switch (f->type) {
     case PLASMA_MSG_DISCONNECT_CLIENT:
         return 1;

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "common/frame_record.h"
 #include "common/fb.h"
 #include "common/list.h"
 #include "common/listen.h"
@@ -105,6 +106,8 @@ struct store {
 
     fb_builder_t *fbb;
     uint64_t reply_epoch;
+
+    frame_recorder_t *recorder; /* NULL unless recording */
 
     store_sealed_cb sealed_cb;
     void *sealed_ctx;

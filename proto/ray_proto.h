@@ -3,6 +3,7 @@
 #ifndef CRAYLET_PROTO_RAY_PROTO_H
 #define CRAYLET_PROTO_RAY_PROTO_H
 
+#include "proto/gen/ray_version.h"
 #include "proto/gen/common.pb-c.h"
 #include "proto/gen/gcs.pb-c.h"
 #include "proto/gen/gcs_service.pb-c.h"

@@ -171,6 +171,10 @@ static void raylet_on_worker_dead(void *ctx, worker_t *w, int exit_type, const c
         raylet_report_worker_died(r, w, detail);
     lease_mgr_worker_dead(r->leases, w);
     wsock_worker_dead(r->wsock, w);
+    /* What it owned and pinned here has no owner left (GCS would tell us
+     * too, later, and not for drivers). */
+    if (r->osub)
+        osub_owner_died(r->osub, worker_id(w));
     if (worker_type(w) == WORKER_TYPE_DRIVER) {
         gcs_mark_job_finished(r->gcs, worker_job_id(w), raylet_on_gcs_reply_logged, "MarkJobFinished");
         raylet_job_finished(r, worker_job_id(w));
@@ -191,6 +195,12 @@ static void raylet_on_worker_dead(void *ctx, worker_t *w, int exit_type, const c
     data.exit_type = exit_type;
     data._exit_detail_case = RAY__RPC__WORKER_TABLE_DATA___EXIT_DETAIL_EXIT_DETAIL;
     data.exit_detail = (char *)(detail ? detail : "");
+#if CRAYLET_RAY_WORKER_TABLE_JOB_ID
+    if (!id_is_nil(worker_job_id(w), ID_JOB_SIZE)) {
+        data.job_id.data = (uint8_t *)worker_job_id(w);
+        data.job_id.len = ID_JOB_SIZE;
+    }
+#endif
     Ray__Rpc__ReportWorkerFailureRequest req = RAY__RPC__REPORT_WORKER_FAILURE_REQUEST__INIT;
     req.worker_failure = &data;
     gcs_report_worker_failure(r->gcs, &req, raylet_on_gcs_reply_logged, "ReportWorkerFailure");
@@ -273,9 +283,13 @@ static void raylet_on_liveness(struct raylet *r, const Ray__Rpc__GcsNodeAddressA
         if (self && r->state == RAYLET_RUNNING) {
             log_error("GCS marked this node dead; exiting");
             raylet_shutdown(r, 1, false, 0, NULL);
-        } else if (!self && peers_remove(r->peers, n->node_id.data)) {
+        } else if (!self) {
             char hex[ID_HEX_BUF];
-            log_info("node %s left the cluster", id_to_hex(n->node_id.data, ID_UNIQUE_SIZE, hex));
+            if (peers_remove(r->peers, n->node_id.data))
+                log_info("node %s left the cluster", id_to_hex(n->node_id.data, ID_UNIQUE_SIZE, hex));
+            /* Its workers owned objects pinned here: nobody can ask for them. */
+            if (r->osub)
+                osub_node_died(r->osub, n->node_id.data);
         }
     } else if (!self && peers_seen(r->peers, n->node_id.data, n->node_manager_address, n->node_manager_port)) {
         char hex[ID_HEX_BUF];
@@ -297,6 +311,11 @@ static void raylet_on_pub_message(void *ctx, const Ray__Rpc__PubMessage *m)
             raylet_job_finished(r, m->job_message->job_id.data);
         else
             jobs_add(r->jobs, m->job_message->job_id.data, NULL, 0);
+    } else if (m->inner_message_case == RAY__RPC__PUB_MESSAGE__INNER_MESSAGE_WORKER_DELTA_MESSAGE &&
+               m->worker_delta_message && m->worker_delta_message->worker_id.len == ID_UNIQUE_SIZE) {
+        /* A worker died somewhere in the cluster: release what it owned. */
+        if (r->osub)
+            osub_owner_died(r->osub, m->worker_delta_message->worker_id.data);
     }
 }
 
@@ -488,6 +507,11 @@ static void raylet_register(struct raylet *r)
         info.instance_type_name = (char *)env;
     info.start_time_ms = r->start_wall_ms;
     info.is_head_node = r->flags.head;
+#if CRAYLET_RAY_NODE_INFO_DIRS
+    /* Drivers that join this node put their session files here. */
+    info.temp_dir = r->flags.temp_dir ? r->flags.temp_dir : "";
+    info.session_dir = r->flags.session_dir;
+#endif
 
     size_t n = res_node_count(r->resources);
     Ray__Rpc__GcsNodeInfo__ResourcesTotalEntry *res = xcalloc(n, sizeof *res);
@@ -714,6 +738,7 @@ static void raylet_start_serving(struct raylet *r)
         .node_id = r->node_id,
         .node_ip_address = r->flags.node_ip_address,
         .prestart_on_first_driver = prestart_first ? (size_t)r->flags.num_prestart_python_workers : 0,
+        .record_frames_dir = getenv("CRAYLET_RECORD_FRAMES"),
     };
     r->wsock = wsock_create(&wo);
 
@@ -921,6 +946,7 @@ raylet_t *raylet_create(flags_t *flags)
     so.full_delay_ms = (uint32_t)r->config.object_store_full_delay_ms;
     so.oom_grace_period_ms = (uint64_t)r->config.oom_grace_period_s * 1000;
     so.fs_capacity_threshold = r->config.local_fs_capacity_threshold;
+    so.record_frames_dir = getenv("CRAYLET_RECORD_FRAMES");
     r->store = store_create(r->loop, &so);
     if (!r->store)
         goto fail;

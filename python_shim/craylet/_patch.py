@@ -22,6 +22,13 @@ def validate_executable(path):
     """
     if not path:
         raise ValueError("empty path")
+    if os.sep not in path:
+        # A bare name, as after `pip install .`: the binary this environment
+        # installed first, then $PATH, like a shell would.
+        found = resolve_bare_name(path)
+        if found is None:
+            raise ValueError("%s is not in %s nor on $PATH" % (path, _scripts_dir()))
+        return found
     full = os.path.abspath(os.path.expanduser(path))
     if not os.path.exists(full):
         raise ValueError("%s does not exist" % full)
@@ -30,6 +37,24 @@ def validate_executable(path):
     if not os.access(full, os.X_OK):
         raise ValueError("%s is not executable" % full)
     return full
+
+
+def _scripts_dir():
+    import sysconfig
+
+    return sysconfig.get_path("scripts")
+
+
+def resolve_bare_name(name):
+    """Absolute path of executable NAME in this environment's bin/ or on
+    $PATH, or None."""
+    import shutil
+
+    for where in (_scripts_dir(), None):
+        found = shutil.which(name, path=where)
+        if found:
+            return os.path.abspath(found)
+    return None
 
 
 def raylet_path_from_env(environ=None):
@@ -42,6 +67,38 @@ def raylet_path_from_env(environ=None):
         return validate_executable(value)
     except ValueError as e:
         raise RuntimeError("%s=%r: %s" % (ENV_VAR, value, e)) from None
+
+
+def _ray_version():
+    try:
+        from ray._version import version
+    except Exception:  # an unusual install: the daemon checks again itself
+        return None
+    return version
+
+
+def version_mismatch(path):
+    """One line saying why craylet at PATH cannot serve this Ray, or None.
+
+    ``craylet --version`` names the Ray release it was built for; the daemon
+    refuses any other at start (exit 2), and saying so here, before GCS and
+    friends are started, is kinder.  Binaries that are not craylet (the stock
+    raylet, wrappers) are left alone."""
+    import re
+    import subprocess
+
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10,
+                             stdin=subprocess.DEVNULL).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    m = re.match(r"craylet for Ray (\S+)", out)
+    running = _ray_version()
+    if not m or not running or m.group(1) == running:
+        return None
+    return ("craylet was built for Ray %s but Ray %s started it; rebuild it for this Ray: "
+            "`make setup RAY_VERSION=%s`, or `pip install .` in this environment"
+            % (m.group(1), running, running))
 
 
 def _warn_name(path):
@@ -69,6 +126,9 @@ def patch_services(mod):
         if path is None:
             return original_start_raylet(*args, **kwargs)
         _warn_name(path)
+        why = version_mismatch(path)
+        if why:
+            raise RuntimeError(why)
         saved = mod.RAYLET_EXECUTABLE
         mod.RAYLET_EXECUTABLE = path
         try:
@@ -87,9 +147,13 @@ def _raylet_path_callback(ctx, param, value):
     if value is None or value == "":
         return None
     try:
-        return validate_executable(value)
+        path = validate_executable(value)
     except ValueError as e:
         raise click.BadParameter(str(e), ctx=ctx, param=param)
+    why = version_mismatch(path)
+    if why:
+        raise click.BadParameter(why, ctx=ctx, param=param)
+    return path
 
 
 def patch_scripts(mod):

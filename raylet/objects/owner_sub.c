@@ -14,7 +14,8 @@ typedef struct osub_owner {
     struct osub_owner *next;
     osub_t *s;
     uint8_t worker_id[ID_UNIQUE_SIZE];
-    rpc_channel_t *channel;
+    uint8_t node_id[ID_UNIQUE_SIZE]; /* where the owner runs; nil if not said */
+    rpc_channel_t *channel;          /* NULL without an eviction channel */
     uint8_t (*watched)[ID_OBJECT_SIZE]; /* objects subscribed or queued */
     size_t watched_count, watched_cap;
     size_t sent; /* watched[0..sent) have been subscribed */
@@ -59,7 +60,8 @@ static void osub_owner_free(osub_t *s, osub_owner_t *o)
             *p = o->next;
             break;
         }
-    rpc_channel_destroy(o->channel);
+    if (o->channel)
+        rpc_channel_destroy(o->channel);
     free(o->watched);
     free(o);
 }
@@ -99,6 +101,7 @@ static void osub_owner_dead(osub_t *s, osub_owner_t *o, const char *why)
     free(ids);
 }
 
+#if CRAYLET_RAY_OBJECT_EVICTION_CHANNEL
 static void osub_poll(osub_t *s, osub_owner_t *o);
 static void osub_send_commands(osub_t *s, osub_owner_t *o);
 
@@ -245,6 +248,8 @@ static void osub_send_commands(osub_t *s, osub_owner_t *o)
     free(ev);
 }
 
+#endif /* CRAYLET_RAY_OBJECT_EVICTION_CHANNEL */
+
 int osub_watch(osub_t *s, const Ray__Rpc__Address *owner, const uint8_t oid[ID_OBJECT_SIZE])
 {
     if (!owner || owner->worker_id.len != ID_UNIQUE_SIZE || owner->port <= 0 || owner->port > 65535 ||
@@ -252,16 +257,20 @@ int osub_watch(osub_t *s, const Ray__Rpc__Address *owner, const uint8_t oid[ID_O
         return CR_EBADMSG;
     osub_owner_t *o = osub_find(s, owner->worker_id.data);
     if (!o) {
-        char target[128];
-        snprintf(target, sizeof target, "%s:%d", owner->ip_address, owner->port);
         o = xcalloc(1, sizeof *o);
         o->s = s;
         memcpy(o->worker_id, owner->worker_id.data, ID_UNIQUE_SIZE);
+        if (owner->node_id.len == ID_UNIQUE_SIZE)
+            memcpy(o->node_id, owner->node_id.data, ID_UNIQUE_SIZE);
+#if CRAYLET_RAY_OBJECT_EVICTION_CHANNEL
+        char target[128];
+        snprintf(target, sizeof target, "%s:%d", owner->ip_address, owner->port);
         o->channel = rpc_channel_create(s->bridge, target);
         if (!o->channel) {
             free(o);
             return CR_ERPC;
         }
+#endif
         o->next = s->owners;
         s->owners = o;
     }
@@ -273,8 +282,50 @@ int osub_watch(osub_t *s, const Ray__Rpc__Address *owner, const uint8_t oid[ID_O
         o->watched = xrealloc(o->watched, o->watched_cap * ID_OBJECT_SIZE);
     }
     memcpy(o->watched[o->watched_count++], oid, ID_OBJECT_SIZE);
+#if CRAYLET_RAY_OBJECT_EVICTION_CHANNEL
     osub_send_commands(s, o);
+#endif
     return 0;
+}
+
+bool osub_free(osub_t *s, const uint8_t oid[ID_OBJECT_SIZE])
+{
+    for (osub_owner_t *o = s->owners; o; o = o->next) {
+        for (size_t i = 0; i < o->watched_count; i++) {
+            if (memcmp(o->watched[i], oid, ID_OBJECT_SIZE) != 0)
+                continue;
+            osub_forget(o, oid);
+            if (o->watched_count == 0 && !o->command_inflight && !o->polling)
+                osub_owner_free(s, o);
+            s->released(s->ctx, oid);
+            return true;
+        }
+    }
+    return false;
+}
+
+size_t osub_owner_died(osub_t *s, const uint8_t worker_id[ID_UNIQUE_SIZE])
+{
+    osub_owner_t *o = osub_find(s, worker_id);
+    if (!o)
+        return 0;
+    size_t n = o->watched_count;
+    osub_owner_dead(s, o, "its worker died");
+    return n;
+}
+
+size_t osub_node_died(osub_t *s, const uint8_t node_id[ID_UNIQUE_SIZE])
+{
+    size_t n = 0;
+    for (osub_owner_t *o = s->owners; o;) {
+        osub_owner_t *next = o->next;
+        if (memcmp(o->node_id, node_id, ID_UNIQUE_SIZE) == 0) {
+            n += o->watched_count;
+            osub_owner_dead(s, o, "its node died");
+        }
+        o = next;
+    }
+    return n;
 }
 
 size_t osub_watched(const osub_t *s)

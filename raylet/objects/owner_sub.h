@@ -1,15 +1,23 @@
 /* Watching owners for the objects whose primary copies this node pins.
  *
  * A pinned object (PinObjectIDs) stays in the store until its owner says it
- * is out of scope.  Like the stock raylet, we subscribe to each owner's
- * WORKER_OBJECT_EVICTION channel on its CoreWorkerService pubsub (one
- * command batch per burst of new objects, one long poll in flight per
- * owner) and release the pin when the eviction message arrives.  When the
- * owner is gone (its poll fails), every object it owned is released: nobody
- * can ask for them any more. */
+ * is out of scope, or dies.  How the owner says it depends on the Ray
+ * version (see proto/gen/ray_version.h):
+ *  - with CRAYLET_RAY_OBJECT_EVICTION_CHANNEL (up to 2.5x), like the stock
+ *    raylet we subscribe to each owner's WORKER_OBJECT_EVICTION channel on
+ *    its CoreWorkerService pubsub (one command batch per burst of new
+ *    objects, one long poll in flight per owner) and release the pin when
+ *    the eviction message arrives, or when the poll fails (owner gone);
+ *  - with CRAYLET_RAY_FREE_LOCAL_OBJECTS (2.60), the owner calls
+ *    FreeLocalObjects, which lands in osub_free().
+ * In both, the GCS's worker-failure and node-liveness channels report dead
+ * owners (osub_owner_died, osub_node_died): nobody can ask for what a dead
+ * owner owned, so all of it is released. */
 #ifndef CRAYLET_RAYLET_OWNER_SUB_H
 #define CRAYLET_RAYLET_OWNER_SUB_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/cq_bridge.h"
@@ -31,5 +39,12 @@ void osub_destroy(osub_t *s);
  * for an owner address without a worker id or port. */
 int osub_watch(osub_t *s, const Ray__Rpc__Address *owner, const uint8_t oid[ID_OBJECT_SIZE]);
 size_t osub_watched(const osub_t *s);
+
+/* The owner released `oid`: release the pin.  False if it was not pinned. */
+bool osub_free(osub_t *s, const uint8_t oid[ID_OBJECT_SIZE]);
+/* Release everything owned by a dead worker, or by any worker of a dead
+ * node.  Return how many objects were released. */
+size_t osub_owner_died(osub_t *s, const uint8_t worker_id[ID_UNIQUE_SIZE]);
+size_t osub_node_died(osub_t *s, const uint8_t node_id[ID_UNIQUE_SIZE]);
 
 #endif

@@ -249,7 +249,12 @@ void svc_lease_return(lease_mgr_t *mgr, rpc_call_t *call, const Ray__Rpc__Return
 void svc_lease_cancel(lease_mgr_t *mgr, rpc_call_t *call, const Ray__Rpc__CancelWorkerLeaseRequest *req)
 {
     Ray__Rpc__CancelWorkerLeaseReply reply = RAY__RPC__CANCEL_WORKER_LEASE_REPLY__INIT;
-    reply.success = lease_mgr_cancel(mgr, req->lease_id.data, req->lease_id.len);
+    bool cancelled = lease_mgr_cancel(mgr, req->lease_id.data, req->lease_id.len);
+#if CRAYLET_RAY_CANCEL_LEASE_REPLY_SUCCESS
+    reply.success = cancelled;
+#else
+    (void)cancelled; /* the owner learns it from the lease request's reply */
+#endif
     rpc_call_reply(call, &reply.base);
 }
 

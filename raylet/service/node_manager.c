@@ -760,6 +760,28 @@ static void nm_commit_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
     lease_mgr_mark_dirty(svc->leases);
 }
 
+/* Give bundles back: the group's leases go first, or its resources would
+ * still be in use.  Like the stock raylet, any lease on the group goes
+ * (wildcard ones too), since every resource of the group is named after
+ * its id's hex.  Bundles this node does not hold count as returned, so a
+ * retried call is answered the same way.  Returns false when a bundle is
+ * still busy (its workers are on their way out): GCS asks again. */
+static bool nm_return_bundles(nm_service_t *svc, const bundle_spec_t *specs, size_t n)
+{
+    bool all = true;
+    for (size_t i = 0; i < n; i++) {
+        char hex[ID_HEX_BUF];
+        id_to_hex(specs[i].pg_id, ID_PG_SIZE, hex);
+        if (svc->leases)
+            lease_mgr_drop_matching(svc->leases, hex);
+        if (bundles_return(svc->d.bundles, &specs[i]) != 0)
+            all = false;
+    }
+    lease_mgr_mark_dirty(svc->leases);
+    return all;
+}
+
+#if CRAYLET_RAY_CANCEL_RESOURCE_RESERVE
 static void nm_cancel_resource_reserve(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
     nm_service_t *svc = ctx;
@@ -770,22 +792,57 @@ static void nm_cancel_resource_reserve(void *ctx, rpc_call_t *call, ProtobufCMes
         rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "bundle_spec without a placement group id");
         return;
     }
-    /* The group's leases go first, or its resources would still be in use;
-     * like the stock raylet, any lease on the group (wildcard ones too):
-     * every resource of the group is named after its id's hex. */
-    char hex[ID_HEX_BUF];
-    id_to_hex(spec.pg_id, ID_PG_SIZE, hex);
-    if (svc->leases)
-        lease_mgr_drop_matching(svc->leases, hex);
-    int rc = bundles_return(svc->d.bundles, &spec);
-    if (rc != 0) {
+    if (!nm_return_bundles(svc, &spec, 1)) {
         rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "Bundle resources are still in use. Retry again.");
         return;
     }
     Ray__Rpc__CancelResourceReserveReply reply = RAY__RPC__CANCEL_RESOURCE_RESERVE_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
-    lease_mgr_mark_dirty(svc->leases);
 }
+#endif
+
+#if CRAYLET_RAY_REMOVE_PG_BUNDLES
+/* A removed placement group (or one whose prepare failed elsewhere): every
+ * listed bundle goes back, prepared or committed. */
+static void nm_remove_pg_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    nm_service_t *svc = ctx;
+    const Ray__Rpc__RemovePlacementGroupBundlesRequest *req = (const Ray__Rpc__RemovePlacementGroupBundlesRequest *)msg;
+    nm_bundles_t b;
+    if (!nm_bundles_decode(req->bundle_specs, req->n_bundle_specs, false, true, &b)) {
+        rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "bundle_specs: a bundle without a placement group id");
+        return;
+    }
+    bool all = nm_return_bundles(svc, b.specs, b.n);
+    nm_bundles_free(&b);
+    if (!all) {
+        rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "Bundle resources are still in use. Retry again.");
+        return;
+    }
+    Ray__Rpc__RemovePlacementGroupBundlesReply reply = RAY__RPC__REMOVE_PLACEMENT_GROUP_BUNDLES_REPLY__INIT;
+    rpc_call_reply(call, &reply.base);
+}
+#endif
+
+#if CRAYLET_RAY_FREE_LOCAL_OBJECTS
+/* An owner's references to these objects are gone: release the primary
+ * copies pinned for it here and delete every local copy (now, or when the
+ * last reader lets go).  Unknown ids are fine: the owner retries, and may
+ * send the same ids to every node that had a copy. */
+static void nm_free_local_objects(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    nm_service_t *svc = ctx;
+    const Ray__Rpc__FreeLocalObjectsRequest *req = (const Ray__Rpc__FreeLocalObjectsRequest *)msg;
+    for (size_t i = 0; i < req->n_object_ids; i++) {
+        if (req->object_ids[i].len != ID_OBJECT_SIZE)
+            continue;
+        if (!svc->osub || !osub_free(svc->osub, req->object_ids[i].data))
+            store_free(svc->d.store, (const id_object_t *)req->object_ids[i].data);
+    }
+    Ray__Rpc__FreeLocalObjectsReply reply = RAY__RPC__FREE_LOCAL_OBJECTS_REPLY__INIT;
+    rpc_call_reply(call, &reply.base);
+}
+#endif
 
 static void nm_release_unused_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
@@ -870,8 +927,18 @@ nm_service_t *nm_service_create(rpc_server_t *server, const nm_service_deps_t *d
          &ray__rpc__prepare_bundle_resources_request__descriptor, nm_prepare_bundles},
         {"/ray.rpc.NodeManagerService/CommitBundleResources",
          &ray__rpc__commit_bundle_resources_request__descriptor, nm_commit_bundles},
+#if CRAYLET_RAY_CANCEL_RESOURCE_RESERVE
         {"/ray.rpc.NodeManagerService/CancelResourceReserve",
          &ray__rpc__cancel_resource_reserve_request__descriptor, nm_cancel_resource_reserve},
+#endif
+#if CRAYLET_RAY_REMOVE_PG_BUNDLES
+        {"/ray.rpc.NodeManagerService/RemovePlacementGroupBundles",
+         &ray__rpc__remove_placement_group_bundles_request__descriptor, nm_remove_pg_bundles},
+#endif
+#if CRAYLET_RAY_FREE_LOCAL_OBJECTS
+        {"/ray.rpc.NodeManagerService/FreeLocalObjects", &ray__rpc__free_local_objects_request__descriptor,
+         nm_free_local_objects},
+#endif
         {"/ray.rpc.NodeManagerService/ReleaseUnusedBundles",
          &ray__rpc__release_unused_bundles_request__descriptor, nm_release_unused_bundles},
         {"/ray.rpc.NodeManagerService/KillLocalActor", &ray__rpc__kill_local_actor_request__descriptor,

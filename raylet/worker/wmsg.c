@@ -6,6 +6,7 @@
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/fb.h"
+#include "proto/gen/ray_version.h"
 
 static int wmsg_str(const fb_table_t *t, unsigned slot, wmsg_str_t *out)
 {
@@ -87,7 +88,19 @@ static int wmsg_decode_table(const fb_table_t *t, wmsg_t *m)
         return rc ? rc : (m->num_required < 0 ? CR_EBADMSG : 0);
     case WMSG_WAIT_FOR_ACTOR_CALL_ARGS_REQUEST:
         rc = wmsg_ids(t, 0, m);
+#if CRAYLET_RAY_ACTOR_ARG_WAIT_BY_TASK
+        if (rc == 0) {
+            wmsg_str_t task;
+            rc = wmsg_str(t, 2, &task);
+            if (rc == 0 && task.len != ID_TASK_SIZE)
+                rc = CR_EBADMSG;
+            if (rc == 0)
+                memcpy(m->task_id, task.data, ID_TASK_SIZE);
+        }
+        return rc ? rc : fb_read_i32(t, 3, 0, &m->attempt_number);
+#else
         return rc ? rc : fb_read_i32(t, 2, 0, &m->tag);
+#endif
     case WMSG_PUSH_ERROR_REQUEST:
         rc = wmsg_str(t, 0, &m->error_job_id);
         rc = rc ? rc : wmsg_str(t, 1, &m->error_type);

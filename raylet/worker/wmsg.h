@@ -1,4 +1,4 @@
-/* Decoding the raylet socket's messages (node_manager.fbs, Ray 2.54) into
+/* Decoding the raylet socket's messages (node_manager.fbs) into
  * plain C structs, with every offset and length checked.
  *
  * Kept apart from the handlers so that the one place untrusted bytes are
@@ -63,7 +63,11 @@ typedef struct wmsg {
     size_t id_count;
     int32_t num_required;
     int64_t timeout_ms;
+    /* WaitForActorCallArgsRequest: what the answer names the wait by; an
+     * integer tag up to Ray 2.5x, the task's id and attempt since 2.60 */
     int32_t tag;
+    uint8_t task_id[ID_TASK_SIZE];
+    int32_t attempt_number;
     int64_t request_id;
     bool local_only;
     /* PushErrorRequest */

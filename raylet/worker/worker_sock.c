@@ -9,6 +9,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "common/frame.h"
+#include "common/frame_record.h"
 #include "common/alloc.h"
 #include "common/error.h"
 #include "common/fb.h"
@@ -20,6 +22,7 @@
 
 struct wsock {
     wsock_options_t o;
+    frame_recorder_t *recorder; /* NULL unless recording */
     list_t clients;           /* wclient_t */
     bool first_driver_seen;   /* workers are prestarted for the first one */
     bool stopped;
@@ -248,6 +251,8 @@ typedef struct wsock_actor_args {
     wsock_t *ws;
     uint8_t worker_id[ID_UNIQUE_SIZE];
     int32_t tag;
+    uint8_t task_id[ID_TASK_SIZE];
+    int32_t attempt_number;
 } wsock_actor_args_t;
 
 static void wsock_on_actor_args_ready(void *ctx, const uint8_t (*ids)[ID_OBJECT_SIZE], const bool *ready,
@@ -261,7 +266,13 @@ static void wsock_on_actor_args_ready(void *ctx, const uint8_t (*ids)[ID_OBJECT_
         Ray__Rpc__ActorCallArgWaitCompleteRequest req = RAY__RPC__ACTOR_CALL_ARG_WAIT_COMPLETE_REQUEST__INIT;
         req.intended_worker_id.data = w->id;
         req.intended_worker_id.len = ID_UNIQUE_SIZE;
+#if CRAYLET_RAY_ACTOR_ARG_WAIT_BY_TASK
+        req.task_id.data = a->task_id;
+        req.task_id.len = ID_TASK_SIZE;
+        req.attempt_number = a->attempt_number;
+#else
         req.tag = a->tag;
+#endif
         cwc_actor_call_arg_wait_complete(ch, &req, 0, wsock_on_push_done, NULL);
     }
     free(a);
@@ -274,6 +285,8 @@ static int wsock_on_wait_actor_args(wclient_t *c, const wmsg_t *m)
     a->ws = c->ws;
     memcpy(a->worker_id, c->worker->id, ID_UNIQUE_SIZE);
     a->tag = m->tag;
+    memcpy(a->task_id, m->task_id, ID_TASK_SIZE);
+    a->attempt_number = m->attempt_number;
     owait_req_t *req = owait_start(c->ws->o.owait, (const uint8_t(*)[ID_OBJECT_SIZE])m->ids, m->id_count, m->id_count,
                                    -1, wsock_on_actor_args_ready, a);
     if (req) { /* NULL: answered (and freed) already */
@@ -358,6 +371,7 @@ static int wsock_on_message(void *ctx, conn_t *conn, int64_t type, const uint8_t
     wclient_t *c = ctx;
     if (c->disconnecting)
         return 0;
+    frame_recorder_add(c->ws->recorder, type, payload, len);
     wmsg_t m;
     int rc = wmsg_decode(type, payload, len, &m);
     if (rc != 0) {
@@ -418,6 +432,8 @@ wsock_t *wsock_create(const wsock_options_t *opts)
 {
     wsock_t *ws = xcalloc(1, sizeof *ws);
     ws->o = *opts;
+    ws->recorder = frame_recorder_create(opts->record_frames_dir, "raylet", FRAME_RAY_COOKIE);
+    ws->o.record_frames_dir = NULL;
     list_init(&ws->clients);
     return ws;
 }
@@ -462,5 +478,6 @@ void wsock_stop(wsock_t *ws)
 void wsock_destroy(wsock_t *ws)
 {
     wsock_stop(ws);
+    frame_recorder_destroy(ws->recorder);
     free(ws);
 }

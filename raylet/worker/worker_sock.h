@@ -38,6 +38,8 @@ typedef struct wsock_options {
     /* Job-less workers started when the first Python driver registers
      * (prestart_worker_first_driver); 0 for none. */
     size_t prestart_on_first_driver;
+    /* CRAYLET_RECORD_FRAMES (common/frame_record.h); NULL for none. */
+    const char *record_frames_dir;
 } wsock_options_t;
 
 wsock_t *wsock_create(const wsock_options_t *opts);

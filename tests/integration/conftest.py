@@ -60,7 +60,7 @@ def shim_installed():
                                      capture_output=True, text=True, timeout=120)
     if "--raylet-path" not in r.stdout:
         pytest.fail("`ray start --help` has no --raylet-path: install the shim with "
-                    "`.venv/bin/pip install ./python_shim`")
+                    "`make setup` (or `pip install .` at the repository root)")
 
 
 @pytest.fixture

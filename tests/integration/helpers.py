@@ -50,7 +50,9 @@ def _import_psutil():
 psutil = _import_psutil()
 
 REPO = Path(__file__).resolve().parents[2]
-VENV = Path(os.environ.get("CRAYLET_VENV", REPO / ".venv"))
+# The environment whose Ray the tests run: $CRAYLET_VENV, else the one
+# running pytest (make runs it from .venv, or .venv-<version>).
+VENV = Path(os.environ.get("CRAYLET_VENV") or sys.prefix)
 PYTHON = VENV / "bin" / "python"
 RAY = VENV / "bin" / "ray"
 
