@@ -14,6 +14,7 @@ typedef struct cq_event {
 
 struct cq_bridge {
     loop_t *loop;
+    char *authorization; /* "Bearer <token>", or NULL */
     loop_async_t *wake;
     grpc_completion_queue *cq;
     pthread_t poller;
@@ -176,5 +177,14 @@ void cq_bridge_destroy(cq_bridge_t *b)
     pthread_mutex_destroy(&b->lock);
     free(b->pending);
     free(b->batch);
+    free(b->authorization);
     free(b);
 }
+
+void cq_bridge_set_authorization(cq_bridge_t *bridge, const char *authorization)
+{
+    free(bridge->authorization);
+    bridge->authorization = authorization ? xstrdup(authorization) : NULL;
+}
+
+const char *cq_bridge_authorization(const cq_bridge_t *bridge) { return bridge->authorization; }

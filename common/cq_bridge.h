@@ -55,6 +55,13 @@ void cq_bridge_quiet_started(cq_bridge_t *bridge);
 /* Announced quiet operations whose completion was not delivered yet. */
 size_t cq_bridge_quiet_outstanding(const cq_bridge_t *bridge);
 
+/* Ray's token authentication (common/auth_token.h), for every channel and
+ * server made on this bridge after the call: channels send it as their
+ * `authorization` metadata, servers refuse calls that lack it.  NULL (the
+ * default) turns it off.  The string is copied. */
+void cq_bridge_set_authorization(cq_bridge_t *bridge, const char *authorization);
+const char *cq_bridge_authorization(const cq_bridge_t *bridge);
+
 /* Deliver all completions queued so far on the calling (loop) thread.  The
  * async wake-up does this by itself; exposed for shutdown paths that drain
  * without running the loop. */

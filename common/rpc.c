@@ -129,6 +129,8 @@ rpc_channel_t *rpc_channel_create(cq_bridge_t *bridge, const char *target)
         free(ch);
         return NULL;
     }
+    if (cq_bridge_authorization(bridge))
+        rpc_channel_add_metadata(ch, "authorization", cq_bridge_authorization(bridge));
     return ch;
 }
 
@@ -650,6 +652,32 @@ const char *rpc_call_peer(rpc_call_t *c)
     return c->peer;
 }
 
+/* With token authentication on, a call must carry `authorization:
+ * Bearer <token>`; health checks are exempt, as in Ray (load balancers and
+ * probes have no token).  Compared in constant time. */
+static bool rpc_call_authorized(const rpc_call_t *c)
+{
+    const char *want = cq_bridge_authorization(c->bridge);
+    if (!want)
+        return true;
+    if (c->method && strncmp(c->method->path, "/grpc.health.v1.Health/", 23) == 0)
+        return true;
+    size_t want_len = strlen(want);
+    for (size_t i = 0; i < c->request_md.count; i++) {
+        const grpc_metadata *m = &c->request_md.metadata[i];
+        if (grpc_slice_str_cmp(m->key, "authorization") != 0)
+            continue;
+        if (GRPC_SLICE_LENGTH(m->value) != want_len)
+            return false;
+        const uint8_t *got = GRPC_SLICE_START_PTR(m->value);
+        unsigned char diff = 0;
+        for (size_t k = 0; k < want_len; k++)
+            diff |= (unsigned char)(got[k] ^ (uint8_t)want[k]);
+        return diff == 0;
+    }
+    return false;
+}
+
 static void rpc_server_on_request(cq_tag_t *tag, bool ok)
 {
     rpc_call_t *c = CQ_TAG_OWNER(tag, rpc_call_t, tag);
@@ -670,6 +698,12 @@ static void rpc_server_on_request(cq_tag_t *tag, bool ok)
     }
     /* Keep one request outstanding per method before serving this one. */
     rpc_server_post_request(srv, c->method);
+
+    if (!rpc_call_authorized(c)) {
+        log_warn("refused a call from %s without the cluster's authentication token", rpc_call_peer(c));
+        rpc_call_fail(c, GRPC_STATUS_UNAUTHENTICATED, "InvalidAuthToken: Authentication token is missing or incorrect");
+        return;
+    }
 
     if (!c->method) {
         char *method = rpc_slice_to_cstr(c->details.method);

@@ -12,6 +12,7 @@
 #include <grpc/grpc.h>
 
 #include "common/alloc.h"
+#include "common/auth_token.h"
 #include "common/cq_bridge.h"
 #include "common/error.h"
 #include "common/id.h"
@@ -479,7 +480,8 @@ static void raylet_on_registered(void *ctx, int err, const char *message, Protob
 static void raylet_register(struct raylet *r)
 {
     r->state = RAYLET_REGISTERING;
-    r->renv = renv_client_create(r->loop, r->flags.node_ip_address, r->runtime_env_agent_port, 0);
+    r->renv = renv_client_create(r->loop, r->flags.node_ip_address, r->runtime_env_agent_port, 0,
+                                 cq_bridge_authorization(r->bridge));
     pool_set_renv(r->pool, r->renv);
     Ray__Rpc__GcsNodeInfo info = RAY__RPC__GCS_NODE_INFO__INIT;
     info.node_id.data = r->node_id;
@@ -910,6 +912,19 @@ raylet_t *raylet_create(flags_t *flags)
     r->bridge = cq_bridge_create(r->loop);
     if (!r->bridge)
         goto fail;
+    /* Token authentication (Ray 2.60 turns it on for new local clusters):
+     * before the first channel or server exists, so all of them use it. */
+    char *authorization = NULL;
+    char why[256];
+    if (auth_token_load(&authorization, why, sizeof why) != 0) {
+        log_error("token authentication is on (RAY_AUTH_MODE=token) but %s", why);
+        goto fail;
+    }
+    if (authorization) {
+        cq_bridge_set_authorization(r->bridge, authorization);
+        free(authorization);
+        log_info("token authentication on: every call to and from this node carries the cluster's token");
+    }
 
     r->resources = res_node_create(NULL);
     for (size_t i = 0; i < r->flags.resource_count; i++) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/auth_token.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "proto/gen/runtime_env_agent.pb-c.h"
@@ -35,6 +36,7 @@ struct renv_client {
     char ip[64];
     int port;
     uint64_t timeout_ms;
+    char *authorization; /* "Bearer <token>" header value, or NULL */
     renv_req_t *reqs;
 };
 
@@ -194,11 +196,20 @@ int renv_get_or_create(renv_client_t *c, const uint8_t job_id[ID_JOB_SIZE], cons
     r->c = c;
     r->cb = cb;
     r->ctx = ctx;
-    char head[256];
+    /* The token is at most AUTH_TOKEN_MAX bytes (checked when loaded). */
+    char head[512 + AUTH_TOKEN_MAX];
     int hl = snprintf(head, sizeof head,
                       "POST /get_or_create_runtime_env HTTP/1.1\r\nHost: %s:%d\r\n"
-                      "Content-Type: application/octet-stream\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                      c->ip, c->port, body_len);
+                      "Content-Type: application/octet-stream\r\nContent-Length: %zu\r\n%s%s%s"
+                      "Connection: close\r\n\r\n",
+                      c->ip, c->port, body_len, c->authorization ? "Authorization: " : "",
+                      c->authorization ? c->authorization : "", c->authorization ? "\r\n" : "");
+    if (hl < 0 || (size_t)hl >= sizeof head) {
+        free(r);
+        if (config)
+            ray__rpc__runtime_env_config__free_unpacked(config, NULL);
+        return CR_ETOOBIG;
+    }
     r->out_len = (size_t)hl + body_len;
     r->out = xmalloc(r->out_len);
     memcpy(r->out, head, (size_t)hl);
@@ -224,9 +235,11 @@ int renv_get_or_create(renv_client_t *c, const uint8_t job_id[ID_JOB_SIZE], cons
     return 0;
 }
 
-renv_client_t *renv_client_create(loop_t *loop, const char *ip, int port, uint64_t timeout_ms)
+renv_client_t *renv_client_create(loop_t *loop, const char *ip, int port, uint64_t timeout_ms,
+                                  const char *authorization)
 {
     renv_client_t *c = xcalloc(1, sizeof *c);
+    c->authorization = authorization ? xstrdup(authorization) : NULL;
     c->loop = loop;
     snprintf(c->ip, sizeof c->ip, "%s", ip);
     c->port = port;
@@ -240,5 +253,6 @@ void renv_client_destroy(renv_client_t *c)
         return;
     while (c->reqs)
         renv_req_free(c->reqs);
+    free(c->authorization);
     free(c);
 }

@@ -24,7 +24,10 @@ typedef struct renv_client renv_client_t;
 typedef void (*renv_done_cb)(void *ctx, int err, const char *message, const char *context);
 
 /* `ip`/`port` of the agent (port -1 or 0: no agent; requests then fail). */
-renv_client_t *renv_client_create(loop_t *loop, const char *ip, int port, uint64_t timeout_ms);
+/* `authorization` ("Bearer <token>", copied) goes with every request when
+ * the cluster uses token authentication; NULL otherwise. */
+renv_client_t *renv_client_create(loop_t *loop, const char *ip, int port, uint64_t timeout_ms,
+                                  const char *authorization);
 /* Drops requests in flight without calling them back. */
 void renv_client_destroy(renv_client_t *c);
 

@@ -477,6 +477,8 @@ void wsock_stop(wsock_t *ws)
 
 void wsock_destroy(wsock_t *ws)
 {
+    if (!ws)
+        return;
     wsock_stop(ws);
     frame_recorder_destroy(ws->recorder);
     free(ws);

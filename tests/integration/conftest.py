@@ -13,14 +13,41 @@
 
 Run:  .venv/bin/python -m pytest tests/integration
       CRAYLET_BIN=stock .venv/bin/python -m pytest tests/integration   (harness check)
+
+Token authentication: Ray 2.60 turns it on for every new local cluster (and
+`ray start` turns it on whenever ~/.ray/auth_token exists), so the suite runs
+every cluster with RAY_AUTH_MODE=token and a token of its own
+(RAY_AUTH_TOKEN_PATH), set here before Ray is imported: results do not depend
+on what ~/.ray holds, and craylet's side of authentication is exercised by
+every test.  CRAYLET_TEST_AUTH=off runs the suite with authentication
+disabled instead.
 """
 
 import os
+import secrets
 import sys
+import tempfile
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def _pin_authentication():
+    if os.environ.get("CRAYLET_TEST_AUTH", "on") == "off":
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+        os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+        os.environ.pop("RAY_AUTH_TOKEN", None)
+        return
+    fd, path = tempfile.mkstemp(prefix="craylet-test-token-")
+    os.write(fd, secrets.token_hex(32).encode())
+    os.close(fd)
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN_PATH"] = path
+    os.environ.pop("RAY_AUTH_TOKEN", None)
+
+
+_pin_authentication()
 
 import helpers  # noqa: E402
 

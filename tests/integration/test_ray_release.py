@@ -20,12 +20,13 @@ import pytest
 import helpers
 from test_tasks_objects import MB, head, run_driver
 
+# Indented like the driver bodies below, which run_driver dedents.
 STORE_USED = """
-from ray._private.internal_api import node_stats
-_me = [n for n in ray.nodes() if n["Alive"]][0]
-def store_used():
-    s = node_stats(_me["NodeManagerAddress"], _me["NodeManagerPort"], include_memory_info=False)
-    return s.store_stats.object_store_bytes_used
+        from ray._private.internal_api import node_stats
+        _me = [n for n in ray.nodes() if n["Alive"]][0]
+        def store_used():
+            s = node_stats(_me["NodeManagerAddress"], _me["NodeManagerPort"], include_memory_info=False)
+            return s.store_stats.object_store_bytes_used
 """
 
 
@@ -194,7 +195,8 @@ def test_daemon_refuses_another_ray_release_before_registering(craylet, tmp_path
     assert len(lines) == 1, r.stderr
     assert ("built for Ray %s but Ray 2.0.0 started it" % built) in lines[0], lines
     assert "make setup RAY_VERSION=2.0.0" in lines[0], lines
-    assert lines[0] in (session / "logs" / "raylet.err").read_text() + (session / "logs" / "raylet.out").read_text()
+    message = lines[0].split("craylet: ", 1)[1]
+    assert message in (session / "logs" / "raylet.err").read_text(), "the log says it too"
     assert not (session / "raylet").exists(), "the raylet socket was bound: it got past the guard"
 
 
@@ -231,3 +233,90 @@ def test_ray_start_with_a_craylet_of_another_release_says_so(cluster):
                        env={"RAY_RAYLET_PATH": other}, timeout=120)
     assert r.returncode != 0
     assert "built for Ray %s" % built in r.stdout + r.stderr, r.output()
+
+
+def test_mixed_cluster_runs_tasks_and_a_placement_group_across_both(cluster, craylet, stock_raylet):
+    if craylet is None:
+        pytest.skip("CRAYLET_BIN=stock: nothing of ours to mix in")
+    stock = cluster.start_head(raylet=stock_raylet, num_cpus=1, resources={"on_stock": 4},
+                               include_dashboard=False)
+    ours = cluster.start_worker(raylet=craylet, num_cpus=1, resources={"on_craylet": 4})
+    cluster.wait_status(lambda s: len(s.active_nodes) == 2, what="both nodes in ray status")
+    res = run_driver(cluster, """
+        from ray.util.placement_group import placement_group, remove_placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+        @ray.remote(num_cpus=0)
+        def where():
+            return ray.get_runtime_context().get_node_id()
+
+        on = {r: ray.get([where.options(resources={r: 1}).remote() for _ in range(4)], timeout=120)
+              for r in ("on_stock", "on_craylet")}
+        total = ray.cluster_resources()
+        pg = placement_group([{"CPU": 1}, {"CPU": 1}], strategy="STRICT_SPREAD")
+        ray.get(pg.ready(), timeout=120)
+        in_pg = ray.get([where.options(num_cpus=1, scheduling_strategy=PlacementGroupSchedulingStrategy(
+            pg, placement_group_bundle_index=i)).remote() for i in range(2)], timeout=120)
+        remove_placement_group(pg)
+        deadline = time.time() + 60
+        while time.time() < deadline and ray.available_resources() != total:
+            time.sleep(0.2)
+        emit({"on": on, "in_pg": in_pg, "restored": ray.available_resources() == total})
+    """)
+    assert set(res["on"]["on_stock"]) == {stock.node_id}, res
+    assert set(res["on"]["on_craylet"]) == {ours.node_id}, res
+    assert sorted(res["in_pg"]) == sorted([stock.node_id, ours.node_id]), res
+    assert res["restored"], res
+
+
+# ---- token authentication (on by default for new local clusters in 2.60) ----
+
+
+def test_token_authentication_on_craylets_services(cluster, craylet):
+    if craylet is None:
+        pytest.skip("CRAYLET_BIN=stock: nothing of ours to check")
+    if os.environ.get("RAY_AUTH_MODE") != "token":
+        pytest.skip("the suite runs without token authentication (CRAYLET_TEST_AUTH=off)")
+    node = head(cluster, craylet, num_cpus=1)
+    # Everything this node does with GCS, workers and agents carried the
+    # token, or nothing below would run.
+    res = run_driver(cluster, """
+        @ray.remote
+        def f(x):
+            return x + 1
+        emit({"sum": sum(ray.get([f.remote(i) for i in range(50)]))})
+    """)
+    assert res["sum"] == sum(range(1, 51))
+
+    import grpc
+    from ray.core.generated import node_manager_pb2, node_manager_pb2_grpc
+    token = Path(os.environ["RAY_AUTH_TOKEN_PATH"]).read_text().strip()
+    channel = grpc.insecure_channel(node.grpc_address())
+    stub = node_manager_pb2_grpc.NodeManagerServiceStub(channel)
+    request = node_manager_pb2.GetSystemConfigRequest()
+    for metadata in (None, (("authorization", "Bearer not-the-token"),), (("authorization", token),)):
+        with pytest.raises(grpc.RpcError) as e:
+            stub.GetSystemConfig(request, metadata=metadata, timeout=10)
+        assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED, (metadata, e.value)
+    stub.GetSystemConfig(request, metadata=(("authorization", "Bearer " + token),), timeout=10)
+    # Health checks need no token, as in Ray.
+    health = channel.unary_unary("/grpc.health.v1.Health/Check", request_serializer=lambda b: b,
+                                 response_deserializer=lambda b: b)
+    assert health(b"", timeout=10) == b"\x08\x01"  # SERVING
+    assert "without the cluster's authentication token" in "".join(
+        p.read_text(errors="replace") for p in Path(cluster.temp_dir).glob("session_*/logs/raylet.out"))
+
+
+def test_token_mode_without_a_token_stops_craylet_with_the_reason(craylet, tmp_path):
+    if craylet is None:
+        pytest.skip("CRAYLET_BIN=stock: nothing of ours to check")
+    session = tmp_path / "session"
+    (session / "logs").mkdir(parents=True)
+    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(tmp_path / "missing"))
+    env.pop("RAY_AUTH_TOKEN", None)
+    argv = [craylet, "--raylet_socket_name=%s/raylet" % session, "--store_socket_name=%s/plasma" % session,
+            "--node_id=" + "ab" * 28, "--node_ip_address=127.0.0.1", "--gcs-address=127.0.0.1:1",
+            "--session_dir=%s" % session, "--cluster-id=" + "cd" * 28, "--object_store_memory=100000000"]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert "RAY_AUTH_MODE=token" in r.stderr and str(tmp_path / "missing") in r.stderr, r.stderr
