@@ -222,6 +222,15 @@ def describe(proc) -> str:
 _gcs_clients = {}
 
 
+def auth_metadata():
+    """gRPC metadata carrying the cluster's token when the suite runs with
+    token authentication (see conftest.py); None otherwise."""
+    if os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        return None
+    token = os.environ.get("RAY_AUTH_TOKEN") or Path(os.environ["RAY_AUTH_TOKEN_PATH"]).read_text().strip()
+    return (("authorization", "Bearer " + token),)
+
+
 def _gcs_client(address: str):
     """A cached GcsClient.  Only call once the GCS port accepts connections:
     the constructor blocks for ~35s against a GCS that is not up."""

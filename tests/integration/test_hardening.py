@@ -130,7 +130,8 @@ def test_shutdown_with_node_stats_in_flight_is_clean_under_asan(cluster_factory,
         os.kill(actor_pid, signal.SIGSTOP)
         channel = grpc.insecure_channel(node.grpc_address())
         stub = node_manager_pb2_grpc.NodeManagerServiceStub(channel)
-        future = stub.GetNodeStats.future(node_manager_pb2.GetNodeStatsRequest(), timeout=30)
+        future = stub.GetNodeStats.future(node_manager_pb2.GetNodeStatsRequest(), timeout=30,
+                                          metadata=helpers.auth_metadata())
         # Let the request reach craylet and fan out, then stop it mid-flight.
         time.sleep(0.5)
         assert not future.done(), "GetNodeStats answered although a worker is stopped"
