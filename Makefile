@@ -118,7 +118,7 @@ fuzz-test: fuzz
 integration-test: setup asan-daemon
 	CRAYLET_BUILD_DIR=$(CURDIR)/$(BUILD) CRAYLET_BIN=$(CURDIR)/$(BUILD)/craylet \
 	  CRAYLET_ASAN_BIN=$(CURDIR)/$(ASAN_BUILD)/craylet CRAYLET_VENV=$(CURDIR)/$(VENV) \
-	  $(VPY) -m pytest -q -p no:cacheprovider --timeout=600 tests/integration
+	  $(VPY) -m pytest -q -p no:cacheprovider --timeout=600 --durations=15 tests/integration
 
 test: setup unit-test asan-test tsan-test fuzz-test integration-test
 

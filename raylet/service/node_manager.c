@@ -813,6 +813,16 @@ static void nm_remove_pg_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *
         rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "bundle_specs: a bundle without a placement group id");
         return;
     }
+    /* Stock Ray aborts on a bundle of another group; a peer's mistake is
+     * refused here instead, before anything is returned. */
+    for (size_t i = 0; i < b.n; i++) {
+        if (req->placement_group_id.len != ID_PG_SIZE ||
+            memcmp(b.specs[i].pg_id, req->placement_group_id.data, ID_PG_SIZE) != 0) {
+            nm_bundles_free(&b);
+            rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "a bundle of another placement group");
+            return;
+        }
+    }
     bool all = nm_return_bundles(svc, b.specs, b.n);
     nm_bundles_free(&b);
     if (!all) {
