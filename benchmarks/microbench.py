@@ -607,6 +607,10 @@ def main(argv=None):
 
     import helpers
 
+    # Both raylets run as 2.60 users get them: with token authentication
+    # (the children inherit it).
+    helpers.pin_authentication()
+
     args.row_list = [r.strip() for r in args.rows.split(",") if r.strip()]
     bad = [r for r in args.row_list if r not in ROW_INFO]
     if bad:

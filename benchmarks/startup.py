@@ -32,6 +32,9 @@ sys.path.insert(0, str(REPO / "tests" / "integration"))
 import helpers  # noqa: E402
 from helpers import psutil  # noqa: E402
 
+# Both raylets run as 2.60 users get them: with token authentication.
+helpers.pin_authentication()
+
 
 def one_round(variant, raylet, args):
     cluster = helpers.Cluster(name="crb")

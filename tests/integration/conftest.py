@@ -24,32 +24,15 @@ disabled instead.
 """
 
 import os
-import secrets
 import sys
-import tempfile
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-
-def _pin_authentication():
-    if os.environ.get("CRAYLET_TEST_AUTH", "on") == "off":
-        os.environ["RAY_AUTH_MODE"] = "disabled"
-        os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
-        os.environ.pop("RAY_AUTH_TOKEN", None)
-        return
-    fd, path = tempfile.mkstemp(prefix="craylet-test-token-")
-    os.write(fd, secrets.token_hex(32).encode())
-    os.close(fd)
-    os.environ["RAY_AUTH_MODE"] = "token"
-    os.environ["RAY_AUTH_TOKEN_PATH"] = path
-    os.environ.pop("RAY_AUTH_TOKEN", None)
-
-
-_pin_authentication()
-
 import helpers  # noqa: E402
+
+helpers.pin_authentication(os.environ.get("CRAYLET_TEST_AUTH", "on") != "off")
 
 
 def pytest_report_header(config):

@@ -222,6 +222,28 @@ def describe(proc) -> str:
 _gcs_clients = {}
 
 
+def pin_authentication(token: bool = True) -> None:
+    """Fix this process's (and its children's) Ray token authentication.
+
+    Ray 2.60 turns token authentication on for every new local cluster, and
+    `ray start` turns it on whenever ~/.ray/auth_token exists, while this
+    process talks to GCS with whatever mode it was started in.  Tests and
+    benchmarks pin it instead: on, with a fresh token of their own
+    (RAY_AUTH_TOKEN_PATH), or off.  Call before Ray is imported."""
+    import secrets
+
+    for name in ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"):
+        os.environ.pop(name, None)
+    if not token:
+        os.environ["RAY_AUTH_MODE"] = "disabled"
+        return
+    fd, path = tempfile.mkstemp(prefix="craylet-token-")
+    os.write(fd, secrets.token_hex(32).encode())
+    os.close(fd)
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN_PATH"] = path
+
+
 def auth_metadata():
     """gRPC metadata carrying the cluster's token when the suite runs with
     token authentication (see conftest.py); None otherwise."""
