@@ -320,3 +320,27 @@ def test_token_mode_without_a_token_stops_craylet_with_the_reason(craylet, tmp_p
     r = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert "RAY_AUTH_MODE=token" in r.stderr and str(tmp_path / "missing") in r.stderr, r.stderr
+
+
+# ---- installed the way Ray users install things ----------------------------
+
+
+def test_ray_start_with_the_bare_name_runs_the_environments_craylet(cluster, craylet):
+    """`make setup` installs with `pip install .`, as a user would: the daemon
+    lands in the environment's bin/, and `--raylet-path=craylet` finds it
+    there even when that bin/ is not on $PATH."""
+    installed = helpers.VENV / "bin" / "craylet"
+    if craylet is None or not installed.exists():
+        pytest.skip("no craylet installed in %s (make setup, or pip install .)" % helpers.VENV)
+    import ray
+    assert _built_for(str(installed)) == ray.__version__
+    env = {"PATH": "/usr/bin:/bin"}  # the venv's bin/ is not on it
+    node = cluster.start_head(raylet="craylet", runs=str(installed), env=env, include_dashboard=False)
+    res = run_driver(cluster, """
+        @ray.remote
+        def f():
+            return 42
+        emit({"f": ray.get(f.remote())})
+    """)
+    assert res["f"] == 42
+    assert os.path.realpath(node.raylet_process().cmdline()[0]) == os.path.realpath(installed)
