@@ -9,6 +9,7 @@
 #include "proto/gen/ray_version.h"
 #include "raylet/objects/owner_sub.h"
 
+#if !CRAYLET_RAY_OBJECT_EVICTION_CHANNEL
 typedef struct released {
     uint8_t ids[16][ID_OBJECT_SIZE];
     size_t n;
@@ -51,6 +52,8 @@ static void watch(osub_t *s, uint8_t worker, uint8_t node, uint8_t object)
     owner.port = 40000;
     cr_assert_eq(osub_watch(s, &owner, oid), 0);
 }
+
+#endif
 
 Test(owner_sub, freed_and_dead_owners_release_exactly_their_objects)
 {
