@@ -106,7 +106,7 @@ rpc_channel_t *rpc_channel_create(cq_bridge_t *bridge, const char *target)
     ch->target = xstrdup(target);
     ch->inflight.next = ch->inflight.prev = &ch->inflight;
 
-    grpc_arg args[3];
+    grpc_arg args[4];
     args[0].type = GRPC_ARG_INTEGER;
     args[0].key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH;
     args[0].value.integer = RPC_MAX_MESSAGE;
@@ -118,7 +118,13 @@ rpc_channel_t *rpc_channel_create(cq_bridge_t *bridge, const char *target)
     args[2].type = GRPC_ARG_INTEGER;
     args[2].key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS;
     args[2].value.integer = 2000;
-    grpc_channel_args cargs = {.num_args = 3, .args = args};
+    /* Every peer is inside the cluster: a user's http_proxy/https_proxy
+     * (which gRPC honours by default) must not reroute these calls, as
+     * Ray's own components make sure too. */
+    args[3].type = GRPC_ARG_INTEGER;
+    args[3].key = GRPC_ARG_ENABLE_HTTP_PROXY;
+    args[3].value.integer = 0;
+    grpc_channel_args cargs = {.num_args = 4, .args = args};
 
     grpc_channel_credentials *creds = grpc_insecure_credentials_create();
     ch->channel = grpc_channel_create(target, creds, &cargs);

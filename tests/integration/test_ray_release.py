@@ -344,3 +344,18 @@ def test_ray_start_with_the_bare_name_runs_the_environments_craylet(cluster, cra
     """)
     assert res["f"] == 42
     assert os.path.realpath(node.raylet_process().cmdline()[0]) == os.path.realpath(installed)
+
+
+def test_a_users_http_proxy_does_not_reroute_cluster_traffic(cluster, craylet):
+    """gRPC honours http_proxy by default; Ray's own calls never go through
+    one, and neither may craylet's (Ray's test_http_proxy)."""
+    proxy = {"http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
+             "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
+    head(cluster, craylet, num_cpus=1, env=proxy)
+    res = run_driver(cluster, """
+        @ray.remote
+        def f():
+            return os.environ.get("http_proxy")
+        emit({"seen": ray.get(f.remote(), timeout=60)})
+    """, env=proxy)
+    assert res["seen"] == "http://127.0.0.1:9"
