@@ -167,6 +167,17 @@ def _fake_ray(tmp_path, version):
     return worker
 
 
+def _direct_argv(craylet, session):
+    """craylet started by hand with the flags it requires, for checks that
+    must stop it before it registers.  The GCS address is one nobody
+    serves: a craylet that got past those checks would try to register
+    there, and not exit within the test's timeout."""
+    (session / "logs").mkdir(parents=True)
+    return [craylet, "--raylet_socket_name=%s/raylet" % session, "--store_socket_name=%s/plasma" % session,
+            "--node_id=" + "ab" * 28, "--node_ip_address=127.0.0.1", "--gcs-address=127.0.0.1:1",
+            "--session_dir=%s" % session, "--cluster-id=" + "cd" * 28, "--object_store_memory=100000000"]
+
+
 def _built_for(binary):
     out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30).stdout
     assert out.startswith("craylet for Ray "), out
@@ -181,14 +192,9 @@ def test_daemon_refuses_another_ray_release_before_registering(craylet, tmp_path
     assert built == ray.__version__, "build/craylet should be built for the Ray that runs the tests"
     worker = _fake_ray(tmp_path, "2.0.0")
     session = tmp_path / "session"
-    (session / "logs").mkdir(parents=True)
-    # A GCS address nobody serves: a craylet that got past the guard would
-    # try to register there, and not exit 2 within the timeout.
-    argv = [craylet, "--raylet_socket_name=%s/raylet" % session, "--store_socket_name=%s/plasma" % session,
-            "--node_id=" + "ab" * 28, "--node_ip_address=127.0.0.1", "--gcs-address=127.0.0.1:1",
-            "--session_dir=%s" % session, "--cluster-id=" + "cd" * 28, "--object_store_memory=100000000",
-            "--python_worker_command=%s %s --flag" % (sys.executable, worker),
-            "--stderr_filepath=%s/logs/raylet.err" % session, "--stdout_filepath=%s/logs/raylet.out" % session]
+    argv = _direct_argv(craylet, session) + [
+        "--python_worker_command=%s %s --flag" % (sys.executable, worker),
+        "--stderr_filepath=%s/logs/raylet.err" % session, "--stdout_filepath=%s/logs/raylet.out" % session]
     r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, (r.returncode, r.stderr)
     lines = [l for l in r.stderr.splitlines() if "built for Ray" in l]
@@ -310,13 +316,9 @@ def test_token_authentication_on_craylets_services(cluster, craylet):
 def test_token_mode_without_a_token_stops_craylet_with_the_reason(craylet, tmp_path):
     if craylet is None:
         pytest.skip("CRAYLET_BIN=stock: nothing of ours to check")
-    session = tmp_path / "session"
-    (session / "logs").mkdir(parents=True)
     env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(tmp_path / "missing"))
     env.pop("RAY_AUTH_TOKEN", None)
-    argv = [craylet, "--raylet_socket_name=%s/raylet" % session, "--store_socket_name=%s/plasma" % session,
-            "--node_id=" + "ab" * 28, "--node_ip_address=127.0.0.1", "--gcs-address=127.0.0.1:1",
-            "--session_dir=%s" % session, "--cluster-id=" + "cd" * 28, "--object_store_memory=100000000"]
+    argv = _direct_argv(craylet, tmp_path / "session")
     r = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     assert r.returncode == 1, (r.returncode, r.stderr)
     assert "RAY_AUTH_MODE=token" in r.stderr and str(tmp_path / "missing") in r.stderr, r.stderr
