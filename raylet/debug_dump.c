@@ -114,6 +114,14 @@ size_t debug_dump_format(const debug_dump_sources_t *r, char *buf, size_t cap)
     dd_printf(&b, "- granted leases: %zu\n", r->leases ? lease_mgr_granted(r->leases) : 0);
     dd_printf(&b, "- queued leases: %zu\n", r->leases ? lease_mgr_queued(r->leases) : 0);
     dd_printf(&b, "- placement group bundles: %zu\n", r->bundles ? bundles_count(r->bundles) : 0);
+    if (r->gang) {
+        const gpu_topo_t *t = gpu_gang_topo(r->gang);
+        dd_printf(&b, "GpuGangs:\n");
+        dd_printf(&b, "- GPU graph: %zu GPUs from %s, packing %s\n", t->n, t->source,
+                  gpu_pack_mode_name(gpu_gang_mode(r->gang)));
+        size_t room = b.len < b.cap ? b.cap - b.len : 0;
+        b.len += gpu_gang_format(r->gang, room ? b.p + b.len : NULL, room);
+    }
     dd_printf(&b, "WaitManager:\n");
     dd_printf(&b, "- num active wait requests: %zu\n", r->owait ? owait_count(r->owait) : 0);
     dd_printf(&b, "RaySyncer:\n");

@@ -14,6 +14,7 @@
 #include "object_store/store.h"
 #include "raylet/objects/obj_wait.h"
 #include "raylet/sched/bundles.h"
+#include "raylet/sched/gpu_gang.h"
 #include "raylet/sched/lease_mgr.h"
 #include "raylet/sched/resources.h"
 #include "raylet/worker/jobs.h"
@@ -28,6 +29,7 @@ typedef struct debug_dump_sources {
     uint64_t start_wall_ms;
     res_node_t *resources;
     bundles_t *bundles;
+    gpu_gang_t *gang;
     owait_t *owait;
     store_t *store;
     jobs_t *jobs;

@@ -28,6 +28,7 @@
 #include "raylet/cluster/peers.h"
 #include "raylet/config.h"
 #include "raylet/debug_dump.h"
+#include "raylet/sched/gpu_gang.h"
 #include "raylet/flags.h"
 #include "raylet/objects/obj_wait.h"
 #include "raylet/objects/owner_sub.h"
@@ -68,6 +69,8 @@ struct raylet {
     agent_t *runtime_env_agent;
     res_node_t *resources;
     bundles_t *bundles;
+    gpu_gang_t *gang;     /* GPU packing; NULL without a GPU graph */
+    bool cpu_affinity;
     peers_t *peers;       /* the other nodes */
     jobs_t *jobs;
     pool_t *pool;         /* once the NodeManagerService port is known */
@@ -461,6 +464,7 @@ static void raylet_on_registered(void *ctx, int err, const char *message, Protob
         .start_wall_ms = r->start_wall_ms,
         .resources = r->resources,
         .bundles = r->bundles,
+        .gang = r->gang,
         .owait = r->owait,
         .store = r->store,
         .jobs = r->jobs,
@@ -883,7 +887,7 @@ static void raylet_before_sleep(loop_t *loop, void *data)
     lease_mgr_flush(r->leases);
 }
 
-raylet_t *raylet_create(flags_t *flags)
+raylet_t *raylet_create(flags_t *flags, const raylet_gpu_t *gpu)
 {
     struct raylet *r = xcalloc(1, sizeof *r);
     r->flags = *flags;
@@ -937,7 +941,21 @@ raylet_t *raylet_create(flags_t *flags)
         }
     }
     r->idle_since_ms = loop_update_time(r->loop);
-    r->bundles = bundles_create(r->resources);
+    if (gpu && gpu->topo) {
+        char record[4096];
+        gpu_gang_options_t gopts = {.mode = gpu->packing, .record_path = NULL};
+        if (r->flags.log_dir && snprintf(record, sizeof record, "%s/%s", r->flags.log_dir, GPU_GANG_RECORD_FILE) <
+                                    (int)sizeof record)
+            gopts.record_path = record;
+        r->gang = gpu_gang_create(gpu->topo, r->resources, &gopts);
+        r->cpu_affinity = gpu->cpu_affinity;
+        unsigned island[GPU_TOPO_MAX_GPUS];
+        log_info("GPU graph from %s: %zu GPUs in %zu NVLink islands%s; gang packing %s, CPU affinity %s",
+                 gpu->topo->source, gpu->topo->n, gpu_topo_islands(gpu->topo, island),
+                 gpu->topo->nvswitch ? " (NVSwitch)" : "", gpu_pack_mode_name(gpu->packing),
+                 gpu->cpu_affinity ? "on" : "off");
+    }
+    r->bundles = bundles_create(r->resources, r->gang);
     r->peers = peers_create();
     r->jobs = jobs_create();
 
@@ -1054,6 +1072,7 @@ void raylet_destroy(raylet_t *r)
     jobs_destroy(r->jobs);
     peers_destroy(r->peers);
     bundles_destroy(r->bundles);
+    gpu_gang_destroy(r->gang);
     res_node_destroy(r->resources);
     if (r->grpc_started)
         grpc_shutdown();

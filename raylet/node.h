@@ -10,13 +10,25 @@
 #ifndef CRAYLET_RAYLET_RAYLET_H
 #define CRAYLET_RAYLET_RAYLET_H
 
+#include <stdbool.h>
+
 #include "raylet/flags.h"
+#include "raylet/sched/gpu_pack.h"
+#include "raylet/sched/gpu_topo.h"
 
 typedef struct raylet raylet_t;
 
+/* The node's GPUs as main() found them (environment and discovery are read
+ * at the edge, before the node exists). */
+typedef struct raylet_gpu {
+    const gpu_topo_t *topo; /* NULL: no GPU graph, GPUs go by lowest free id (copied) */
+    gpu_pack_mode_t packing;
+    bool cpu_affinity; /* bind GPU workers to the GPUs' cores */
+} raylet_gpu_t;
+
 /* Takes ownership of *flags (moved out; the caller's copy is zeroed).
  * Returns NULL on a fatal construction error (logged). */
-raylet_t *raylet_create(flags_t *flags);
+raylet_t *raylet_create(flags_t *flags, const raylet_gpu_t *gpu);
 /* Runs until shutdown; returns the process exit code. */
 int raylet_run(raylet_t *r);
 void raylet_destroy(raylet_t *r);

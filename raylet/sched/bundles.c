@@ -21,6 +21,7 @@ typedef struct bundle {
 
 struct bundles {
     res_node_t *res;
+    gpu_gang_t *gang;
     bundle_t *items;
     size_t count, cap;
 };
@@ -46,10 +47,65 @@ static void bundles_names(const char *orig, const char *pg_hex, int32_t index, c
     snprintf(wildcard, len, "%s_group_%s", orig, pg_hex);
 }
 
+/* Whole GPUs a bundle asks for (fractions are left to the resource model,
+ * which packs them onto partly used devices). */
+static uint32_t bundles_whole_gpus(const bundle_spec_t *spec)
+{
+    res_amount_t a = res_set_get(spec->resources, "GPU");
+    return a >= RES_UNIT && a % RES_UNIT == 0 && a / RES_UNIT <= GPU_TOPO_MAX_GPUS ? (uint32_t)(a / RES_UNIT) : 0;
+}
+
+/* The gang plan for the bundles of one request not prepared before:
+ * counts[i] GPUs for specs[i] (0 for those skipped), ids bundle after
+ * bundle.  Returns 0 (*planned false when there is nothing to plan) or the
+ * packer's refusal. */
+typedef struct bundles_plan {
+    bool planned;
+    uint32_t counts[GPU_PACK_MAX_BUNDLES];
+    int32_t indexes[GPU_PACK_MAX_BUNDLES];
+    uint32_t ids[GPU_TOPO_MAX_GPUS];
+    size_t n;
+    gpu_pack_result_t result;
+} bundles_plan_t;
+
+static int bundles_plan(bundles_t *b, const bundle_spec_t *specs, size_t n, bundles_plan_t *plan)
+{
+    plan->planned = false;
+    plan->n = 0;
+    if (!b->gang || n > GPU_PACK_MAX_BUNDLES)
+        return 0;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool fresh = specs[i].index >= 0 && specs[i].resources && !bundles_find(b, &specs[i]);
+        plan->counts[i] = fresh ? bundles_whole_gpus(&specs[i]) : 0;
+        plan->indexes[i] = specs[i].index;
+        total += plan->counts[i];
+    }
+    plan->n = n;
+    if (total == 0)
+        return 0;
+    int rc = gpu_gang_plan(b->gang, plan->counts, n, plan->ids, &plan->result);
+    if (rc == 0)
+        plan->planned = true;
+    return rc;
+}
+
 int bundles_prepare(bundles_t *b, const bundle_spec_t *specs, size_t n)
 {
     size_t first_new = b->count;
-    int rc = 0;
+    bundles_plan_t plan;
+    int rc = bundles_plan(b, specs, n, &plan);
+    if (rc == -ENOSPC) {
+        char hex[ID_HEX_BUF];
+        id_to_hex(specs[0].pg_id, ID_PG_SIZE, hex);
+        log_info("cannot prepare placement group %s: strict GPU packing finds no set of GPUs all joined by NVLink "
+                 "on this node",
+                 hex);
+        return rc;
+    }
+    if (rc != 0)
+        return -EAGAIN;
+    size_t off = 0;
     for (size_t i = 0; i < n; i++) {
         const bundle_spec_t *spec = &specs[i];
         char hex[ID_HEX_BUF];
@@ -61,7 +117,12 @@ int bundles_prepare(bundles_t *b, const bundle_spec_t *specs, size_t n)
         if (bundles_find(b, spec))
             continue; /* prepared or committed before: idempotent */
         res_alloc_t *alloc = NULL;
-        rc = res_allocate(b->res, spec->resources, &alloc);
+        if (plan.planned && plan.counts[i] > 0) {
+            rc = res_allocate_pinned(b->res, spec->resources, "GPU", &plan.ids[off], plan.counts[i], &alloc);
+            off += plan.counts[i];
+        } else {
+            rc = res_allocate(b->res, spec->resources, &alloc);
+        }
         if (rc != 0) {
             log_info("cannot prepare bundle %d of placement group %s: %s", (int)spec->index, hex,
                      rc == -EAGAIN ? "resources busy" : "resources missing");
@@ -78,6 +139,8 @@ int bundles_prepare(bundles_t *b, const bundle_spec_t *specs, size_t n)
         x->index = spec->index;
         x->alloc = alloc;
     }
+    if (plan.planned)
+        gpu_gang_note(b->gang, specs[0].pg_id, plan.indexes, plan.counts, plan.n, plan.ids, &plan.result);
     return 0;
 rollback:
     /* All or nothing: undo what this request reserved. */
@@ -190,6 +253,8 @@ static int bundles_return_one(bundles_t *b, bundle_t *x)
             return rc;
     }
     res_free(b->res, x->alloc);
+    if (b->gang)
+        gpu_gang_forget(b->gang, x->pg, x->index);
     bundles_forget(b, x);
     return 0;
 }
@@ -220,10 +285,11 @@ size_t bundles_release_unused(bundles_t *b, const bundle_spec_t *in_use, size_t 
 
 size_t bundles_count(const bundles_t *b) { return b->count; }
 
-bundles_t *bundles_create(res_node_t *resources)
+bundles_t *bundles_create(res_node_t *resources, gpu_gang_t *gang)
 {
     bundles_t *b = xcalloc(1, sizeof *b);
     b->res = resources;
+    b->gang = gang;
     return b;
 }
 

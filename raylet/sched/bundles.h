@@ -10,8 +10,9 @@
  * each).  Return takes those resources away again and gives the reservation
  * back; it fails while any of them is still leased.
  *
- * The choice of instances at prepare time is where NVLink-aware packing
- * will plug in; today it is the resource model's lowest-free-index rule. */
+ * The GPUs of all bundles of one prepare request are chosen together, by
+ * the gang packer when the node has a GPU graph (gpu_gang.h), else by the
+ * resource model's lowest-free-index rule. */
 #ifndef CRAYLET_RAYLET_SCHED_BUNDLES_H
 #define CRAYLET_RAYLET_SCHED_BUNDLES_H
 
@@ -19,6 +20,7 @@
 #include <stddef.h>
 
 #include "common/id.h"
+#include "raylet/sched/gpu_gang.h"
 #include "raylet/sched/resources.h"
 
 typedef struct bundles bundles_t;
@@ -30,12 +32,14 @@ typedef struct bundle_spec {
     const res_set_t *resources;  /* its unit resources (prepare only; else may be NULL) */
 } bundle_spec_t;
 
-bundles_t *bundles_create(res_node_t *resources);
+/* `gang` (may be NULL: no packing) is borrowed and must outlive the table. */
+bundles_t *bundles_create(res_node_t *resources, gpu_gang_t *gang);
 /* Frees the table; reservations still held are given back. */
 void bundles_destroy(bundles_t *b);
 
 /* Returns 0, or a negative code with nothing reserved by this call
- * (-EINVAL for a negative index, -EAGAIN when the resources are not free). */
+ * (-EINVAL for a negative index, -EAGAIN when the resources are not free,
+ * -ENOSPC when strict GPU packing finds no all-NVLink set here). */
 int bundles_prepare(bundles_t *b, const bundle_spec_t *specs, size_t n);
 /* Unknown or already committed bundles are skipped (GCS retries). */
 void bundles_commit(bundles_t *b, const bundle_spec_t *specs, size_t n);

@@ -131,6 +131,14 @@ struct res_node {
     char **unit_names;
     size_t unit_name_count;
     uint64_t version;
+    /* Who chooses whole instances of one resource (the GPU packer). */
+    char *picker_name;
+    res_picker_fn picker;
+    void *picker_ctx;
+    /* Set only inside res_allocate_pinned(): the instances to take. */
+    const char *pin_name;
+    const uint32_t *pin_ids;
+    size_t pin_count;
 };
 
 static res_resource_t *res_node_find(const res_node_t *node, const char *name, size_t *pos)
@@ -208,6 +216,7 @@ void res_node_destroy(res_node_t *node)
     for (size_t i = 0; i < node->unit_name_count; i++)
         free(node->unit_names[i]);
     free(node->unit_names);
+    free(node->picker_name);
     free(node);
 }
 
@@ -460,17 +469,79 @@ int res_check(const res_node_t *node, const res_set_t *request)
     return worst;
 }
 
-/* THE instance placement policy, kept in this one function so that a
- * topology-aware packer can replace it: choose the instances of r that
- * serve `amount` (already known to fit) and write their ids, ascending, and
- * the amount taken from each.  Returns how many were chosen.
+void res_node_set_picker(res_node_t *node, const char *name, res_picker_fn fn, void *ctx)
+{
+    free(node->picker_name);
+    node->picker_name = fn && name ? xstrdup(name) : NULL;
+    node->picker = node->picker_name ? fn : NULL;
+    node->picker_ctx = ctx;
+}
+
+/* ids[0..n) are distinct, fully free instances of r. */
+static bool res_ids_fully_free(const res_resource_t *r, const uint32_t *ids, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] >= r->n || r->inst_avail[ids[i]] != RES_UNIT)
+            return false;
+        for (size_t j = 0; j < i; j++)
+            if (ids[j] == ids[i])
+                return false;
+    }
+    return true;
+}
+
+static int res_cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A whole-instance choice made outside this file: a pinned gang plan, or
+ * the resource's picker.  Returns how many were taken (0: none applies). */
+static size_t res_pick_chosen(const res_node_t *node, const res_resource_t *r, size_t want, uint32_t *ids,
+                              res_amount_t *amounts)
+{
+    size_t got = 0;
+    if (node->pin_name && strcmp(node->pin_name, r->name) == 0) {
+        if (node->pin_count != want)
+            return 0;
+        memcpy(ids, node->pin_ids, want * sizeof *ids);
+        got = want;
+    } else if (node->picker && strcmp(node->picker_name, r->name) == 0) {
+        res_entry_t view = {
+            .name = r->name,
+            .total = r->total,
+            .available = r->available,
+            .unit_instance = true,
+            .instance_count = r->n,
+            .instance_total = r->inst_total,
+            .instance_available = r->inst_avail,
+        };
+        got = node->picker(node->picker_ctx, &view, want, ids);
+        if (got != want)
+            return 0;
+    } else {
+        return 0;
+    }
+    if (!res_ids_fully_free(r, ids, got))
+        return 0;
+    qsort(ids, got, sizeof *ids, res_cmp_u32);
+    for (size_t k = 0; k < got; k++)
+        amounts[k] = RES_UNIT;
+    return got;
+}
+
+/* THE instance placement policy: choose the instances of r that serve
+ * `amount` (already known to fit) and write their ids, ascending, and the
+ * amount taken from each.  Returns how many were chosen.
  *
- * For now, as the stock raylet does: a whole number of devices takes the
- * lowest-indexed fully free ones; a fraction takes the instance whose free
- * amount fits it most tightly (lowest index on ties), so partly used
- * devices fill up before fresh ones are broken into. */
-static size_t res_pick_instances(const res_resource_t *r, res_amount_t amount, uint32_t *ids,
-                                 res_amount_t *amounts)
+ * A whole number of devices goes to a pinned plan or the resource's picker
+ * (the GPU packer) when there is one; otherwise, as the stock raylet does,
+ * to the lowest-indexed fully free ones.  A fraction takes the instance
+ * whose free amount fits it most tightly (lowest index on ties), so partly
+ * used devices fill up before fresh ones are broken into. */
+static size_t res_pick_instances(const res_node_t *node, const res_resource_t *r, res_amount_t amount,
+                                 uint32_t *ids, res_amount_t *amounts)
 {
     if (amount < RES_UNIT) {
         size_t best = SIZE_MAX;
@@ -483,7 +554,10 @@ static size_t res_pick_instances(const res_resource_t *r, res_amount_t amount, u
         amounts[0] = amount;
         return 1;
     }
-    size_t want = (size_t)(amount / RES_UNIT), k = 0;
+    size_t want = (size_t)(amount / RES_UNIT), k = res_pick_chosen(node, r, want, ids, amounts);
+    if (k == want)
+        return k;
+    k = 0;
     for (size_t i = 0; i < r->n && k < want; i++) {
         if (r->inst_avail[i] == RES_UNIT) {
             ids[k] = (uint32_t)i;
@@ -531,7 +605,7 @@ int res_allocate(res_node_t *node, const res_set_t *request, res_alloc_t **out)
         size_t max = it->amount < RES_UNIT ? 1 : (size_t)(it->amount / RES_UNIT);
         g->ids = xcalloc(max, sizeof *g->ids);
         g->amounts = xcalloc(max, sizeof *g->amounts);
-        g->n = res_pick_instances(r, it->amount, g->ids, g->amounts);
+        g->n = res_pick_instances(node, r, it->amount, g->ids, g->amounts);
         for (size_t k = 0; k < g->n; k++) {
             r->inst_avail[g->ids[k]] -= g->amounts[k];
             r->available -= g->amounts[k];
@@ -541,6 +615,25 @@ int res_allocate(res_node_t *node, const res_set_t *request, res_alloc_t **out)
         node->version++;
     *out = alloc;
     return 0;
+}
+
+int res_allocate_pinned(res_node_t *node, const res_set_t *request, const char *name, const uint32_t *ids,
+                        size_t n, res_alloc_t **out)
+{
+    *out = NULL;
+    const res_resource_t *r = res_node_find(node, name, NULL);
+    if (!r || !r->unit || n == 0 || res_set_get(request, name) != (res_amount_t)n * RES_UNIT)
+        return -EINVAL;
+    if (!res_ids_fully_free(r, ids, n))
+        return -EAGAIN;
+    node->pin_name = name;
+    node->pin_ids = ids;
+    node->pin_count = n;
+    int rc = res_allocate(node, request, out);
+    node->pin_name = NULL;
+    node->pin_ids = NULL;
+    node->pin_count = 0;
+    return rc;
 }
 
 void res_free(res_node_t *node, res_alloc_t *alloc)

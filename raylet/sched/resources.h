@@ -124,6 +124,20 @@ uint64_t res_node_version(const res_node_t *node);
 
 /* ---- allocation ------------------------------------------------------------- */
 
+/* ---- instance choice ----------------------------------------------------------- */
+
+/* Chooses `want` whole instances of `resource` for a request, from those
+ * fully free; writes their ids to ids[0..want) and returns want, or 0 to
+ * leave the choice to the default rule (the lowest free ids).  An answer
+ * naming an instance that is not fully free, or one twice, is ignored the
+ * same way.  Called on the loop thread inside res_allocate(); it must not
+ * change the node. */
+typedef size_t (*res_picker_fn)(void *ctx, const res_entry_t *resource, size_t want, uint32_t *ids);
+
+/* Route whole-instance requests for `name` (e.g. "GPU") through `fn`; a NULL
+ * fn restores the default.  One picker per node; ctx is borrowed. */
+void res_node_set_picker(res_node_t *node, const char *name, res_picker_fn fn, void *ctx);
+
 /* What one successful request took.  Owned by the caller: pass it back to
  * res_free() (returns the resources) or res_alloc_destroy() (just forgets). */
 typedef struct res_alloc res_alloc_t;
@@ -140,6 +154,12 @@ int res_check(const res_node_t *node, const res_set_t *request);
 int res_allocate(res_node_t *node, const res_set_t *request, res_alloc_t **out);
 /* Return what `alloc` took and destroy it.  Resources removed since are
  * skipped; availability never rises above the current total. */
+/* As res_allocate(), but the whole instances of `name` are exactly
+ * ids[0..n) (a gang plan chosen for several requests together): -EINVAL
+ * unless the request asks for n whole instances of `name`, -EAGAIN unless
+ * every one of them is fully free.  Nothing is taken on failure. */
+int res_allocate_pinned(res_node_t *node, const res_set_t *request, const char *name, const uint32_t *ids,
+                        size_t n, res_alloc_t **out);
 void res_free(res_node_t *node, res_alloc_t *alloc);
 void res_alloc_destroy(res_alloc_t *alloc);
 

@@ -41,7 +41,7 @@ static res_node_t *node_with(double cpus, int gpus)
 Test(bundles, prepare_commit_names_and_gpu_layout)
 {
     res_node_t *n = node_with(4, 2);
-    bundles_t *b = bundles_create(n);
+    bundles_t *b = bundles_create(n, NULL);
     spec_t s0, s1;
     make_spec(&s0, 0xab, 0, 1, 1);
     make_spec(&s1, 0xab, 1, 1, 1);
@@ -95,7 +95,7 @@ Test(bundles, prepare_commit_names_and_gpu_layout)
 Test(bundles, prepare_is_all_or_nothing)
 {
     res_node_t *n = node_with(2, 1);
-    bundles_t *b = bundles_create(n);
+    bundles_t *b = bundles_create(n, NULL);
     spec_t s0, s1;
     make_spec(&s0, 0x01, 0, 1, 1);
     make_spec(&s1, 0x01, 1, 1, 1); /* a second GPU does not exist */
@@ -113,7 +113,7 @@ Test(bundles, prepare_is_all_or_nothing)
 Test(bundles, return_refuses_while_leased)
 {
     res_node_t *n = node_with(2, 0);
-    bundles_t *b = bundles_create(n);
+    bundles_t *b = bundles_create(n, NULL);
     spec_t s0;
     make_spec(&s0, 0x02, 0, 1, 0);
     bundle_spec_t specs[1] = {s0.b};
@@ -140,7 +140,7 @@ Test(bundles, return_refuses_while_leased)
 Test(bundles, release_unused_keeps_the_listed_ones)
 {
     res_node_t *n = node_with(4, 0);
-    bundles_t *b = bundles_create(n);
+    bundles_t *b = bundles_create(n, NULL);
     spec_t s0, s1;
     make_spec(&s0, 0x03, 0, 1, 0);
     make_spec(&s1, 0x04, 0, 1, 0);
@@ -160,7 +160,7 @@ Test(bundles, release_unused_keeps_the_listed_ones)
 Test(bundles, negative_index_is_refused_whole)
 {
     res_node_t *n = node_with(2, 0);
-    bundles_t *b = bundles_create(n);
+    bundles_t *b = bundles_create(n, NULL);
     spec_t s0, s1;
     make_spec(&s0, 0x05, 0, 1, 0);
     make_spec(&s1, 0x05, -1, 1, 0);

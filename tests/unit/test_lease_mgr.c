@@ -504,7 +504,7 @@ Test(lease_mgr, bundle_leases_and_removal)
 {
     env_t e;
     env_init(&e, 2, 4, false, 0);
-    bundles_t *bundles = bundles_create(e.res);
+    bundles_t *bundles = bundles_create(e.res, NULL);
     res_set_t *two_gpus = res_set_create();
     res_set_put(two_gpus, "GPU", 2 * RES_UNIT);
     bundle_spec_t spec = {.index = 0, .resources = two_gpus};
