@@ -1,6 +1,7 @@
 #include "raylet/node.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +71,8 @@ struct raylet {
     res_node_t *resources;
     bundles_t *bundles;
     gpu_gang_t *gang;     /* GPU packing; NULL without a GPU graph */
-    bool cpu_affinity;
+    bool cpu_affinity;    /* bind GPU leases to their GPUs' cores */
+    gpu_cpuset_t own_cpus; /* the CPUs this daemon may use */
     peers_t *peers;       /* the other nodes */
     jobs_t *jobs;
     pool_t *pool;         /* once the NodeManagerService port is known */
@@ -215,6 +217,40 @@ static bool raylet_pick_remote(void *ctx, const res_set_t *request, bool need_av
 {
     struct raylet *r = ctx;
     return peers_pick(r->peers, request, need_available, out);
+}
+
+/* A GPU lease runs on the cores nearest its GPUs: bind the worker to them
+ * (sched_setaffinity on every thread) until the lease ends.  Memory follows
+ * by first touch on those cores; a running process's pages are not moved. */
+static void raylet_on_lease_granted(void *ctx, worker_t *w, const res_alloc_t *alloc)
+{
+    struct raylet *r = ctx;
+    if (!r->gang || !r->cpu_affinity)
+        return;
+    uint32_t ids[GPU_TOPO_MAX_GPUS];
+    size_t n = 0;
+    for (size_t i = 0; i < res_alloc_count(alloc); i++) {
+        res_grant_t g;
+        res_alloc_at(alloc, i, &g);
+        if (strcmp(g.name, "GPU") != 0 && strncmp(g.name, "GPU_group_", 10) != 0)
+            continue;
+        for (size_t k = 0; k < g.instance_count && n < GPU_TOPO_MAX_GPUS; k++)
+            if (g.instance_amounts[k] > 0)
+                ids[n++] = g.instance_ids[k];
+    }
+    if (n == 0)
+        return;
+    gpu_cpuset_t near;
+    if (!gpu_gang_cpus(r->gang, ids, n, &r->own_cpus, &near))
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (unsigned c = 0; c < GPU_TOPO_MAX_CPUS && c < CPU_SETSIZE; c++)
+        if (gpu_cpuset_has(&near, c))
+            CPU_SET(c, &set);
+    int rc = pool_bind_cpus(r->pool, w, &set);
+    if (rc != 0)
+        log_warn("cannot bind worker %s to the cores of its GPUs: %s", worker_id_hex(w), cr_strerror(rc));
 }
 
 static void raylet_on_busy_changed(void *ctx, bool busy)
@@ -718,7 +754,8 @@ static void raylet_start_serving(struct raylet *r)
                                          : 1,
     };
     static const lease_mgr_callbacks_t lcbs = {.pick_remote = raylet_pick_remote,
-                                               .on_busy_changed = raylet_on_busy_changed};
+                                               .on_busy_changed = raylet_on_busy_changed,
+                                               .on_granted = raylet_on_lease_granted};
     r->leases = r->pool ? lease_mgr_create(r->loop, r->resources, &pool_lease_ops, r->pool, &lo, &lcbs, r) : NULL;
     r->osub = osub_create(r->loop, r->bridge, r->node_id, r->flags.node_ip_address, r->node_manager_port,
                           raylet_on_primary_released, r);
@@ -949,6 +986,11 @@ raylet_t *raylet_create(flags_t *flags, const raylet_gpu_t *gpu)
             gopts.record_path = record;
         r->gang = gpu_gang_create(gpu->topo, r->resources, &gopts);
         r->cpu_affinity = gpu->cpu_affinity;
+        cpu_set_t own;
+        if (sched_getaffinity(0, sizeof own, &own) == 0)
+            for (unsigned c = 0; c < CPU_SETSIZE && c < GPU_TOPO_MAX_CPUS; c++)
+                if (CPU_ISSET(c, &own))
+                    gpu_cpuset_add(&r->own_cpus, c);
         unsigned island[GPU_TOPO_MAX_GPUS];
         log_info("GPU graph from %s: %zu GPUs in %zu NVLink islands%s; gang packing %s, CPU affinity %s",
                  gpu->topo->source, gpu->topo->n, gpu_topo_islands(gpu->topo, island),

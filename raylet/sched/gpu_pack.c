@@ -86,12 +86,35 @@ static uint64_t pack_choose_count(size_t n, size_t k)
     return c;
 }
 
+/* The score of `set` from the pairs inside it only: O(k^2) with each free
+ * GPU's NVLinks to all free GPUs (degF) precomputed. */
+static gpu_pack_score_t pack_score_fast(const gpu_topo_t *t, uint64_t set, const uint32_t *degF)
+{
+    gpu_pack_score_t s = {0, 0, 0};
+    uint32_t deg = 0;
+    for (uint64_t m = set; m; m &= m - 1) {
+        unsigned a = (unsigned)__builtin_ctzll(m);
+        deg += degF[a];
+        for (uint64_t r = m & (m - 1); r; r &= r - 1) {
+            unsigned b = (unsigned)__builtin_ctzll(r);
+            s.links += t->nvlinks[a][b];
+            s.pcie += pack_pcie(t, a, b);
+        }
+    }
+    s.cut = deg - 2 * s.links;
+    return s;
+}
+
 /* Every k-subset of the free GPUs (listed in pos[0..f)), in increasing
  * order of their position bitmask, keeping the first best. */
 static void pack_exact(const gpu_topo_t *t, const unsigned *pos, size_t f, size_t k, uint64_t free_mask,
                        uint64_t *best_set, gpu_pack_score_t *best)
 {
     bool have = false;
+    uint32_t degF[GPU_TOPO_MAX_GPUS] = {0};
+    for (size_t i = 0; i < f; i++)
+        for (size_t j = 0; j < f; j++)
+            degF[pos[i]] += t->nvlinks[pos[i]][pos[j]];
     if (k == 0) {
         *best_set = 0;
         *best = (gpu_pack_score_t){0, 0, 0};
@@ -103,7 +126,7 @@ static void pack_exact(const gpu_topo_t *t, const unsigned *pos, size_t f, size_
         uint64_t set = 0;
         for (uint64_t c = comb; c; c &= c - 1)
             set |= (uint64_t)1 << pos[__builtin_ctzll(c)];
-        gpu_pack_score_t s = gpu_pack_score(t, set, free_mask);
+        gpu_pack_score_t s = pack_score_fast(t, set, degF);
         if (!have || gpu_pack_better(&s, best)) {
             *best = s;
             *best_set = set;
@@ -122,7 +145,7 @@ static void pack_exact(const gpu_topo_t *t, const unsigned *pos, size_t f, size_
 
 typedef struct pack_state {
     const gpu_topo_t *t;
-    uint64_t free_mask, set;
+    uint64_t free_mask, set; /* only free GPUs' inL/inP are kept */
     uint32_t inL[GPU_TOPO_MAX_GPUS], inP[GPU_TOPO_MAX_GPUS], degF[GPU_TOPO_MAX_GPUS];
     gpu_pack_score_t score;
     uint32_t degsum;
@@ -151,7 +174,8 @@ static void pack_add(pack_state_t *st, unsigned g)
     st->score = pack_if_added(st, g);
     st->degsum += st->degF[g];
     st->set |= (uint64_t)1 << g;
-    for (unsigned h = 0; h < st->t->n; h++) {
+    for (uint64_t m = st->free_mask; m; m &= m - 1) {
+        unsigned h = (unsigned)__builtin_ctzll(m);
         st->inL[h] += st->t->nvlinks[g][h];
         st->inP[h] += h == g ? 0 : pack_pcie(st->t, g, h);
     }
@@ -160,7 +184,8 @@ static void pack_add(pack_state_t *st, unsigned g)
 static void pack_remove(pack_state_t *st, unsigned g)
 {
     st->set &= ~((uint64_t)1 << g);
-    for (unsigned h = 0; h < st->t->n; h++) {
+    for (uint64_t m = st->free_mask; m; m &= m - 1) {
+        unsigned h = (unsigned)__builtin_ctzll(m);
         st->inL[h] -= st->t->nvlinks[g][h];
         st->inP[h] -= h == g ? 0 : pack_pcie(st->t, g, h);
     }
@@ -211,8 +236,8 @@ static void pack_descend(pack_state_t *st, const unsigned *pos, size_t f)
 
 /* From a local optimum, try every single swap, even a worsening one, and
  * descend from there: escapes the optima one swap cannot leave.  Costs
- * O((k(f-k))^2), so only for small node sizes. */
-#define PACK_LOOKAHEAD_MAX_FREE 24
+ * O((k(f-k))^2), so only where k(f-k) is small (16-GPU nodes). */
+#define PACK_LOOKAHEAD_MAX_SWAPS 64
 static void pack_lookahead(pack_state_t *st, const unsigned *pos, size_t f)
 {
     bool improved = true;
@@ -241,6 +266,45 @@ static void pack_lookahead(pack_state_t *st, const unsigned *pos, size_t f)
 }
 
 /* Greedy growth from every free GPU, then swaps while they improve. */
+static void pack_from_set(pack_state_t *st, const unsigned *pos, size_t f, uint64_t set)
+{
+    pack_state_reset(st);
+    for (size_t i = 0; i < f; i++)
+        if (set >> pos[i] & 1)
+            pack_add(st, pos[i]);
+}
+
+/* Keep the PACK_KEEP best distinct sets seen, best first. */
+#define PACK_KEEP 3
+typedef struct pack_top {
+    uint64_t set[PACK_KEEP];
+    gpu_pack_score_t score[PACK_KEEP];
+    size_t n;
+} pack_top_t;
+
+static void pack_top_offer(pack_top_t *top, uint64_t set, const gpu_pack_score_t *score)
+{
+    for (size_t i = 0; i < top->n; i++)
+        if (top->set[i] == set)
+            return;
+    size_t at = top->n;
+    while (at > 0 && gpu_pack_better(score, &top->score[at - 1]))
+        at--;
+    if (at >= PACK_KEEP)
+        return;
+    size_t last = top->n < PACK_KEEP ? top->n : PACK_KEEP - 1;
+    for (size_t i = last; i > at; i--) {
+        top->set[i] = top->set[i - 1];
+        top->score[i] = top->score[i - 1];
+    }
+    top->set[at] = set;
+    top->score[at] = *score;
+    if (top->n < PACK_KEEP)
+        top->n++;
+}
+
+/* Greedy growth from every free GPU; the few best results are improved by
+ * swaps, and on small nodes the best by one swap of look-ahead. */
 static void pack_bounded(const gpu_topo_t *t, const unsigned *pos, size_t f, size_t k, uint64_t free_mask,
                          uint64_t *best_set, gpu_pack_score_t *best)
 {
@@ -253,7 +317,7 @@ static void pack_bounded(const gpu_topo_t *t, const unsigned *pos, size_t f, siz
         for (size_t j = 0; j < f; j++)
             st.degF[g] += t->nvlinks[g][pos[j]];
     }
-    bool have = false;
+    pack_top_t top = {.n = 0};
     for (size_t seed = 0; seed < f; seed++) {
         pack_state_reset(&st);
         pack_add(&st, pos[seed]);
@@ -272,6 +336,11 @@ static void pack_bounded(const gpu_topo_t *t, const unsigned *pos, size_t f, siz
             }
             pack_add(&st, (unsigned)pick);
         }
+        pack_top_offer(&top, st.set, &st.score);
+    }
+    bool have = false;
+    for (size_t i = 0; i < top.n; i++) {
+        pack_from_set(&st, pos, f, top.set[i]);
         pack_descend(&st, pos, f);
         if (!have || gpu_pack_better(&st.score, best) ||
             (!gpu_pack_better(best, &st.score) && st.set < *best_set)) {
@@ -280,11 +349,8 @@ static void pack_bounded(const gpu_topo_t *t, const unsigned *pos, size_t f, siz
             have = true;
         }
     }
-    if (f <= PACK_LOOKAHEAD_MAX_FREE) {
-        pack_state_reset(&st);
-        for (size_t i = 0; i < f; i++)
-            if (*best_set >> pos[i] & 1)
-                pack_add(&st, pos[i]);
+    if (k * (f - k) <= PACK_LOOKAHEAD_MAX_SWAPS) {
+        pack_from_set(&st, pos, f, *best_set);
         pack_lookahead(&st, pos, f);
         *best = st.score;
         *best_set = st.set;
@@ -299,7 +365,7 @@ static inline uint32_t pack_edge(const gpu_topo_t *t, unsigned a, unsigned b)
 
 /* Order the k GPUs of g[] along a heaviest path: exactly by dynamic
  * programming over subsets for small gangs, greedily beyond. */
-#define PACK_PATH_EXACT 8
+#define PACK_PATH_EXACT 7
 static void pack_path(const gpu_topo_t *t, uint8_t *g, size_t k)
 {
     if (k < 3)

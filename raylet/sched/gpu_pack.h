@@ -27,7 +27,7 @@
 
 #include "raylet/sched/gpu_topo.h"
 
-#define GPU_PACK_EXACT_LIMIT 5000
+#define GPU_PACK_EXACT_LIMIT 2000
 #define GPU_PACK_MAX_BUNDLES GPU_TOPO_MAX_GPUS
 
 typedef enum gpu_pack_mode {

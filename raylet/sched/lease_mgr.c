@@ -312,6 +312,8 @@ static void lease_answer_failed(lease_t *l, lease_failure_t why, const char *mes
 
 static void lease_answer_grant(lease_mgr_t *mgr, lease_t *l)
 {
+    if (mgr->cbs.on_granted && l->alloc)
+        mgr->cbs.on_granted(mgr->ctx, l->worker, l->alloc);
     lease_outcome_t out = {.kind = LEASE_GRANTED, .cpu_alloc = l->cpu_alloc, .alloc = l->alloc};
     mgr->ops.describe(mgr->pool, l->worker, &out.worker);
     lease_answer(l, &out);

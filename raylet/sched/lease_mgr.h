@@ -168,6 +168,9 @@ typedef struct lease_mgr_callbacks {
     bool (*pick_remote)(void *ctx, const res_set_t *request, bool need_available, lease_remote_t *out);
     /* The number of granted leases went to zero or away from it. */
     void (*on_busy_changed)(void *ctx, bool busy);
+    /* A lease was granted to `w` holding `alloc` (everything but CPU), just
+     * before the reply goes out: CPU affinity for GPU leases. Optional. */
+    void (*on_granted)(void *ctx, worker_t *w, const res_alloc_t *alloc);
 } lease_mgr_callbacks_t;
 
 typedef struct lease_mgr_options {

@@ -1,7 +1,9 @@
 #include "raylet/worker/core_worker_client.h"
 #include "raylet/worker/pool.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -61,6 +63,7 @@ struct pool {
     bool destroying;
     renv_client_t *renv;
     uint64_t next_pop_id;
+    cpu_set_t own_cpus; /* the daemon's CPUs: what an unbound worker may use */
 };
 
 /* An Exit call in flight on the worker's channel.  It is the worker
@@ -787,6 +790,8 @@ pool_t *pool_create(loop_t *loop, cq_bridge_t *bridge, const pool_options_t *opt
 {
     pool_t *pool = xcalloc(1, sizeof *pool);
     pool->loop = loop;
+    if (sched_getaffinity(0, sizeof pool->own_cpus, &pool->own_cpus) != 0)
+        CPU_ZERO(&pool->own_cpus);
     pool->bridge = bridge;
     pool->opts = *opts;
     pool->opts.python_worker_command = NULL;
@@ -892,8 +897,48 @@ static void pool_lease_leased(void *pool, worker_t *w, bool normal_task)
         w->ran_tasks = true;
 }
 
+int pool_bind_cpus(pool_t *pool, worker_t *w, const cpu_set_t *cpus)
+{
+    if (w->spawned_pid <= 0 || w->pid != w->spawned_pid)
+        return -ESRCH;
+    if (!cpus) {
+        if (!w->cpus_bound)
+            return 0;
+        if (CPU_COUNT(&pool->own_cpus) == 0)
+            return -EINVAL;
+        cpus = &pool->own_cpus;
+    }
+    /* Every thread: a mask set on the process id reaches its main thread
+     * only, and a Python worker runs gRPC and its own threads already. */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)w->spawned_pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -ESRCH;
+    int rc = 0;
+    size_t bound = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *end;
+        long tid = strtol(e->d_name, &end, 10);
+        if (*end || tid <= 0)
+            continue;
+        if (sched_setaffinity((pid_t)tid, sizeof *cpus, cpus) == 0)
+            bound++;
+        else if (errno != ESRCH) /* a thread that just ended */
+            rc = -errno;
+    }
+    closedir(d);
+    if (bound == 0 && rc == 0)
+        rc = -ESRCH;
+    w->cpus_bound = rc == 0 && cpus != &pool->own_cpus;
+    return rc;
+}
+
 static void pool_lease_release(void *pool, worker_t *w, lease_release_t how, const char *detail)
 {
+    if (w->cpus_bound)
+        pool_bind_cpus(pool, w, NULL);
     switch (how) {
     case LEASE_RELEASE_IDLE:
         pool_push_idle(pool, w);

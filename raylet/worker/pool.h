@@ -14,6 +14,8 @@
 #ifndef CRAYLET_RAYLET_WORKER_POOL_H
 #define CRAYLET_RAYLET_WORKER_POOL_H
 
+#include <sched.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -134,6 +136,12 @@ void pool_kill_job(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE]);
  * already reaped) and disconnect it as pool_disconnect does.  Drivers are
  * disconnected but not signalled: they are the user's processes. */
 void pool_kill(pool_t *pool, worker_t *w, int exit_type, const char *detail);
+/* Bind every thread of a worker the pool spawned to `cpus` (a NULL set
+ * undoes an earlier binding: the daemon's own CPUs at pool creation).  A
+ * binding lasts until the worker's lease ends.  0, -ESRCH for a worker the
+ * pool did not spawn or that is gone, or the failing call's -errno. */
+int pool_bind_cpus(pool_t *pool, worker_t *w, const cpu_set_t *cpus);
+
 /* The worker took an actor-creation lease and became an actor: it is never
  * pooled again. */
 void pool_mark_actor(pool_t *pool, worker_t *w);

@@ -1,0 +1,165 @@
+"""GPU gang packing end to end, on machines without GPUs: a node simulated
+from an `nvidia-smi topo -m` file (CRAYLET_GPU_TOPOLOGY) with --num-gpus=8,
+placement groups created by a stock driver, and the GPU ids read inside the
+bundles with ray.get_gpu_ids().  The same scenarios with packing off, and on
+the stock raylet, give the stock ids (lowest free index)."""
+
+import os
+import subprocess
+
+import pytest
+
+import helpers
+from test_tasks_objects import head, run_driver
+
+TOPOLOGIES = helpers.REPO / "tests" / "topologies"
+
+# Gangs one after another, each held while the next is placed; every
+# bundle's GPU ids and CPU affinity are read by an actor living in it.
+GANGS = """
+    from ray.util.placement_group import placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    @ray.remote(num_gpus=1, num_cpus=0)
+    class InBundle:
+        def where(self):
+            return (ray.get_gpu_ids(), os.environ.get("CUDA_VISIBLE_DEVICES"),
+                    sorted(os.sched_getaffinity(0)))
+
+    held = []
+    out = []
+    for sizes, strategy in GANGS:
+        pg = placement_group([{"GPU": 1} for _ in range(sizes)], strategy=strategy)
+        ray.get(pg.ready(), timeout=60)
+        actors = [InBundle.options(scheduling_strategy=PlacementGroupSchedulingStrategy(
+            pg, placement_group_bundle_index=i)).remote() for i in range(sizes)]
+        seen = ray.get([a.where.remote() for a in actors], timeout=120)
+        held.append((pg, actors))
+        out.append(seen)
+    emit({"gangs": out})
+"""
+
+
+def gangs(cluster, spec):
+    res = run_driver(cluster, "GANGS = %r\n" % (spec,) + GANGS)
+    gangs_out = res["gangs"]
+    for gang in gangs_out:
+        for gpu_ids, visible, _ in gang:
+            assert len(gpu_ids) == 1 and visible == str(gpu_ids[0]), gang
+    return [[g[0][0] for g in gang] for gang in gangs_out], [[g[2] for g in gang] for gang in gangs_out]
+
+
+def start(cluster, raylet, topology, packing=None, affinity=None):
+    env = {"CRAYLET_GPU_TOPOLOGY": str(TOPOLOGIES / topology)}
+    if packing:
+        env["CRAYLET_GPU_PACKING"] = packing
+    if affinity:
+        env["CRAYLET_CPU_AFFINITY"] = affinity
+    return head(cluster, raylet, num_cpus=4, num_gpus=8, env=env)
+
+
+PAIRS = [(1, "PACK"), (2, "STRICT_PACK")]
+ISLANDS = [(2, "STRICT_PACK"), (4, "PACK")]
+
+
+@pytest.mark.parametrize("who", ["craylet", "off", "stock"])
+def test_nvlink_pairs_after_a_one_gpu_group(cluster, craylet, stock_raylet, who):
+    raylet = stock_raylet if who == "stock" else craylet
+    start(cluster, raylet, "pcie-nvlink-pairs-8.txt", packing="off" if who == "off" else None)
+    ids, _ = gangs(cluster, PAIRS)
+    assert ids[0] == [0], ids
+    if who == "craylet":
+        # Stock Ray gives GPUs 1 and 2, which share no NVLink.
+        assert sorted(ids[1]) == [2, 3], ids
+    else:
+        assert sorted(ids[1]) == [1, 2], ids
+
+
+@pytest.mark.parametrize("who", ["craylet", "off", "stock"])
+def test_four_gpu_gang_lands_whole_on_one_island(cluster, craylet, stock_raylet, who):
+    raylet = stock_raylet if who == "stock" else craylet
+    start(cluster, raylet, "two-islands-8.txt", packing="off" if who == "off" else None)
+    ids, _ = gangs(cluster, ISLANDS)
+    assert sorted(ids[0]) == [0, 1], ids
+    if who == "craylet":
+        assert sorted(ids[1]) == [4, 5, 6, 7], ids
+        # Ranks follow the NVLink ring: neighbours in bundle order share NVLink.
+        session = os.path.join(cluster.temp_dir, "session_latest")
+        shown = subprocess.run([craylet, "topo", "--session", session], capture_output=True, text=True,
+                               timeout=30)
+        assert shown.returncode == 0, shown.stderr
+        assert shown.stdout.count("72/72") == 4, "the 4-GPU gang has all 6 NV12 pairs:\n" + shown.stdout
+        assert shown.stdout.count(" yes ") == 6, "every bundle of both gangs is all-NVLink:\n" + shown.stdout
+        state = open(os.path.join(session, "logs", "debug_state.txt")).read()
+        assert "GpuGangs:" in state and "gang=4,5,6,7" in state, state
+    else:
+        assert sorted(ids[1]) == [2, 3, 4, 5], ids
+
+
+def test_workers_run_on_the_cores_of_their_gpus(cluster, craylet):
+    cpus = os.sched_getaffinity(0)
+    if not {0, 1} <= cpus:
+        pytest.skip("needs CPUs 0 and 1")
+    # GPUs 0-3 sit by CPU 0 and GPUs 4-7 by CPU 1 in this file.
+    start(cluster, craylet, "pairs-split-cpus-8.txt")
+    ids, affinity = gangs(cluster, [(4, "PACK"), (4, "PACK")])
+    assert sorted(ids[0] + ids[1]) == list(range(8)), ids
+    for gang_ids, gang_cpus in zip(ids, affinity):
+        for gpu, bound in zip(gang_ids, gang_cpus):
+            assert bound == ([0] if gpu < 4 else [1]), (ids, affinity)
+
+
+def test_cpu_affinity_off_leaves_workers_unbound(cluster, craylet):
+    start(cluster, craylet, "pairs-split-cpus-8.txt", affinity="off")
+    _, affinity = gangs(cluster, [(2, "PACK")])
+    for bound in affinity[0]:
+        assert len(bound) == len(os.sched_getaffinity(0)), affinity
+
+
+def test_strict_refuses_a_gang_without_an_all_nvlink_set(cluster, craylet):
+    start(cluster, craylet, "pcie-nvlink-pairs-8.txt", packing="strict")
+    res = run_driver(cluster, """
+        from ray.util.placement_group import placement_group, remove_placement_group
+        pair = placement_group([{"GPU": 1}, {"GPU": 1}], strategy="STRICT_PACK")
+        ok_pair = pair.wait(timeout_seconds=60)
+        four = placement_group([{"GPU": 1}] * 4, strategy="STRICT_PACK")
+        ok_four = four.wait(timeout_seconds=5)
+        remove_placement_group(four)
+        remove_placement_group(pair)
+        emit({"pair": ok_pair, "four": ok_four})
+    """)
+    assert res == {"pair": True, "four": False}, res
+    log = open(os.path.join(cluster.temp_dir, "session_latest", "logs", "raylet.out")).read()
+    assert "strict GPU packing finds no set of GPUs all joined by NVLink" in log
+
+
+def run_direct(craylet, tmp_path, env, **flags):
+    argv = helpers.direct_raylet_argv(craylet, str(tmp_path), "127.0.0.1:1", **flags)
+    full = dict(os.environ)
+    full.update(env)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=60, env=full)
+
+
+@pytest.mark.parametrize("case", ["malformed", "too_few", "too_many", "packing", "affinity"])
+def test_bad_gpu_settings_stop_craylet_at_start(craylet, tmp_path, case):
+    bad = tmp_path / "bad.txt"
+    bad.write_text("\tGPU0\tGPU1\nGPU0\t X \tNV1\nGPU1\tNV2\t X \n")
+    eight = str(TOPOLOGIES / "pcie-nvlink-pairs-8.txt")
+    resources = "CPU,1,GPU,%d,memory,1000000000,object_store_memory,100000000"
+    env, gpus, expect = {
+        "malformed": ({"CRAYLET_GPU_TOPOLOGY": str(bad)}, 2, "bad.txt:3:6"),
+        "too_few": ({"CRAYLET_GPU_TOPOLOGY": eight}, 16, "describes 8 GPUs but this node has 16"),
+        "too_many": ({"CRAYLET_GPU_TOPOLOGY": eight}, 4, "describes 8 GPUs but this node has 4"),
+        "packing": ({"CRAYLET_GPU_PACKING": "tight"}, 0, "CRAYLET_GPU_PACKING"),
+        "affinity": ({"CRAYLET_CPU_AFFINITY": "maybe"}, 0, "CRAYLET_CPU_AFFINITY"),
+    }[case]
+    r = run_direct(craylet, tmp_path, env, static_resource_list=resources % gpus)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert expect in r.stderr, r.stderr
+
+
+def test_topo_command_prints_the_graph(craylet):
+    r = subprocess.run([craylet, "topo", "--topology", str(TOPOLOGIES / "two-islands-8.txt")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "NVLink islands (2)" in r.stdout and "island 1: GPU 4,5,6,7" in r.stdout, r.stdout
