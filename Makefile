@@ -106,7 +106,7 @@ fuzz-test: fuzz
 	  mkdir -p $$seeds $$corpus; \
 	  [ ! -f tests/fuzz/make_seeds_$${name#fuzz_}.py ] || $(VPY) tests/fuzz/make_seeds_$${name#fuzz_}.py $$seeds; \
 	  [ ! -d tests/fuzz/$${name#fuzz_}_seeds ] || cp tests/fuzz/$${name#fuzz_}_seeds/* $$seeds/ 2>/dev/null || true; \
-	  [ $$name != fuzz_gpu_topo ] || cp tests/topologies/*.txt $$seeds/; \
+	  [ $$name != fuzz_gpu_topo ] || cp python_shim/craylet/topologies/*.txt $$seeds/; \
 	  case $$name in fuzz_raylet_msg) golden=raylet;; fuzz_plasma) golden=plasma;; *) golden=;; esac; \
 	  for g in tests/golden/$(RAY_VERSION)/$$golden-*.frame; do \
 	    [ -n "$$golden" ] && [ -f "$$g" ] || continue; \

@@ -3,7 +3,7 @@
 packer and the exhaustive optimum, on gang traces.
 
 Each trace is --gangs arrivals of 1-8 GPU gangs with random departures,
-replayed on every sample topology in tests/topologies and on generated
+replayed on every sample topology in python_shim/craylet/topologies and on generated
 16- and 64-GPU graphs (NVLink islands with a few cross links) by the C
 replay tool next to the daemon (build/pack_replay, the same packer the
 daemon links).  Per policy it prints:
@@ -49,7 +49,7 @@ def main():
     ap.add_argument("--gangs", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
-    topo_dir = os.path.join(REPO, "tests", "topologies")
+    topo_dir = os.path.join(REPO, "python_shim", "craylet", "topologies")
     targets = [(f[:-4], os.path.join(topo_dir, f)) for f in sorted(os.listdir(topo_dir)) if f.endswith(".txt")]
     targets += [("random-16", "random:16:7"), ("random-64", "random:64:7")]
     print("%-26s %-8s %5s %8s %8s %9s %9s %9s" % ("topology", "policy", "GPUs", "share", "all-NV", "ring ms",

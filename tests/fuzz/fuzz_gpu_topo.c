@@ -3,7 +3,7 @@
  * reason, and an accepted graph must be well formed (symmetric, X exactly on
  * the diagonal, at most GPU_TOPO_MAX_GPUS GPUs) and survive formatting and
  * a packing decision over it.  Seeds: the sample topologies in
- * tests/topologies (copied by `make fuzz-test`). */
+ * python_shim/craylet/topologies (copied by `make fuzz-test`). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -12,7 +12,7 @@ import pytest
 import helpers
 from test_tasks_objects import head, run_driver
 
-TOPOLOGIES = helpers.REPO / "tests" / "topologies"
+TOPOLOGIES = helpers.REPO / "python_shim" / "craylet" / "topologies"
 
 # Gangs one after another, each held while the next is placed; every
 # bundle's GPU ids and CPU affinity are read by an actor living in it.
@@ -29,7 +29,8 @@ GANGS = """
     held = []
     out = []
     for sizes, strategy in GANGS:
-        pg = placement_group([{"GPU": 1} for _ in range(sizes)], strategy=strategy)
+        pg = placement_group([{"GPU": 1} for _ in range(sizes)], strategy=strategy,
+                             lifetime="detached" if DETACHED else None)
         ray.get(pg.ready(), timeout=60)
         actors = [InBundle.options(scheduling_strategy=PlacementGroupSchedulingStrategy(
             pg, placement_group_bundle_index=i)).remote() for i in range(sizes)]
@@ -40,8 +41,10 @@ GANGS = """
 """
 
 
-def gangs(cluster, spec):
-    res = run_driver(cluster, "GANGS = %r\n" % (spec,) + GANGS)
+def gangs(cluster, spec, detached=False):
+    """Place the gangs; detached ones outlive the driver (for reading the
+    daemon's record of them afterwards)."""
+    res = run_driver(cluster, "\n    GANGS = %r\n    DETACHED = %r\n" % (spec, detached) + GANGS)
     gangs_out = res["gangs"]
     for gang in gangs_out:
         for gpu_ids, visible, _ in gang:
@@ -79,7 +82,7 @@ def test_nvlink_pairs_after_a_one_gpu_group(cluster, craylet, stock_raylet, who)
 def test_four_gpu_gang_lands_whole_on_one_island(cluster, craylet, stock_raylet, who):
     raylet = stock_raylet if who == "stock" else craylet
     start(cluster, raylet, "two-islands-8.txt", packing="off" if who == "off" else None)
-    ids, _ = gangs(cluster, ISLANDS)
+    ids, _ = gangs(cluster, ISLANDS, detached=True)
     assert sorted(ids[0]) == [0, 1], ids
     if who == "craylet":
         assert sorted(ids[1]) == [4, 5, 6, 7], ids
@@ -90,8 +93,10 @@ def test_four_gpu_gang_lands_whole_on_one_island(cluster, craylet, stock_raylet,
         assert shown.returncode == 0, shown.stderr
         assert shown.stdout.count("72/72") == 4, "the 4-GPU gang has all 6 NV12 pairs:\n" + shown.stdout
         assert shown.stdout.count(" yes ") == 6, "every bundle of both gangs is all-NVLink:\n" + shown.stdout
-        state = open(os.path.join(session, "logs", "debug_state.txt")).read()
-        assert "GpuGangs:" in state and "gang=4,5,6,7" in state, state
+        # debug_state.txt is rewritten every 10 s.
+        state_file = os.path.join(session, "logs", "debug_state.txt")
+        helpers.wait_for(lambda: "gang=4,5,6,7" in open(state_file).read(), 30,
+                         what="the gangs in debug_state.txt")
     else:
         assert sorted(ids[1]) == [2, 3, 4, 5], ids
 

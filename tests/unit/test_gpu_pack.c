@@ -13,7 +13,7 @@
 #include "raylet/sched/gpu_gang.h"
 #include "raylet/sched/gpu_pack.h"
 
-#define TOPO_DIR CRAYLET_SOURCE_DIR "/tests/topologies"
+#define TOPO_DIR CRAYLET_SOURCE_DIR "/python_shim/craylet/topologies"
 
 static gpu_topo_t topo;
 

@@ -12,7 +12,7 @@
 #include "raylet/sched/gpu_discover.h"
 #include "raylet/sched/gpu_topo.h"
 
-#define TOPO_DIR CRAYLET_SOURCE_DIR "/tests/topologies"
+#define TOPO_DIR CRAYLET_SOURCE_DIR "/python_shim/craylet/topologies"
 #define SHARED_TOPO_DIR CRAYLET_SOURCE_DIR "/../shared/topologies"
 
 static gpu_topo_t topo;
