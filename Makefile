@@ -22,7 +22,7 @@ SUFFIX      := -$(RAY_VERSION)
 endif
 VENV        := .venv$(SUFFIX)
 VPY         := $(VENV)/bin/python
-PY_DEPS     := ray[default]==$(RAY_VERSION) pytest pytest-timeout flatbuffers numpy scikit-build-core
+PY_DEPS     := ray[default,train]==$(RAY_VERSION) pytest pytest-timeout flatbuffers numpy scikit-build-core
 APT_PKGS    := build-essential cmake pkg-config libgrpc-dev protobuf-compiler \
                protobuf-c-compiler libprotobuf-c-dev libhiredis-dev libjemalloc-dev \
                libhwloc-dev libcriterion-dev flatbuffers-compiler clang libclang-rt-14-dev

@@ -136,7 +136,8 @@ class InBundle:
 
 held, out = [], []
 for bundles, gpus, strategy in gangs:
-    pg = placement_group([{"GPU": gpus}] * bundles, strategy=strategy)
+    # Detached: they outlive this driver, so `craylet topo --session` shows them.
+    pg = placement_group([{"GPU": gpus}] * bundles, strategy=strategy, lifetime="detached")
     ray.get(pg.ready(), timeout=60)
     actors = [InBundle.options(num_gpus=gpus, scheduling_strategy=PlacementGroupSchedulingStrategy(
         pg, placement_group_bundle_index=i)).remote() for i in range(bundles)]
@@ -176,7 +177,18 @@ def _score(links, gpus):
     return sum(links.get((a, b), 0) for i, a in enumerate(gpus) for b in gpus[i + 1:])
 
 
-def _start_head(raylet, num_cpus, env, extra=()):
+def _match_authentication(env):
+    """Ray 2.60's `ray start` turns token authentication on whenever a token
+    is at hand (~/.ray/auth_token, RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH), but a
+    driver only uses it when RAY_AUTH_MODE=token: say so for both."""
+    if env.get("RAY_AUTH_MODE"):
+        return
+    if (env.get("RAY_AUTH_TOKEN") or env.get("RAY_AUTH_TOKEN_PATH")
+            or os.path.exists(os.path.expanduser("~/.ray/auth_token"))):
+        env["RAY_AUTH_MODE"] = "token"
+
+
+def _start_head(raylet, num_cpus, env, extra=(), quiet=False):
     temp_dir = tempfile.mkdtemp(prefix="crd", dir="/tmp")
     port = _free_port()
     cmd = [_ray_cli(), "start", "--head"]
@@ -188,7 +200,9 @@ def _start_head(raylet, num_cpus, env, extra=()):
             "--dashboard-agent-listen-port=%d" % _free_port(),
             "--ray-client-server-port=%d" % _free_port()] + list(extra)
     print("$ " + " ".join(cmd), flush=True)
-    start = subprocess.Popen(cmd, env=env, start_new_session=True, stdin=subprocess.DEVNULL)
+    out = subprocess.DEVNULL if quiet else None
+    start = subprocess.Popen(cmd, env=env, start_new_session=True, stdin=subprocess.DEVNULL, stdout=out,
+                             stderr=out)
     return start, "127.0.0.1:%d" % port, temp_dir
 
 
@@ -220,7 +234,7 @@ def gpu_demo(raylet, env, timeout):
         if who == "stock":
             node_env.pop("RAY_RAYLET_PATH", None)
         start, address, temp_dir = _start_head(raylet if who == "craylet" else None, 2, node_env,
-                                               ["--num-gpus=8"])
+                                               ["--num-gpus=8"], quiet=True)
         ok = False
         try:
             if start.wait(timeout=300) != 0:
@@ -276,6 +290,7 @@ def main(argv=None):
     raylet = args.raylet_path or craylet.find_binary()
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0")
     env.pop("RAY_ADDRESS", None)
+    _match_authentication(env)
     start, address, temp_dir = _start_head(raylet, args.num_cpus, env)
     ok = False
     try:

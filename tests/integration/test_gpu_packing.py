@@ -168,3 +168,69 @@ def test_topo_command_prints_the_graph(craylet):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
     assert "NVLink islands (2)" in r.stdout and "island 1: GPU 4,5,6,7" in r.stdout, r.stdout
+
+
+TRAIN = """
+    import json, tempfile
+    import ray.train
+    from ray.train import RunConfig, ScalingConfig
+    try:  # Train v2 where the release turns it on (2.60), else v1
+        from ray.train.v2._internal.constants import is_v2_enabled
+        v2 = is_v2_enabled()
+    except ImportError:
+        v2 = False
+    if v2:
+        from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
+    else:
+        from ray.train.data_parallel_trainer import DataParallelTrainer
+
+    # GPU 0 is busy before training starts, as on a shared node.
+    @ray.remote(num_gpus=1, num_cpus=0)
+    class Hold:
+        def gpus(self):
+            return ray.get_gpu_ids()
+    hold = Hold.remote()
+    held = ray.get(hold.gpus.remote(), timeout=60)
+
+    out_dir = tempfile.mkdtemp(prefix="train-ranks-")
+
+    def train_fn(config):
+        ctx = ray.train.get_context()
+        rank = ctx.get_world_rank()
+        with open(os.path.join(config["out"], "rank-%d.json" % rank), "w") as f:
+            json.dump({"rank": rank, "gpus": ray.get_gpu_ids(),
+                       "visible": os.environ.get("CUDA_VISIBLE_DEVICES"),
+                       "cpus": sorted(os.sched_getaffinity(0))}, f)
+        ray.train.report({"rank": rank})
+
+    trainer = DataParallelTrainer(train_fn, train_loop_config={"out": out_dir},
+                                  scaling_config=ScalingConfig(num_workers=4, use_gpu=True),
+                                  run_config=RunConfig(storage_path=out_dir, name="gang"))
+    trainer.fit()
+    ranks = [json.load(open(os.path.join(out_dir, f))) for f in sorted(os.listdir(out_dir))
+             if f.startswith("rank-")]
+    emit({"held": held, "ranks": ranks})
+"""
+
+
+@pytest.mark.parametrize("packing", ["prefer", "off"])
+def test_ray_train_workers_get_an_nvlink_set_and_its_cores(cluster, craylet, packing):
+    pytest.importorskip("pandas", reason="Ray Train needs ray[train]")
+    cpus = os.sched_getaffinity(0)
+    env = {"CRAYLET_GPU_TOPOLOGY": str(TOPOLOGIES / "pairs-split-cpus-8.txt"), "CRAYLET_GPU_PACKING": packing}
+    head(cluster, craylet, num_cpus=8, num_gpus=8, env=env)
+    res = run_driver(cluster, TRAIN, timeout=400)
+    assert res["held"] == [0], res
+    ranks = res["ranks"]
+    assert sorted(r["rank"] for r in ranks) == [0, 1, 2, 3], res
+    for r in ranks:
+        assert len(r["gpus"]) == 1 and r["visible"] == str(r["gpus"][0]), r
+    gpus = sorted(r["gpus"][0] for r in ranks)
+    if packing == "off":
+        assert gpus == [1, 2, 3, 4], res  # stock Ray's lowest free ids
+        return
+    # Two NVLink pairs on one NUMA node, rather than 1-4 (one pair, mixed nodes).
+    assert gpus == [4, 5, 6, 7], res
+    if {0, 1} <= cpus:
+        for r in ranks:
+            assert r["cpus"] == [1], r  # the cores next to GPUs 4-7 in this file
