@@ -234,3 +234,27 @@ def test_ray_train_workers_get_an_nvlink_set_and_its_cores(cluster, craylet, pac
     if {0, 1} <= cpus:
         for r in ranks:
             assert r["cpus"] == [1], r  # the cores next to GPUs 4-7 in this file
+
+
+def test_strict_gang_goes_to_the_node_that_can_give_all_nvlink(cluster, craylet):
+    """Two nodes, strict packing: one (NVLink pairs) cannot give a 4-GPU gang
+    an all-NVLink set and refuses the prepare; the gang must end up on the
+    other (two 4-GPU islands) within 30 s, whichever node GCS tries first."""
+    first = start(cluster, craylet, "two-islands-8.txt", packing="strict")
+    pairs = cluster.start_worker(raylet=craylet, num_cpus=2, num_gpus=8, env={
+        "CRAYLET_GPU_TOPOLOGY": str(TOPOLOGIES / "pcie-nvlink-pairs-8.txt"), "CRAYLET_GPU_PACKING": "strict"})
+    res = run_driver(cluster, """
+        from ray.util.placement_group import placement_group, placement_group_table
+        t0 = time.time()
+        pg = placement_group([{"GPU": 1}] * 4, strategy="STRICT_PACK")
+        ok = pg.wait(timeout_seconds=30)
+        took = time.time() - t0
+        nodes = set(placement_group_table(pg)["bundles_to_node_id"].values())
+        emit({"ok": ok, "took": took, "nodes": sorted(nodes)})
+    """)
+    assert res["ok"], res
+    assert res["nodes"] == [first.node_id], (res, first.node_id, pairs.node_id)
+    logs = os.path.join(cluster.temp_dir, "session_latest", "logs")
+    refusals = sum(open(os.path.join(logs, f)).read().count("strict GPU packing finds no set")
+                   for f in os.listdir(logs) if f.startswith("raylet") and f.endswith(".out"))
+    print("refusals: %d, placed after %.1f s" % (refusals, res["took"]))
