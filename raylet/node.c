@@ -87,6 +87,7 @@ struct raylet {
     debug_dump_t *debug_dump;     /* debug_state.txt, once registered */
 
     bool grpc_started;
+    bool view_urgent; /* report resources to GCS before sleeping */
     raylet_state_t state;
     int exit_code;
     uint8_t node_id[ID_UNIQUE_SIZE];
@@ -663,6 +664,12 @@ static int raylet_start_agent(struct raylet *r, const char *name, const char *co
 }
 
 /* What the service asks of the node as a whole. */
+static void raylet_svc_bundles_changed(void *ctx)
+{
+    struct raylet *r = ctx;
+    r->view_urgent = true; /* sent once this loop iteration is done */
+}
+
 static bool raylet_svc_serving(void *ctx) { return ((struct raylet *)ctx)->state != RAYLET_STOPPING; }
 
 static uint64_t raylet_svc_idle_ms(void *ctx)
@@ -700,7 +707,8 @@ static void raylet_start_serving(struct raylet *r)
                                       : 0,
     };
     static const nm_node_ops_t svc_ops = {
-        .serving = raylet_svc_serving, .idle_ms = raylet_svc_idle_ms, .shutdown = raylet_svc_shutdown};
+        .serving = raylet_svc_serving, .idle_ms = raylet_svc_idle_ms, .shutdown = raylet_svc_shutdown,
+        .bundles_changed = raylet_svc_bundles_changed};
     r->service = nm_service_create(r->server, &deps, &svc_ops, r);
     if (!r->service ||
         rpc_server_listen(r->server, host, r->flags.node_manager_port, &r->node_manager_port) != 0 ||
@@ -922,6 +930,10 @@ static void raylet_before_sleep(loop_t *loop, void *data)
 {
     struct raylet *r = data;
     lease_mgr_flush(r->leases);
+    if (r->view_urgent && r->syncer) {
+        r->view_urgent = false;
+        syncer_flush(r->syncer);
+    }
 }
 
 raylet_t *raylet_create(flags_t *flags, const raylet_gpu_t *gpu)

@@ -77,6 +77,9 @@ static int bundles_plan(bundles_t *b, const bundle_spec_t *specs, size_t n, bund
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         bool fresh = specs[i].index >= 0 && specs[i].resources && !bundles_find(b, &specs[i]);
+        /* A bundle listed twice in one request is reserved once. */
+        for (size_t j = 0; j < i && fresh; j++)
+            fresh = !(specs[j].index == specs[i].index && memcmp(specs[j].pg_id, specs[i].pg_id, ID_PG_SIZE) == 0);
         plan->counts[i] = fresh ? bundles_whole_gpus(&specs[i]) : 0;
         plan->indexes[i] = specs[i].index;
         total += plan->counts[i];
@@ -125,8 +128,10 @@ int bundles_prepare(bundles_t *b, const bundle_spec_t *specs, size_t n)
         }
         if (rc != 0) {
             log_info("cannot prepare bundle %d of placement group %s: %s", (int)spec->index, hex,
-                     rc == -EAGAIN ? "resources busy" : "resources missing");
-            rc = -EAGAIN;
+                     rc == -EAGAIN   ? "resources busy"
+                     : rc == -EINVAL ? "malformed request (a fraction of a device above 1)"
+                                     : "resources missing on this node");
+            rc = rc == -EINVAL ? -EINVAL : -EAGAIN;
             goto rollback;
         }
         if (b->count == b->cap) {

@@ -778,6 +778,7 @@ static bool nm_return_bundles(nm_service_t *svc, const bundle_spec_t *specs, siz
             all = false;
     }
     lease_mgr_mark_dirty(svc->leases);
+    svc->ops.bundles_changed(svc->ctx);
     return all;
 }
 
@@ -862,6 +863,7 @@ static void nm_release_unused_bundles(void *ctx, rpc_call_t *call, ProtobufCMess
     nm_bundles_decode(req->bundles_in_use, req->n_bundles_in_use, false, false, &b);
     size_t busy = bundles_release_unused(svc->d.bundles, b.specs, b.n);
     nm_bundles_free(&b);
+    svc->ops.bundles_changed(svc->ctx);
     if (busy)
         log_warn("%zu unused bundles are still leased; GCS will ask again", busy);
     Ray__Rpc__ReleaseUnusedBundlesReply reply = RAY__RPC__RELEASE_UNUSED_BUNDLES_REPLY__INIT;

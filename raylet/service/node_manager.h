@@ -35,6 +35,10 @@ typedef struct nm_node_ops {
     uint64_t (*idle_ms)(void *ctx);
     /* ShutdownRaylet: stop the node (unregistering when `graceful`). */
     void (*shutdown)(void *ctx, bool graceful);
+    /* Placement-group bundles were given back: GCS should hear of the
+     * freed resources now, not at the next periodic report (it holds
+     * pending groups until it does; what it reserves it already counts). */
+    void (*bundles_changed)(void *ctx);
 } nm_node_ops_t;
 
 /* Everything borrowed; each must outlive the service. */

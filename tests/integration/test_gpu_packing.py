@@ -13,6 +13,7 @@ import helpers
 from test_tasks_objects import head, run_driver
 
 TOPOLOGIES = helpers.REPO / "python_shim" / "craylet" / "topologies"
+GANG_RECORD = "craylet_gpu_gangs.txt"
 
 # Gangs one after another, each held while the next is placed; every
 # bundle's GPU ids and CPU affinity are read by an actor living in it.
@@ -258,3 +259,98 @@ def test_strict_gang_goes_to_the_node_that_can_give_all_nvlink(cluster, craylet)
     refusals = sum(open(os.path.join(logs, f)).read().count("strict GPU packing finds no set")
                    for f in os.listdir(logs) if f.startswith("raylet") and f.endswith(".out"))
     print("refusals: %d, placed after %.1f s" % (refusals, res["took"]))
+
+
+def _bundle(pg, index, resources):
+    from ray.core.generated import common_pb2
+    b = common_pb2.Bundle()
+    b.bundle_id.placement_group_id = pg
+    b.bundle_id.bundle_index = index
+    for k, v in resources.items():
+        b.unit_resources[k] = v
+    return b
+
+
+def test_bundle_calls_with_bad_input_reserve_nothing(cluster, craylet):
+    """GCS's two-phase commit, driven by hand with what a confused or hostile
+    peer could send: each call is answered, nothing is reserved twice or
+    leaked, and the node's 8 GPUs can all be prepared afterwards."""
+    import grpc
+    from ray.core.generated import node_manager_pb2 as nm, node_manager_pb2_grpc
+    node = start(cluster, craylet, "pcie-nvlink-pairs-8.txt")
+    stub = node_manager_pb2_grpc.NodeManagerServiceStub(grpc.insecure_channel(node.grpc_address()))
+    md = helpers.auth_metadata()
+
+    def prepare(*bundles):
+        return stub.PrepareBundleResources(nm.PrepareBundleResourcesRequest(bundle_specs=list(bundles)),
+                                           metadata=md, timeout=10).success
+
+    def give_back(pg, *indexes):
+        specs = [_bundle(pg, i, {}) for i in indexes]
+        if hasattr(nm, "RemovePlacementGroupBundlesRequest"):
+            stub.RemovePlacementGroupBundles(nm.RemovePlacementGroupBundlesRequest(
+                placement_group_id=pg, bundle_specs=specs), metadata=md, timeout=10)
+        else:
+            for s in specs:
+                stub.CancelResourceReserve(nm.CancelResourceReserveRequest(bundle_spec=s), metadata=md, timeout=10)
+
+    pg = lambda n: bytes([n]) * 18  # noqa: E731
+    refused = {
+        "unknown resource": {"FOO": 1.0},
+        "negative": {"GPU": -1.0},
+        "NaN": {"GPU": float("nan")},
+        "fraction above one GPU": {"GPU": 1.5},
+        "more GPUs than the node has": {"GPU": 9.0},
+    }
+    for i, (why, res) in enumerate(refused.items()):
+        assert not prepare(_bundle(pg(10 + i), 0, res)), why
+    # A bad bundle fails the whole request, good ones in it included.
+    assert not prepare(_bundle(pg(20), 0, {"GPU": 2.0}), _bundle(pg(20), 1, {"GPU": -3.0}))
+    # The same bundle twice (in one request, then again): reserved once.
+    assert prepare(_bundle(pg(21), 0, {"GPU": 2.0}), _bundle(pg(21), 0, {"GPU": 2.0}))
+    assert prepare(_bundle(pg(21), 0, {"GPU": 2.0}))
+    assert prepare(_bundle(pg(22), 0, {"GPU": 6.0})), "only 2 GPUs may be held by the duplicate"
+    assert not prepare(_bundle(pg(23), 0, {"GPU": 1.0}))
+    # Commit of a bundle never prepared, cancel of an unknown group: answered, no effect.
+    stub.CommitBundleResources(nm.CommitBundleResourcesRequest(bundle_specs=[_bundle(pg(24), 0, {})]),
+                               metadata=md, timeout=10)
+    give_back(pg(25), 0, 1)
+    give_back(pg(21), 0)
+    give_back(pg(22), 0)
+    # Everything is back: all 8 GPUs in one gang, as two NVLink-pair bundles of 4.
+    assert prepare(_bundle(pg(26), 0, {"GPU": 4.0}), _bundle(pg(26), 1, {"GPU": 4.0}))
+    give_back(pg(26), 0, 1)
+    assert prepare(_bundle(pg(27), 0, {"GPU": 8.0}))
+    give_back(pg(27), 0)
+    # What GCS (and `ray status`) sees: all 8 GPUs free again.
+    helpers.wait_for(lambda: "0.0/8.0 GPU" in cluster.ray("status", "--address=%s" % cluster.gcs_address).stdout,
+                     60, interval=1, what="ray status showing 0.0/8.0 GPU")
+
+
+def test_many_gpu_groups_created_and_removed_leave_nothing_behind(cluster, craylet):
+    start(cluster, craylet, "two-islands-8.txt")
+    res = run_driver(cluster, """
+        from ray.util.placement_group import placement_group, remove_placement_group
+        total = ray.cluster_resources()
+        # Each group is made right after the previous one was removed: GCS
+        # holds the new one until craylet reports the GPUs given back.
+        for i in range(500):
+            pg = placement_group([{"GPU": 1}] * 4, strategy="PACK" if i % 2 else "STRICT_PACK")
+            assert pg.wait(60), i
+            remove_placement_group(pg)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            avail = ray.available_resources()
+            if avail.get("GPU") == total.get("GPU") and not any("_group_" in k for k in avail):
+                break
+            time.sleep(0.2)
+        emit({"total": total.get("GPU"), "avail": {k: v for k, v in ray.available_resources().items()
+                                                    if k == "GPU" or "_group_" in k}})
+    """, timeout=600)
+    assert res["avail"] == {"GPU": res["total"]} and res["total"] == 8.0, res
+    # No bundle and no leased worker left on the node (debug_state.txt, rewritten every 10 s).
+    state = os.path.join(cluster.temp_dir, "session_latest", "logs", "debug_state.txt")
+    helpers.wait_for(lambda: "- placement group bundles: 0\n" in open(state).read()
+                     and "- leased workers: 0 " in open(state).read(), 30, what="an empty node in debug_state.txt")
+    gangs = open(os.path.join(cluster.temp_dir, "session_latest", "logs", GANG_RECORD)).read()
+    assert gangs == "", "every gang was forgotten:\n" + gangs
