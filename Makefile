@@ -119,10 +119,11 @@ fuzz-test: fuzz
 # The ASan daemon is for the one test that runs it; `INTEGRATION_ASAN=` skips
 # building it (that test then skips), as CI does for its second release.
 INTEGRATION_ASAN ?= asan-daemon
+PYTEST_ARGS ?=
 integration-test: setup $(INTEGRATION_ASAN)
 	CRAYLET_BUILD_DIR=$(CURDIR)/$(BUILD) CRAYLET_BIN=$(CURDIR)/$(BUILD)/craylet \
 	  CRAYLET_ASAN_BIN=$(CURDIR)/$(ASAN_BUILD)/craylet CRAYLET_VENV=$(CURDIR)/$(VENV) \
-	  $(VPY) -m pytest -q -p no:cacheprovider --timeout=600 --durations=15 tests/integration
+	  $(VPY) -m pytest -q -p no:cacheprovider --timeout=600 --durations=15 $(PYTEST_ARGS) tests/integration
 
 test: setup unit-test asan-test tsan-test fuzz-test integration-test
 
