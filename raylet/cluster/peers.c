@@ -104,22 +104,37 @@ void peers_at(const peers_t *p, size_t i, peer_info_t *out)
     *out = (peer_info_t){.node_id = e->node_id, .address = e->address, .port = e->port, .draining = e->draining};
 }
 
-bool peers_pick(const peers_t *p, const res_set_t *request, bool need_available, lease_remote_t *out)
+static bool peers_fits(const peer_t *e, const res_set_t *have, const res_set_t *request)
 {
-    for (size_t i = 0; i < p->count; i++) {
-        const peer_t *e = &p->items[i];
-        if (!e->address[0] || e->port <= 0 || e->draining)
-            continue;
-        const res_set_t *have = need_available ? e->available : e->total;
-        bool fits = true;
-        for (size_t k = 0; k < res_set_count(request) && fits; k++)
-            fits = res_set_get(have, res_set_name_at(request, k)) >= res_set_amount_at(request, k);
-        if (!fits)
-            continue;
-        snprintf(out->address, sizeof out->address, "%s", e->address);
-        out->port = e->port;
-        memcpy(out->node_id, e->node_id, ID_UNIQUE_SIZE);
-        return true;
+    if (!e->address[0] || e->port <= 0 || e->draining)
+        return false;
+    for (size_t k = 0; k < res_set_count(request); k++)
+        if (res_set_get(have, res_set_name_at(request, k)) < res_set_amount_at(request, k))
+            return false;
+    return true;
+}
+
+bool peers_pick(peers_t *p, const res_set_t *request, bool need_available, lease_remote_t *out)
+{
+    peer_t *pick = NULL;
+    for (size_t i = 0; i < p->count && !pick; i++)
+        if (peers_fits(&p->items[i], p->items[i].available, request))
+            pick = &p->items[i];
+    for (size_t i = 0; i < p->count && !pick && !need_available; i++)
+        if (peers_fits(&p->items[i], p->items[i].total, request))
+            pick = &p->items[i];
+    if (!pick)
+        return false;
+    /* Count what goes there against its view until its next report, as the
+     * stock raylet does: a burst of spills spreads over the nodes instead of
+     * piling onto the first that looked free. */
+    for (size_t k = 0; k < res_set_count(request); k++) {
+        const char *name = res_set_name_at(request, k);
+        res_amount_t left = res_set_get(pick->available, name) - res_set_amount_at(request, k);
+        res_set_put(pick->available, name, left > 0 ? left : 0);
     }
-    return false;
+    snprintf(out->address, sizeof out->address, "%s", pick->address);
+    out->port = pick->port;
+    memcpy(out->node_id, pick->node_id, ID_UNIQUE_SIZE);
+    return true;
 }

@@ -38,7 +38,9 @@ size_t peers_count(const peers_t *p);
 void peers_at(const peers_t *p, size_t i, peer_info_t *out);
 
 /* Spillback target: a live, reachable, not draining node whose resources
- * fit (available now when `need_available`, else in total). */
-bool peers_pick(const peers_t *p, const res_set_t *request, bool need_available, lease_remote_t *out);
+ * are free now, else (unless `need_available`) one whose totals fit.  The
+ * request is counted against the chosen node's view until its next report,
+ * so a burst spreads over the nodes. */
+bool peers_pick(peers_t *p, const res_set_t *request, bool need_available, lease_remote_t *out);
 
 #endif

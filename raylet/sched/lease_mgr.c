@@ -39,6 +39,7 @@ typedef struct lease {
     bool grant_or_reject;
     bool infeasible;  /* no node can ever run it: demand for the autoscaler */
     bool local_only;  /* hard node affinity to this node */
+    bool detached;    /* see lease_request_t */
     res_alloc_t *alloc;     /* everything but CPU */
     res_alloc_t *cpu_alloc; /* CPU, lent out while the worker is blocked */
     res_set_t *cpu_set;     /* what cpu_alloc holds */
@@ -356,7 +357,7 @@ static void lease_on_worker(void *ctx, worker_t *w, int err, const char *why, bo
         log_error("out of memory indexing a lease; aborting");
         abort();
     }
-    mgr->ops.leased(mgr->pool, w, l->normal_task);
+    mgr->ops.leased(mgr->pool, w, l->normal_task, l->detached);
     l->state = LEASE_HELD;
     lease_set_granted_count(mgr, mgr->granted + 1);
     lease_answer_grant(mgr, l);
@@ -403,7 +404,8 @@ static void lease_start_grant(lease_mgr_t *mgr, lease_t *l)
                                 .runtime_env_config_len = l->runtime_env_config_len,
                                 .runtime_env_hash = l->runtime_env_hash,
                                 .gpu = gpu,
-                                .actor = l->actor_creation};
+                                .actor = l->actor_creation,
+                                .detached = l->detached};
     void *pop = mgr->ops.pop(mgr->pool, &need, lease_on_worker, l);
     /* Answered at once: `l` may already be granted (or gone back to the
      * queue); only a pending pop leaves a handle. */
@@ -452,11 +454,18 @@ static bool lease_try_one(lease_mgr_t *mgr, lease_t *l)
         lease_answer_failed(l, LEASE_FAIL_UNSCHEDULABLE, "malformed resource request");
         return true;
     }
-    /* Busy (-EAGAIN) or never here (-ENOSPC). */
-    if (l->grant_or_reject && rc == -ENOSPC) {
-        lease_outcome_t out = {.kind = LEASE_REJECTED};
-        lease_answer(l, &out);
-        return true;
+    /* Busy (-EAGAIN) or never here (-ENOSPC).  A grant-or-reject lease
+     * (GCS placing an actor after a spillback) is rejected when it can never
+     * run here, or when it is busy here but another node has the resources
+     * free now: GCS then asks again elsewhere instead of waiting on us.
+     * With no node free it waits here, as in the stock raylet. */
+    if (l->grant_or_reject) {
+        lease_remote_t elsewhere;
+        if (rc == -ENOSPC || (mgr->cbs.pick_remote && mgr->cbs.pick_remote(mgr->ctx, l->request, true, &elsewhere))) {
+            lease_outcome_t out = {.kind = LEASE_REJECTED};
+            lease_answer(l, &out);
+            return true;
+        }
     }
     if (lease_spill(mgr, l, rc == -EAGAIN))
         return true;
@@ -567,6 +576,7 @@ int lease_mgr_request(lease_mgr_t *mgr, const lease_request_t *req, lease_reply_
     lease_set_runtime_env(l, req);
     l->grant_or_reject = req->grant_or_reject;
     l->local_only = req->local_only;
+    l->detached = req->detached;
     list_insert_tail(&mgr->leases, &l->node); /* first come, first served */
     lease_mgr_mark_dirty(mgr);
     return 0;

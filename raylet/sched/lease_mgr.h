@@ -59,6 +59,7 @@ typedef struct lease_worker_need {
     int runtime_env_hash;
     bool gpu;   /* GPU and CPU-only work never share a worker process */
     bool actor; /* an actor-creation lease */
+    bool detached; /* for a detached actor or its descendants: outlives its job */
 } lease_worker_need_t;
 
 /* How a lease lets go of its worker. */
@@ -87,7 +88,7 @@ typedef struct lease_pool_ops {
     void *(*pop)(void *pool, const lease_worker_need_t *need, lease_pop_cb cb, void *cb_ctx);
     void (*pop_cancel)(void *pool, void *pop);
     /* `w` now serves a lease (normal_task: it ran a normal task). */
-    void (*leased)(void *pool, worker_t *w, bool normal_task);
+    void (*leased)(void *pool, worker_t *w, bool normal_task, bool detached);
     /* The lease on `w` ended; `detail` explains a FAILED or KILL release.
      * May re-enter the lease manager (lease_mgr_worker_dead) synchronously. */
     void (*release)(void *pool, worker_t *w, lease_release_t how, const char *detail);
@@ -114,6 +115,9 @@ typedef struct lease_request {
     size_t runtime_env_config_len;
     bool grant_or_reject;
     bool local_only; /* hard node affinity to this node */
+    /* A detached actor, or work under one (LeaseSpec is_detached_actor or
+     * root_detached_actor_id): its worker outlives the job that made it. */
+    bool detached;
 } lease_request_t;
 
 typedef struct lease_remote {

@@ -44,6 +44,15 @@ static uint64_t svc_hash_msg(uint64_t h, const ProtobufCMessage *m)
 }
 
 /* What makes a scheduling class besides its shape. */
+/* An id field that names something: present and not Ray's nil (all 0xff). */
+static bool svc_id_set(const ProtobufCBinaryData *id)
+{
+    for (size_t i = 0; i < id->len; i++)
+        if (id->data[i] != 0xff)
+            return true;
+    return false;
+}
+
 static uint64_t svc_class_hash(const Ray__Rpc__LeaseSpec *spec)
 {
     uint64_t h = HASH_FNV64_INIT;
@@ -203,6 +212,7 @@ void svc_lease_request(lease_mgr_t *mgr, const svc_lease_node_t *node, rpc_call_
         .resources = resources,
         .class_hash = svc_class_hash(spec),
         .grant_or_reject = req->grant_or_reject,
+        .detached = spec->is_detached_actor || svc_id_set(&spec->root_detached_actor_id),
     };
     uint8_t *env_config = NULL;
     const Ray__Rpc__RuntimeEnvInfo *info = spec->runtime_env_info;

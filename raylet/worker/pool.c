@@ -33,6 +33,7 @@ struct pool_pop {
     list_t node; /* pool->pops, oldest first */
     int gpu_kind; /* 1: CPU-only work, 2: GPU work */
     bool actor;   /* needs a worker that never ran normal tasks */
+    bool detached; /* for a detached actor's tree: kept when its job ends */
     uint64_t id; /* runtime-env replies find their pop by id: it may be gone */
     uint8_t job_id[ID_JOB_SIZE];
     int language;
@@ -424,6 +425,7 @@ pool_pop_t *pool_pop(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int langua
     p->id = ++pool->next_pop_id;
     p->gpu_kind = gpu_kind;
     p->actor = env && env->actor;
+    p->detached = env && env->detached;
     memcpy(p->job_id, job_id, ID_JOB_SIZE);
     p->language = language;
     p->runtime_env_hash = hash;
@@ -730,7 +732,10 @@ static void pool_on_reap_timer(loop_t *loop, uint64_t id, void *data)
 void pool_kill_job(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE])
 {
     LIST_FOREACH_ENTRY(worker_t, w, &pool->workers, node) {
-        if (w->type == WORKER_TYPE_DRIVER || w->state == WORKER_DEAD || !pool_job_eq(w->job_id, job_id))
+        /* A detached actor (and what runs under it) outlives its job, as
+         * the stock raylet keeps workers with a root detached actor. */
+        if (w->type == WORKER_TYPE_DRIVER || w->state == WORKER_DEAD || w->detached ||
+            !pool_job_eq(w->job_id, job_id))
             continue;
         if (w->state == WORKER_STARTING) {
             pool_signal(w, SIGKILL);
@@ -743,7 +748,7 @@ void pool_kill_job(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE])
     for (list_t *n = pool->pops.next, *next; n != &pool->pops; n = next) {
         pool_pop_t *p = pool_pop_of(n);
         next = n->next;
-        if (pool_job_eq(p->job_id, job_id)) {
+        if (pool_job_eq(p->job_id, job_id) && !p->detached) {
             pool_unlink_pop(p);
             p->cb(p->ctx, NULL, CR_ECLOSED, "the job finished", false);
             pool_pop_free(p);
@@ -884,15 +889,17 @@ static void *pool_lease_pop(void *pool, const lease_worker_need_t *need, lease_p
                       .config_len = need->runtime_env_config_len,
                       .hash = need->runtime_env_hash,
                       .gpu = need->gpu,
-                      .actor = need->actor};
+                      .actor = need->actor,
+                      .detached = need->detached};
     return pool_pop(pool, need->job_id, need->language, &env, cb, ctx);
 }
 
 static void pool_lease_pop_cancel(void *pool, void *pop) { pool_pop_cancel(pool, pop); }
 
-static void pool_lease_leased(void *pool, worker_t *w, bool normal_task)
+static void pool_lease_leased(void *pool, worker_t *w, bool normal_task, bool detached)
 {
     w->state = WORKER_LEASED;
+    w->detached = detached;
     if (normal_task)
         w->ran_tasks = true;
 }
@@ -939,6 +946,7 @@ static void pool_lease_release(void *pool, worker_t *w, lease_release_t how, con
 {
     if (w->cpus_bound)
         pool_bind_cpus(pool, w, NULL);
+    w->detached = false;
     switch (how) {
     case LEASE_RELEASE_IDLE:
         pool_push_idle(pool, w);

@@ -84,6 +84,8 @@ typedef struct pool_env {
      * processes still use; making it an actor would tie their lifetime to
      * the actor's, so actors get workers that never ran tasks. */
     bool actor;
+    /* For a detached actor's tree: the request outlives its job. */
+    bool detached;
 } pool_env_t;
 
 /* Ask for a worker of this job/language/runtime env.  An idle one is handed

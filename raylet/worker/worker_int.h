@@ -11,6 +11,7 @@
 struct worker {
     list_t node;                /* pool->workers */
     bool cpus_bound;            /* pool_bind_cpus() narrowed its CPUs for a lease */
+    bool detached;              /* leased to a detached actor's tree: survives its job's end */
     uint8_t id[ID_UNIQUE_SIZE];
     char id_hex[ID_HEX_BUF];
     uint8_t job_id[ID_JOB_SIZE];

@@ -72,7 +72,7 @@ static void fake_pop_cancel(void *pool, void *pop)
     p->cancelled++;
 }
 
-static void fake_leased(void *pool, struct worker *w, bool normal_task)
+static void fake_leased(void *pool, struct worker *w, bool normal_task, bool detached)
 {
     fake_pool_t *p = pool;
     p->leased_normal += normal_task;
