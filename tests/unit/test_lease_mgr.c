@@ -426,10 +426,18 @@ Test(lease_mgr, spillback_reject_and_infeasible)
     cr_assert_eq(lease_mgr_cancel_shapes(e.mgr, &shape, 1), 1);
     cr_assert_eq(c.failure, LEASE_FAIL_UNSCHEDULABLE);
     res_set_destroy(shape);
-    answer_t f;
+    answer_t f, g, h;
     e.remote_available = true;
     submit(&e, 5, "CPU=1", 2, false, &f);
     cr_assert_eq(f.kind, LEASE_SPILLBACK);
+    /* Grant-or-reject, busy here and free elsewhere: rejected, so GCS asks
+     * the free node instead of waiting on this one. */
+    submit(&e, 6, "CPU=1", 3, true, &g);
+    cr_assert_eq(g.kind, LEASE_REJECTED);
+    /* Busy here and nowhere free: it waits here. */
+    e.remote_available = false;
+    submit(&e, 7, "CPU=1", 4, true, &h);
+    cr_assert_not(h.answered);
     env_fini(&e);
 }
 
