@@ -693,6 +693,25 @@ class Cluster:
             except (psutil.Error, OSError):
                 pass
 
+    @staticmethod
+    def _wait_gone(procs, timeout: float) -> None:
+        """Until every process has exited (a zombie counts as gone: its
+        parent, `ray start` long since exited, is not ours to reap it).
+        psutil.wait_procs would sit out seconds on such processes."""
+        deadline = time.monotonic() + timeout
+        left = list(procs)
+        while left and time.monotonic() < deadline:
+            still = []
+            for proc in left:
+                try:
+                    if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                        still.append(proc)
+                except (psutil.Error, OSError):
+                    pass
+            left = still
+            if left:
+                time.sleep(0.05)
+
     def stop(self, grace: float = 20) -> List[str]:
         """Targeted `ray stop`: SIGTERM raylets, then the rest, then GCS; SIGKILL after grace.
 
@@ -703,7 +722,7 @@ class Cluster:
         procs = self.processes()
         raylets = [p for p in procs if classify(p) == "raylet"]
         self._signal(raylets, signal.SIGTERM)
-        psutil.wait_procs(raylets, timeout=grace / 2)
+        self._wait_gone(raylets, grace / 2)
         # Agents and workers should follow their raylet by themselves.
         try:
             wait_for(lambda: not [p for p in self.processes() if classify(p) in ("agent", "worker")],
@@ -713,13 +732,13 @@ class Cluster:
         stubborn = [describe(p) for p in self.processes() if classify(p) in ("raylet", "agent", "worker")]
         rest = [p for p in self.processes() if classify(p) != "gcs"]
         self._signal(rest, signal.SIGTERM)
-        psutil.wait_procs(rest, timeout=5)
+        self._wait_gone(rest, 5)
         gcs = [p for p in self.processes()]
         self._signal(gcs, signal.SIGTERM)
-        psutil.wait_procs(gcs, timeout=5)
+        self._wait_gone(gcs, 5)
         remaining = self.processes()
         self._signal(remaining, signal.SIGKILL)
-        psutil.wait_procs(remaining, timeout=5)
+        self._wait_gone(remaining, 5)
         return stubborn
 
     def teardown(self) -> List[str]:
