@@ -14,6 +14,7 @@
 #include "common/alloc.h"
 #include "common/frame.h"
 #include "common/log.h"
+#include "common/strbuf.h"
 #include "object_store/store_int.h"
 
 #define DEFAULT_PLASMA_DIR "/dev/shm"
@@ -672,44 +673,28 @@ void store_get_stats(const store_t *s, store_stats_t *out)
     };
 }
 
-typedef struct {
-    char *buf;
-    size_t cap, len;
-} sbuf_t;
-
-__attribute__((format(printf, 2, 3))) static void sb_printf(sbuf_t *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    size_t room = b->len < b->cap ? b->cap - b->len : 0;
-    int n = vsnprintf(room ? b->buf + b->len : NULL, room, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        b->len += (size_t)n;
-}
-
 size_t store_debug_string(const store_t *s, char *buf, size_t cap)
 {
     store_stats_t st;
     store_get_stats(s, &st);
-    sbuf_t b = {.buf = buf, .cap = cap};
+    strbuf_t b = {.buf = buf, .cap = cap};
     if (cap)
         buf[0] = '\0';
-    sb_printf(&b, "Plasma store debug dump:\n");
-    sb_printf(&b, "Current usage: %.6f / %.6f GB\n", st.bytes_used / 1e9, st.capacity / 1e9);
-    sb_printf(&b, "- num objects: %" PRIu64 " (%" PRIu64 " unsealed, %" PRIu64 " pinned, %" PRIu64
+    strbuf_printf(&b, "Plasma store debug dump:\n");
+    strbuf_printf(&b, "Current usage: %.6f / %.6f GB\n", st.bytes_used / 1e9, st.capacity / 1e9);
+    strbuf_printf(&b, "- num objects: %" PRIu64 " (%" PRIu64 " unsealed, %" PRIu64 " pinned, %" PRIu64
                   " in fallback files)\n",
               st.num_objects, st.num_unsealed, st.num_pinned, st.num_fallback);
-    sb_printf(&b, "- bytes pinned: %" PRIu64 ", evictable: %" PRIu64 ", unsealed: %" PRIu64
+    strbuf_printf(&b, "- bytes pinned: %" PRIu64 ", evictable: %" PRIu64 ", unsealed: %" PRIu64
                   ", fallback: %" PRIu64 "\n",
               st.bytes_pinned, st.bytes_evictable, st.bytes_unsealed, st.bytes_fallback);
-    sb_printf(&b, "- num bytes created total: %" PRIu64 " (%" PRIu64 " objects)\n",
+    strbuf_printf(&b, "- num bytes created total: %" PRIu64 " (%" PRIu64 " objects)\n",
               st.bytes_created, st.num_created);
-    sb_printf(&b, "- evicted: %" PRIu64 " objects, %" PRIu64 " bytes\n", st.num_evicted,
+    strbuf_printf(&b, "- evicted: %" PRIu64 " objects, %" PRIu64 " bytes\n", st.num_evicted,
               st.bytes_evicted);
-    sb_printf(&b, "%" PRIu64 " pending objects of total size %" PRIu64 "MB\n",
+    strbuf_printf(&b, "%" PRIu64 " pending objects of total size %" PRIu64 "MB\n",
               st.num_pending_creates, st.bytes_pending_creates / 1024 / 1024);
-    sb_printf(&b, "- clients: %" PRIu64 ", pending gets: %" PRIu64 ", largest free block: %" PRIu64
+    strbuf_printf(&b, "- clients: %" PRIu64 ", pending gets: %" PRIu64 ", largest free block: %" PRIu64
                   "\n",
               st.num_clients, st.num_pending_gets, st.largest_free);
     return b.len;

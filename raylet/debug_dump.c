@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <stdbool.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,27 +9,10 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "common/strbuf.h"
 #include "common/alloc.h"
 
-/* Appends to a bounded buffer, counting what did not fit. */
-typedef struct dd_buf {
-    char *p;
-    size_t cap, len;
-} dd_buf_t;
-
-static void dd_printf(dd_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void dd_printf(dd_buf_t *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    size_t room = b->len < b->cap ? b->cap - b->len : 0;
-    int n = vsnprintf(room ? b->p + b->len : NULL, room, fmt, ap);
-    va_end(ap);
-    if (n > 0)
-        b->len += (size_t)n;
-}
-
-static void dd_workers(dd_buf_t *b, const debug_dump_sources_t *r)
+static void dd_workers(strbuf_t *b, const debug_dump_sources_t *r)
 {
     size_t jobs = r->jobs ? jobs_running(r->jobs) : 0;
     size_t workers = 0, drivers = 0, starting = 0, idle = 0, leased = 0, actors = 0;
@@ -55,13 +37,13 @@ static void dd_workers(dd_buf_t *b, const debug_dump_sources_t *r)
         actors += worker_is_actor(w);
     }
     free(list);
-    dd_printf(b, "WorkerPool:\n");
-    dd_printf(b, "- registered jobs: %zu\n", jobs);
-    dd_printf(b, "- num PYTHON workers: %zu\n", workers);
-    dd_printf(b, "- num PYTHON drivers: %zu\n", drivers);
-    dd_printf(b, "- num PYTHON pending start requests: %zu\n", starting);
-    dd_printf(b, "- idle workers: %zu\n", idle);
-    dd_printf(b, "- leased workers: %zu (actors: %zu, blocked: %zu)\n", leased, actors, blocked);
+    strbuf_printf(b, "WorkerPool:\n");
+    strbuf_printf(b, "- registered jobs: %zu\n", jobs);
+    strbuf_printf(b, "- num PYTHON workers: %zu\n", workers);
+    strbuf_printf(b, "- num PYTHON drivers: %zu\n", drivers);
+    strbuf_printf(b, "- num PYTHON pending start requests: %zu\n", starting);
+    strbuf_printf(b, "- idle workers: %zu\n", idle);
+    strbuf_printf(b, "- leased workers: %zu (actors: %zu, blocked: %zu)\n", leased, actors, blocked);
 }
 
 /* A fixed-point amount as a plain decimal: "17657210880", "0.25". */
@@ -80,9 +62,9 @@ static void dd_amount(char *out, size_t cap, res_amount_t a)
         out[--len] = '\0';
 }
 
-static void dd_resources(dd_buf_t *b, const debug_dump_sources_t *r)
+static void dd_resources(strbuf_t *b, const debug_dump_sources_t *r)
 {
-    dd_printf(b, "Resources (available / total):\n");
+    strbuf_printf(b, "Resources (available / total):\n");
     size_t n = r->resources ? res_node_count(r->resources) : 0;
     for (size_t i = 0; i < n; i++) {
         res_entry_t e;
@@ -90,49 +72,49 @@ static void dd_resources(dd_buf_t *b, const debug_dump_sources_t *r)
         char avail[48], total[48];
         dd_amount(avail, sizeof avail, e.available);
         dd_amount(total, sizeof total, e.total);
-        dd_printf(b, "- %s: %s / %s\n", e.name, avail, total);
+        strbuf_printf(b, "- %s: %s / %s\n", e.name, avail, total);
     }
 }
 
 size_t debug_dump_format(const debug_dump_sources_t *r, char *buf, size_t cap)
 {
-    dd_buf_t b = {.p = buf, .cap = cap};
+    strbuf_t b = {.buf = buf, .cap = cap};
     if (cap)
         buf[0] = '\0';
-    dd_printf(&b, "NodeManager:\n");
-    dd_printf(&b, "Node ID: %s\n", r->node_hex);
-    dd_printf(&b, "Node address: %s:%d\n", r->node_ip_address ? r->node_ip_address : "",
+    strbuf_printf(&b, "NodeManager:\n");
+    strbuf_printf(&b, "Node ID: %s\n", r->node_hex);
+    strbuf_printf(&b, "Node address: %s:%d\n", r->node_ip_address ? r->node_ip_address : "",
               r->node_manager_port);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     uint64_t now_ms = (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
-    dd_printf(&b, "Daemon: craylet, pid %d, up %llu s\n", (int)getpid(),
+    strbuf_printf(&b, "Daemon: craylet, pid %d, up %llu s\n", (int)getpid(),
               (unsigned long long)(now_ms > r->start_wall_ms ? (now_ms - r->start_wall_ms) / 1000 : 0));
     dd_resources(&b, r);
     dd_workers(&b, r);
-    dd_printf(&b, "LeaseManager:\n");
-    dd_printf(&b, "- granted leases: %zu\n", r->leases ? lease_mgr_granted(r->leases) : 0);
-    dd_printf(&b, "- queued leases: %zu\n", r->leases ? lease_mgr_queued(r->leases) : 0);
-    dd_printf(&b, "- placement group bundles: %zu\n", r->bundles ? bundles_count(r->bundles) : 0);
+    strbuf_printf(&b, "LeaseManager:\n");
+    strbuf_printf(&b, "- granted leases: %zu\n", r->leases ? lease_mgr_granted(r->leases) : 0);
+    strbuf_printf(&b, "- queued leases: %zu\n", r->leases ? lease_mgr_queued(r->leases) : 0);
+    strbuf_printf(&b, "- placement group bundles: %zu\n", r->bundles ? bundles_count(r->bundles) : 0);
     if (r->gang) {
         const gpu_topo_t *t = gpu_gang_topo(r->gang);
-        dd_printf(&b, "GpuGangs:\n");
-        dd_printf(&b, "- GPU graph: %zu GPUs from %s, packing %s\n", t->n, t->source,
+        strbuf_printf(&b, "GpuGangs:\n");
+        strbuf_printf(&b, "- GPU graph: %zu GPUs from %s, packing %s\n", t->n, t->source,
                   gpu_pack_mode_name(gpu_gang_mode(r->gang)));
         size_t room = b.len < b.cap ? b.cap - b.len : 0;
-        b.len += gpu_gang_format(r->gang, room ? b.p + b.len : NULL, room);
+        b.len += gpu_gang_format(r->gang, room ? b.buf + b.len : NULL, room);
     }
-    dd_printf(&b, "WaitManager:\n");
-    dd_printf(&b, "- num active wait requests: %zu\n", r->owait ? owait_count(r->owait) : 0);
-    dd_printf(&b, "RaySyncer:\n");
-    dd_printf(&b, "- batches sent: %llu, received: %llu\n",
+    strbuf_printf(&b, "WaitManager:\n");
+    strbuf_printf(&b, "- num active wait requests: %zu\n", r->owait ? owait_count(r->owait) : 0);
+    strbuf_printf(&b, "RaySyncer:\n");
+    strbuf_printf(&b, "- batches sent: %llu, received: %llu\n",
               (unsigned long long)(r->syncer ? syncer_sent(r->syncer) : 0),
               (unsigned long long)(r->syncer ? syncer_received(r->syncer) : 0));
-    dd_printf(&b, "ObjectStore:\n");
+    strbuf_printf(&b, "ObjectStore:\n");
     if (r->store) {
         size_t room = b.len < b.cap ? b.cap - b.len : 0;
-        b.len += store_debug_string(r->store, room ? b.p + b.len : NULL, room);
-        dd_printf(&b, "\n");
+        b.len += store_debug_string(r->store, room ? b.buf + b.len : NULL, room);
+        strbuf_printf(&b, "\n");
     }
     return b.len;
 }

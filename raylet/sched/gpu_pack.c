@@ -472,6 +472,25 @@ static void pack_split(const gpu_topo_t *t, uint8_t *g, size_t k, const uint32_t
     memcpy(g, best, k);
 }
 
+/* The free GPUs, in id order: pos[0..return). */
+static size_t pack_free_positions(const gpu_topo_t *t, uint64_t free_mask, unsigned *pos)
+{
+    size_t f = 0;
+    for (unsigned g = 0; g < t->n; g++)
+        if (free_mask >> g & 1)
+            pos[f++] = g;
+    return f;
+}
+
+/* The GPUs of `set` in id order into ids. */
+static void pack_ids_of(const gpu_topo_t *t, uint64_t set, uint8_t *ids)
+{
+    size_t i = 0;
+    for (unsigned g = 0; g < t->n; g++)
+        if (set >> g & 1)
+            ids[i++] = (uint8_t)g;
+}
+
 int gpu_pack_choose(const gpu_topo_t *t, uint64_t free_mask, const uint32_t *bundle_gpus, size_t nbundles,
                     gpu_pack_mode_t mode, gpu_pack_result_t *out)
 {
@@ -487,10 +506,7 @@ int gpu_pack_choose(const gpu_topo_t *t, uint64_t free_mask, const uint32_t *bun
         k += bundle_gpus[b];
     }
     unsigned pos[GPU_TOPO_MAX_GPUS];
-    size_t f = 0;
-    for (unsigned g = 0; g < t->n; g++)
-        if (free_mask >> g & 1)
-            pos[f++] = g;
+    size_t f = pack_free_positions(t, free_mask, pos);
     if (k > f)
         return -EAGAIN;
     uint64_t set = 0;
@@ -499,10 +515,7 @@ int gpu_pack_choose(const gpu_topo_t *t, uint64_t free_mask, const uint32_t *bun
             set |= (uint64_t)1 << pos[i];
         out->score = gpu_pack_score(t, set, free_mask);
         out->exact = false;
-        size_t i = 0;
-        for (unsigned g = 0; g < t->n; g++)
-            if (set >> g & 1)
-                out->ids[i++] = (uint8_t)g;
+        pack_ids_of(t, set, out->ids);
     } else {
         gpu_pack_score_t score;
         if (pack_choose_count(f, k) <= GPU_PACK_EXACT_LIMIT) {
@@ -512,10 +525,7 @@ int gpu_pack_choose(const gpu_topo_t *t, uint64_t free_mask, const uint32_t *bun
             pack_bounded(t, pos, f, k, free_mask, &set, &score);
         }
         out->score = score;
-        size_t i = 0;
-        for (unsigned g = 0; g < t->n; g++)
-            if (set >> g & 1)
-                out->ids[i++] = (uint8_t)g;
+        pack_ids_of(t, set, out->ids);
         pack_path(t, out->ids, k);
         pack_split(t, out->ids, k, bundle_gpus, nbundles);
     }
@@ -532,10 +542,7 @@ int gpu_pack_choose(const gpu_topo_t *t, uint64_t free_mask, const uint32_t *bun
 bool gpu_pack_optimum(const gpu_topo_t *t, uint64_t free_mask, size_t k, gpu_pack_score_t *best, uint64_t *set)
 {
     unsigned pos[GPU_TOPO_MAX_GPUS];
-    size_t f = 0;
-    for (unsigned g = 0; g < t->n; g++)
-        if (free_mask >> g & 1)
-            pos[f++] = g;
+    size_t f = pack_free_positions(t, free_mask, pos);
     if (k > f)
         return false;
     uint64_t s = 0;

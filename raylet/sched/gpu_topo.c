@@ -14,6 +14,7 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/strbuf.h"
 
 /* ---- CPU sets -------------------------------------------------------------- */
 
@@ -149,40 +150,22 @@ static const char *topo_path_name(gpu_path_t p)
     }
 }
 
-/* Appends to a buffer like snprintf, tracking the length it would need. */
-typedef struct topo_out {
-    char *buf;
-    size_t len, used;
-} topo_out_t;
-
-static void topo_printf(topo_out_t *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void topo_printf(topo_out_t *o, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    size_t room = o->used < o->len ? o->len - o->used : 0;
-    int w = vsnprintf(room ? o->buf + o->used : NULL, room, fmt, ap);
-    va_end(ap);
-    if (w > 0)
-        o->used += (size_t)w;
-}
-
 size_t gpu_topo_format(const gpu_topo_t *t, char *buf, size_t len)
 {
-    topo_out_t o = {buf, len, 0};
+    strbuf_t o = {.buf = buf, .cap = len};
     if (len)
         buf[0] = '\0';
-    topo_printf(&o, "%-6s", "");
+    strbuf_printf(&o, "%-6s", "");
     for (unsigned b = 0; b < t->n; b++) {
         char name[16];
         snprintf(name, sizeof name, "GPU%u", b);
-        topo_printf(&o, " %-5s", name);
+        strbuf_printf(&o, " %-5s", name);
     }
-    topo_printf(&o, "  %-8s %s\n", "NUMA", "CPU Affinity");
+    strbuf_printf(&o, "  %-8s %s\n", "NUMA", "CPU Affinity");
     for (unsigned a = 0; a < t->n; a++) {
         char name[16];
         snprintf(name, sizeof name, "GPU%u", a);
-        topo_printf(&o, "%-6s", name);
+        strbuf_printf(&o, "%-6s", name);
         for (unsigned b = 0; b < t->n; b++) {
             char cell[16];
             if (a == b)
@@ -191,30 +174,30 @@ size_t gpu_topo_format(const gpu_topo_t *t, char *buf, size_t len)
                 snprintf(cell, sizeof cell, "NV%u", t->nvlinks[a][b]);
             else
                 snprintf(cell, sizeof cell, "%s", topo_path_name((gpu_path_t)t->path[a][b]));
-            topo_printf(&o, " %-5s", cell);
+            strbuf_printf(&o, " %-5s", cell);
         }
         char cpus[256];
         gpu_cpuset_format(&t->gpu[a].cpus, cpus, sizeof cpus);
         if (t->gpu[a].numa_node >= 0)
-            topo_printf(&o, "  %-8d %s\n", t->gpu[a].numa_node, cpus[0] ? cpus : "N/A");
+            strbuf_printf(&o, "  %-8d %s\n", t->gpu[a].numa_node, cpus[0] ? cpus : "N/A");
         else
-            topo_printf(&o, "  %-8s %s\n", "N/A", cpus[0] ? cpus : "N/A");
+            strbuf_printf(&o, "  %-8s %s\n", "N/A", cpus[0] ? cpus : "N/A");
     }
     unsigned island[GPU_TOPO_MAX_GPUS];
     size_t islands = gpu_topo_islands(t, island);
-    topo_printf(&o, "\nNVLink islands (%zu)%s:\n", islands, t->nvswitch ? ", through NVSwitch" : "");
+    strbuf_printf(&o, "\nNVLink islands (%zu)%s:\n", islands, t->nvswitch ? ", through NVSwitch" : "");
     for (unsigned k = 0; k < islands; k++) {
-        topo_printf(&o, "  island %u: GPU", k);
+        strbuf_printf(&o, "  island %u: GPU", k);
         bool first = true;
         for (unsigned g = 0; g < t->n; g++) {
             if (island[g] == k) {
-                topo_printf(&o, "%s%u", first ? " " : ",", g);
+                strbuf_printf(&o, "%s%u", first ? " " : ",", g);
                 first = false;
             }
         }
-        topo_printf(&o, "\n");
+        strbuf_printf(&o, "\n");
     }
-    return o.used;
+    return o.len;
 }
 
 /* ---- the text parser --------------------------------------------------------- */
