@@ -73,6 +73,7 @@ struct raylet {
     gpu_gang_t *gang;     /* GPU packing; NULL without a GPU graph */
     bool cpu_affinity;    /* bind GPU leases to their GPUs' cores */
     gpu_cpuset_t own_cpus; /* the CPUs this daemon may use */
+    bool numa_absent_logged; /* said once that the GPUs' NUMA node is not here */
     peers_t *peers;       /* the other nodes */
     jobs_t *jobs;
     pool_t *pool;         /* once the NodeManagerService port is known */
@@ -221,8 +222,9 @@ static bool raylet_pick_remote(void *ctx, const res_set_t *request, bool need_av
 }
 
 /* A GPU lease runs on the cores nearest its GPUs: bind the worker to them
- * (sched_setaffinity on every thread) until the lease ends.  Memory follows
- * by first touch on those cores; a running process's pages are not moved. */
+ * (sched_setaffinity on every thread) until the lease ends.  New memory
+ * follows by first touch on those cores; the pages it touched before are
+ * moved to its GPUs' NUMA node once (common/numa.h). */
 static void raylet_on_lease_granted(void *ctx, worker_t *w, const res_alloc_t *alloc)
 {
     struct raylet *r = ctx;
@@ -250,8 +252,21 @@ static void raylet_on_lease_granted(void *ctx, worker_t *w, const res_alloc_t *a
         if (gpu_cpuset_has(&near, c))
             CPU_SET(c, &set);
     int rc = pool_bind_cpus(r->pool, w, &set);
-    if (rc != 0)
+    if (rc != 0) {
         log_warn("cannot bind worker %s to the cores of its GPUs: %s", worker_id_hex(w), cr_strerror(rc));
+        return;
+    }
+    int node = gpu_gang_numa_node(r->gang, ids, n);
+    if (node < 0)
+        return;
+    rc = pool_move_memory(r->pool, w, (unsigned)node);
+    if (rc == -ENODEV && !r->numa_absent_logged) {
+        /* A topology file describing another machine: nothing to move to. */
+        log_info("GPU NUMA node %d has no memory on this machine; worker memory is left in place", node);
+        r->numa_absent_logged = true;
+    } else if (rc != 0 && rc != -ENODEV) {
+        log_warn("cannot move worker %s's memory to NUMA node %d: %s", worker_id_hex(w), node, cr_strerror(rc));
+    }
 }
 
 static void raylet_on_busy_changed(void *ctx, bool busy)

@@ -249,6 +249,20 @@ bool gpu_gang_cpus(const gpu_gang_t *g, const uint32_t *ids, size_t n, const gpu
     return gpu_cpuset_count(out) > 0;
 }
 
+int gpu_gang_numa_node(const gpu_gang_t *g, const uint32_t *ids, size_t n)
+{
+    int node = -1;
+    for (size_t i = 0; i < n; i++) {
+        if (ids[i] >= g->topo.n || g->topo.gpu[ids[i]].numa_node < 0)
+            return -1;
+        int here = g->topo.gpu[ids[i]].numa_node;
+        if (node >= 0 && here != node)
+            return -1;
+        node = here;
+    }
+    return node;
+}
+
 gpu_gang_t *gpu_gang_create(const gpu_topo_t *topo, res_node_t *res, const gpu_gang_options_t *opts)
 {
     gpu_gang_t *g = xcalloc(1, sizeof *g);

@@ -54,6 +54,10 @@ void gpu_gang_forget(gpu_gang_t *g, const uint8_t pg[ID_PG_SIZE], int32_t index)
 bool gpu_gang_cpus(const gpu_gang_t *g, const uint32_t *ids, size_t n, const gpu_cpuset_t *allowed,
                    gpu_cpuset_t *out);
 
+/* The NUMA node all the given GPUs sit on, or -1 (unknown for one of
+ * them, or spread over several nodes: no single node is nearer). */
+int gpu_gang_numa_node(const gpu_gang_t *g, const uint32_t *ids, size_t n);
+
 /* The live gangs as text (for debug_state.txt and the record file);
  * returns the length it needed, as snprintf does. */
 size_t gpu_gang_format(const gpu_gang_t *g, char *buf, size_t len);

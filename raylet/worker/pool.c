@@ -19,6 +19,7 @@
 #include "common/cmdline.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/numa.h"
 #include "common/proc.h"
 #include "proto/ray_proto.h"
 #include "raylet/worker/worker_int.h"
@@ -65,6 +66,7 @@ struct pool {
     renv_client_t *renv;
     uint64_t next_pop_id;
     cpu_set_t own_cpus; /* the daemon's CPUs: what an unbound worker may use */
+    uint64_t memory_nodes; /* NUMA nodes with memory here (bit per node) */
 };
 
 /* An Exit call in flight on the worker's channel.  It is the worker
@@ -797,6 +799,7 @@ pool_t *pool_create(loop_t *loop, cq_bridge_t *bridge, const pool_options_t *opt
     pool->loop = loop;
     if (sched_getaffinity(0, sizeof pool->own_cpus, &pool->own_cpus) != 0)
         CPU_ZERO(&pool->own_cpus);
+    pool->memory_nodes = numa_memory_nodes();
     pool->bridge = bridge;
     pool->opts = *opts;
     pool->opts.python_worker_command = NULL;
@@ -940,6 +943,23 @@ int pool_bind_cpus(pool_t *pool, worker_t *w, const cpu_set_t *cpus)
         rc = -ESRCH;
     w->cpus_bound = rc == 0 && cpus != &pool->own_cpus;
     return rc;
+}
+
+int pool_move_memory(pool_t *pool, worker_t *w, unsigned node)
+{
+    if (w->spawned_pid <= 0 || w->pid != w->spawned_pid)
+        return -ESRCH;
+    if (node >= NUMA_MAX_NODES || !(pool->memory_nodes & (UINT64_C(1) << node)))
+        return -ENODEV;
+    uint64_t others = pool->memory_nodes & ~(UINT64_C(1) << node);
+    if (others == 0 || (w->memory_moved && w->memory_node == node))
+        return 0;
+    int rc = numa_move_pages_async(w->spawned_pid, others, node);
+    if (rc != 0)
+        return rc;
+    w->memory_moved = true;
+    w->memory_node = node;
+    return 0;
 }
 
 static void pool_lease_release(void *pool, worker_t *w, lease_release_t how, const char *detail)

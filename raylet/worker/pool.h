@@ -143,6 +143,13 @@ void pool_kill(pool_t *pool, worker_t *w, int exit_type, const char *detail);
  * binding lasts until the worker's lease ends.  0, -ESRCH for a worker the
  * pool did not spawn or that is gone, or the failing call's -errno. */
 int pool_bind_cpus(pool_t *pool, worker_t *w, const cpu_set_t *cpus);
+/* Move the pages a worker the pool spawned touched before its binding to
+ * NUMA node `node` (common/numa.h; off the loop thread).  Its new memory
+ * follows its cores by itself.  0 when the move was started or is not
+ * needed (a machine with one memory node, a worker already moved there);
+ * -ENODEV when `node` has no memory on this machine (a topology file that
+ * describes another machine); -ESRCH as pool_bind_cpus. */
+int pool_move_memory(pool_t *pool, worker_t *w, unsigned node);
 
 /* The worker took an actor-creation lease and became an actor: it is never
  * pooled again. */

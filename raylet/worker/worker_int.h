@@ -11,6 +11,8 @@
 struct worker {
     list_t node;                /* pool->workers */
     bool cpus_bound;            /* pool_bind_cpus() narrowed its CPUs for a lease */
+    bool memory_moved;          /* pool_move_memory() moved its pages ... */
+    unsigned memory_node;       /* ... to this NUMA node */
     bool detached;              /* leased to a detached actor's tree: survives its job's end */
     uint8_t id[ID_UNIQUE_SIZE];
     char id_hex[ID_HEX_BUF];

@@ -343,3 +343,24 @@ Test(gpu_pack, fractional_gpus_bypass_the_packer)
     gpu_gang_destroy(g);
     res_node_destroy(n);
 }
+
+Test(gpu_pack, numa_node_of_a_gang)
+{
+    load("pairs-split-cpus-8.txt");
+    res_node_t *n = node_with_gpus(8);
+    gpu_gang_options_t o = {.mode = GPU_PACK_PREFER, .record_path = NULL};
+    gpu_gang_t *g = gpu_gang_create(&topo, n, &o);
+    uint32_t low[] = {0, 1, 3}, high[] = {6, 4}, split[] = {2, 5}, bad[] = {9};
+    cr_assert_eq(gpu_gang_numa_node(g, low, 3), 0);
+    cr_assert_eq(gpu_gang_numa_node(g, high, 2), 1);
+    cr_assert_eq(gpu_gang_numa_node(g, split, 2), -1, "a gang over two nodes has no nearer node");
+    cr_assert_eq(gpu_gang_numa_node(g, bad, 1), -1);
+    gpu_gang_destroy(g);
+    /* A file with no NUMA column: unknown, nothing to move. */
+    load("pcie-nvlink-pairs-8.txt");
+    g = gpu_gang_create(&topo, n, &o);
+    if (topo.gpu[0].numa_node < 0)
+        cr_assert_eq(gpu_gang_numa_node(g, low, 3), -1);
+    gpu_gang_destroy(g);
+    res_node_destroy(n);
+}
