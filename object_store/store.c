@@ -527,6 +527,28 @@ bool store_contains(const store_t *s, const id_object_t *id)
     return o && o->state == STORE_OBJ_SEALED;
 }
 
+int store_hold(store_t *s, const id_object_t *id)
+{
+    store_obj_t *o = store_obj_find(s, id);
+    if (!o)
+        return -ENOENT;
+    if (o->state != STORE_OBJ_SEALED)
+        return -EAGAIN;
+    o->holds++;
+    store_obj_ref(s, o);
+    return 0;
+}
+
+int store_unhold(store_t *s, const id_object_t *id)
+{
+    store_obj_t *o = store_obj_find(s, id);
+    if (!o || o->holds == 0)
+        return -ENOENT;
+    o->holds--;
+    store_obj_unref(s, o);
+    return 0;
+}
+
 int store_pin(store_t *s, const id_object_t *id)
 {
     store_obj_t *o = store_obj_find(s, id);
@@ -640,7 +662,11 @@ int store_read_local(const store_t *s, const id_object_t *id, store_view_t *out)
     *out = (store_view_t){.data = base,
                           .data_size = o->data_size,
                           .metadata = base + o->data_size,
-                          .metadata_size = o->metadata_size};
+                          .metadata_size = o->metadata_size,
+                          .owner = {.node_id = o->owner_node_id,
+                                    .ip = o->owner_ip,
+                                    .port = o->owner_port,
+                                    .worker_id = o->owner_worker_id}};
     return 0;
 }
 

@@ -123,6 +123,13 @@ void store_set_spill_cb(store_t *s, store_spill_cb cb, void *ctx);
 
 /* ---- in-process API for the raylet ---- */
 
+/* Hold a sealed object as a client would (a push reading it): it is neither
+ * evicted nor deleted while held, and store_read_local's view stays valid.
+ * Holds nest.  0, -ENOENT (absent) or -EAGAIN (not sealed). */
+int store_hold(store_t *s, const id_object_t *id);
+/* Drop a hold; a delete asked for meanwhile happens now.  0 or -ENOENT. */
+int store_unhold(store_t *s, const id_object_t *id);
+
 /* Sealed and present. */
 bool store_contains(const store_t *s, const id_object_t *id);
 /* Pins a sealed object (PinObjectIDs): pinned objects are never evicted and
@@ -161,6 +168,7 @@ typedef struct {
     uint64_t data_size;
     const uint8_t *metadata;
     uint64_t metadata_size;
+    store_owner_t owner; /* ip borrowed like the bytes */
 } store_view_t;
 
 /* The bytes of a sealed object.  Valid while the object stays pinned (or,

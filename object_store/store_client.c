@@ -1212,8 +1212,8 @@ int store_conn_check(const store_t *s)
         const store_obj_t *o = (const store_obj_t *)n;
         void *cnt = NULL;
         u64map_get(held, (uint64_t)(uintptr_t)o, &cnt);
-        CHECK((uintptr_t)cnt == o->refs, "object has %u references, clients hold %zu", o->refs,
-              (size_t)(uintptr_t)cnt);
+        CHECK((uintptr_t)cnt + o->holds == o->refs, "object has %u references, clients hold %zu, the raylet %u",
+              o->refs, (size_t)(uintptr_t)cnt, o->holds);
     }
     for (idtab_node_t *n = idtab_first(s->waiters); n; n = idtab_next(s->waiters, n)) {
         const waiter_t *w = (const waiter_t *)n;

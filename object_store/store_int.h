@@ -44,7 +44,8 @@ typedef struct store_obj {
     alloc_block_t *block; /* region allocation, or NULL */
     uint64_t offset;      /* of the allocation within its segment */
     uint64_t alloc_bytes; /* bytes taken from the region or the fallback file */
-    uint32_t refs;        /* clients holding it */
+    uint32_t refs;        /* clients holding it, plus the raylet's holds */
+    uint32_t holds;       /* store_hold(): the raylet reading it (pushes) */
     uint32_t pins;        /* raylet pins */
     bool delete_pending;  /* delete when refs and pins reach zero */
     bool local_writer;    /* created in-process and not yet sealed */

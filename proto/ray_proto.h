@@ -11,6 +11,7 @@
 #include "proto/gen/node_manager.pb-c.h"
 #include "proto/gen/pubsub.pb-c.h"
 #include "proto/gen/ray_syncer.pb-c.h"
+#include "proto/gen/object_manager.pb-c.h"
 #include "proto/gen/core_worker.pb-c.h"
 
 #endif

@@ -48,6 +48,12 @@ static const config_key_t config_keys[] = {
     {"worker_cap_enabled", CONFIG_BOOL, offsetof(config_t, worker_cap_enabled)},
     {"worker_cap_initial_backoff_delay_ms", CONFIG_INT, offsetof(config_t, worker_cap_initial_backoff_delay_ms)},
     {"worker_cap_max_backoff_delay_ms", CONFIG_INT, offsetof(config_t, worker_cap_max_backoff_delay_ms)},
+    {"object_manager_default_chunk_size", CONFIG_INT, offsetof(config_t, object_manager_default_chunk_size)},
+    {"object_manager_max_bytes_in_flight", CONFIG_INT, offsetof(config_t, object_manager_max_bytes_in_flight)},
+    {"object_manager_pull_timeout_ms", CONFIG_INT, offsetof(config_t, object_manager_pull_timeout_ms)},
+    {"object_manager_push_timeout_ms", CONFIG_INT, offsetof(config_t, object_manager_push_timeout_ms)},
+    {"object_manager_timer_freq_ms", CONFIG_INT, offsetof(config_t, object_manager_timer_freq_ms)},
+    {"fetch_fail_timeout_milliseconds", CONFIG_INT, offsetof(config_t, fetch_fail_timeout_milliseconds)},
 };
 
 static const char *config_kind_name(config_kind_t kind)
@@ -168,6 +174,12 @@ void config_init(config_t *cfg)
     cfg->worker_cap_enabled = true;
     cfg->worker_cap_initial_backoff_delay_ms = 1000;
     cfg->worker_cap_max_backoff_delay_ms = 10000;
+    cfg->object_manager_default_chunk_size = 5 * 1024 * 1024;
+    cfg->object_manager_max_bytes_in_flight = 2LL * 1024 * 1024 * 1024;
+    cfg->object_manager_pull_timeout_ms = 10000;
+    cfg->object_manager_push_timeout_ms = 10000;
+    cfg->object_manager_timer_freq_ms = 100;
+    cfg->fetch_fail_timeout_milliseconds = 600000;
     cfg->system_config_json = xstrdup("{}");
     cfg->preload_python_modules = xstrdup("");
     for (size_t i = 0; i < sizeof config_keys / sizeof config_keys[0]; i++) {

@@ -34,6 +34,13 @@ typedef struct config {
     bool worker_cap_enabled;
     int64_t worker_cap_initial_backoff_delay_ms;
     int64_t worker_cap_max_backoff_delay_ms;
+    /* objects between nodes (raylet/objects/transfer.h) */
+    int64_t object_manager_default_chunk_size;
+    int64_t object_manager_max_bytes_in_flight;
+    int64_t object_manager_pull_timeout_ms;
+    int64_t object_manager_push_timeout_ms; /* <0: park forever, 0: never */
+    int64_t object_manager_timer_freq_ms;
+    int64_t fetch_fail_timeout_milliseconds;
     char *system_config_json;           /* owned; "{}" until GCS answers */
 } config_t;
 

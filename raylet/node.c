@@ -43,6 +43,8 @@
 #include "raylet/worker/pool.h"
 #include "raylet/worker/renv_client.h"
 #include "raylet/worker/worker_sock.h"
+#include "raylet/objects/transfer.h"
+#include "raylet/service/object_manager.h"
 
 typedef enum {
     RAYLET_FETCHING_CONFIG,
@@ -62,8 +64,10 @@ struct raylet {
     cq_bridge_t *bridge;
     gcs_client_t *gcs;
     rpc_server_t *server;        /* NodeManagerService + health, on node_manager_port */
-    rpc_server_t *object_server; /* ObjectManagerService's port (methods come later) */
+    rpc_server_t *object_server; /* ObjectManagerService, on object_manager_port */
     nm_service_t *service;       /* NodeManagerService on `server` */
+    om_service_t *om_service;    /* ObjectManagerService on `object_server` */
+    xfer_t *xfer;                /* objects between nodes, once serving */
     gcs_sub_t *sub;
     syncer_t *syncer;
     agent_t *dashboard_agent;
@@ -183,6 +187,8 @@ static void raylet_on_worker_dead(void *ctx, worker_t *w, int exit_type, const c
      * too, later, and not for drivers). */
     if (r->osub)
         osub_owner_died(r->osub, worker_id(w));
+    if (r->xfer)
+        xfer_worker_died(r->xfer, (const id_worker_t *)worker_id(w));
     if (worker_type(w) == WORKER_TYPE_DRIVER) {
         gcs_mark_job_finished(r->gcs, worker_job_id(w), raylet_on_gcs_reply_logged, "MarkJobFinished");
         raylet_job_finished(r, worker_job_id(w));
@@ -296,7 +302,16 @@ static void raylet_on_primary_released(void *ctx, const uint8_t oid[ID_OBJECT_SI
 static void raylet_on_object_sealed(void *ctx, const store_object_info_t *info)
 {
     struct raylet *r = ctx;
+    if (r->xfer)
+        xfer_on_sealed(r->xfer, info);
     owait_on_sealed(r->owait, info->id.b);
+}
+
+static void raylet_on_object_deleted(void *ctx, const id_object_t *id)
+{
+    struct raylet *r = ctx;
+    if (r->xfer)
+        xfer_on_deleted(r->xfer, id);
 }
 
 /* ---- registration --------------------------------------------------------- */
@@ -346,8 +361,11 @@ static void raylet_on_liveness(struct raylet *r, const Ray__Rpc__GcsNodeAddressA
             /* Its workers owned objects pinned here: nobody can ask for them. */
             if (r->osub)
                 osub_node_died(r->osub, n->node_id.data);
+            if (r->xfer)
+                xfer_node_removed(r->xfer, (const id_node_t *)n->node_id.data);
         }
-    } else if (!self && peers_seen(r->peers, n->node_id.data, n->node_manager_address, n->node_manager_port)) {
+    } else if (!self && peers_seen(r->peers, n->node_id.data, n->node_manager_address, n->node_manager_port,
+                                     n->object_manager_port)) {
         char hex[ID_HEX_BUF];
         log_info("node %s at %s:%d is alive", id_to_hex(n->node_id.data, ID_UNIQUE_SIZE, hex),
                  n->node_manager_address ? n->node_manager_address : "", n->node_manager_port);
@@ -372,6 +390,8 @@ static void raylet_on_pub_message(void *ctx, const Ray__Rpc__PubMessage *m)
         /* A worker died somewhere in the cluster: release what it owned. */
         if (r->osub)
             osub_owner_died(r->osub, m->worker_delta_message->worker_id.data);
+        if (r->xfer)
+            xfer_worker_died(r->xfer, (const id_worker_t *)m->worker_delta_message->worker_id.data);
     }
 }
 
@@ -732,8 +752,33 @@ static void raylet_start_serving(struct raylet *r)
         raylet_shutdown(r, 1, false, 0, NULL);
         return;
     }
+    xfer_options_t xo = {
+        .loop = r->loop,
+        .bridge = r->bridge,
+        .store = r->store,
+        .peers = r->peers,
+        .chunk_size = r->config.object_manager_default_chunk_size > 0
+                          ? (uint64_t)r->config.object_manager_default_chunk_size
+                          : 0,
+        .max_bytes_in_flight = r->config.object_manager_max_bytes_in_flight > 0
+                                   ? (uint64_t)r->config.object_manager_max_bytes_in_flight
+                                   : 0,
+        .pull_timeout_ms = r->config.object_manager_pull_timeout_ms > 0
+                               ? (uint64_t)r->config.object_manager_pull_timeout_ms
+                               : 0,
+        .push_timeout_ms = r->config.object_manager_push_timeout_ms,
+        .fetch_fail_ms = r->config.fetch_fail_timeout_milliseconds > 0
+                             ? (uint64_t)r->config.fetch_fail_timeout_milliseconds
+                             : 600000,
+        .tick_ms = r->config.object_manager_timer_freq_ms > 0 ? (uint64_t)r->config.object_manager_timer_freq_ms
+                                                               : 100,
+    };
+    memcpy(xo.self.b, r->node_id, ID_UNIQUE_SIZE);
+    r->xfer = xfer_create(&xo);
     r->object_server = rpc_server_create(r->bridge);
-    if (rpc_server_listen(r->object_server, host, r->flags.object_manager_port, &r->object_manager_port) != 0 ||
+    r->om_service = om_service_create(r->object_server, r->xfer, r->store);
+    if (!r->om_service ||
+        rpc_server_listen(r->object_server, host, r->flags.object_manager_port, &r->object_manager_port) != 0 ||
         rpc_server_start(r->object_server) != 0) {
         log_error("cannot bind the object manager port %d", r->flags.object_manager_port);
         raylet_shutdown(r, 1, false, 0, NULL);
@@ -798,6 +843,7 @@ static void raylet_start_serving(struct raylet *r)
         .pool = r->pool,
         .leases = r->leases,
         .owait = r->owait,
+        .xfer = r->xfer,
         .store = r->store,
         .gcs = r->gcs,
         .jobs = r->jobs,
@@ -1053,6 +1099,7 @@ raylet_t *raylet_create(flags_t *flags, const raylet_gpu_t *gpu)
     if (!r->store)
         goto fail;
     store_set_sealed_cb(r->store, raylet_on_object_sealed, r);
+    store_set_deleted_cb(r->store, raylet_on_object_deleted, r);
     r->owait = owait_create(r->loop, raylet_store_contains, r);
 
     /* Children must not inherit raylet.out/raylet.err (see child_output.h);
@@ -1113,6 +1160,8 @@ void raylet_destroy(raylet_t *r)
     lease_mgr_stop(r->leases);
     osub_destroy(r->osub);
     r->osub = NULL;
+    om_service_stop(r->om_service);
+    xfer_stop(r->xfer);
     if (r->pool)
         pool_set_renv(r->pool, NULL);
     renv_client_destroy(r->renv);
@@ -1134,6 +1183,8 @@ void raylet_destroy(raylet_t *r)
     lease_mgr_destroy(r->leases);
     pool_destroy(r->pool);
     owait_destroy(r->owait);
+    xfer_destroy(r->xfer);
+    om_service_destroy(r->om_service);
     store_destroy(r->store);
     debug_dump_destroy(r->debug_dump);
     nm_service_destroy(r->service);

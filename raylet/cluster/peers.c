@@ -10,6 +10,7 @@ typedef struct peer {
     uint8_t node_id[ID_UNIQUE_SIZE];
     char address[64];     /* node manager address, "" until known */
     int port;             /* node manager port */
+    int object_port;      /* object manager port */
     res_set_t *total;     /* owned */
     res_set_t *available; /* owned */
     bool draining;
@@ -59,13 +60,27 @@ static peer_t *peers_get(peers_t *p, const uint8_t *node_id)
     return e;
 }
 
-bool peers_seen(peers_t *p, const uint8_t node_id[ID_UNIQUE_SIZE], const char *address, int port)
+bool peers_seen(peers_t *p, const uint8_t node_id[ID_UNIQUE_SIZE], const char *address, int port, int object_port)
 {
     peer_t *e = peers_get(p, node_id);
     bool known = e->address[0] != '\0';
     snprintf(e->address, sizeof e->address, "%s", address ? address : "");
     e->port = port;
+    e->object_port = object_port;
     return !known;
+}
+
+bool peers_lookup(const peers_t *p, const uint8_t node_id[ID_UNIQUE_SIZE], peer_info_t *out)
+{
+    const peer_t *e = peers_find(p, node_id);
+    if (!e || !e->address[0])
+        return false;
+    *out = (peer_info_t){.node_id = e->node_id,
+                         .address = e->address,
+                         .port = e->port,
+                         .object_port = e->object_port,
+                         .draining = e->draining};
+    return true;
 }
 
 bool peers_remove(peers_t *p, const uint8_t node_id[ID_UNIQUE_SIZE])
@@ -101,7 +116,11 @@ size_t peers_count(const peers_t *p) { return p->count; }
 void peers_at(const peers_t *p, size_t i, peer_info_t *out)
 {
     const peer_t *e = &p->items[i];
-    *out = (peer_info_t){.node_id = e->node_id, .address = e->address, .port = e->port, .draining = e->draining};
+    *out = (peer_info_t){.node_id = e->node_id,
+                         .address = e->address,
+                         .port = e->port,
+                         .object_port = e->object_port,
+                         .draining = e->draining};
 }
 
 static bool peers_fits(const peer_t *e, const res_set_t *have, const res_set_t *request)

@@ -18,6 +18,7 @@ typedef struct peer_info {
     const uint8_t *node_id; /* ID_UNIQUE_SIZE bytes */
     const char *address;    /* node manager address, "" until known */
     int port;
+    int object_port;        /* its ObjectManagerService */
     bool draining;
 } peer_info_t;
 
@@ -25,7 +26,10 @@ peers_t *peers_create(void);
 void peers_destroy(peers_t *p);
 
 /* A node is alive at this address.  Returns true if it was not known. */
-bool peers_seen(peers_t *p, const uint8_t node_id[ID_UNIQUE_SIZE], const char *address, int port);
+bool peers_seen(peers_t *p, const uint8_t node_id[ID_UNIQUE_SIZE], const char *address, int port, int object_port);
+/* The node's record, if it is alive and its address known; valid until the
+ * table changes. */
+bool peers_lookup(const peers_t *p, const uint8_t node_id[ID_UNIQUE_SIZE], peer_info_t *out);
 /* A node left the cluster.  Returns true if it was known. */
 bool peers_remove(peers_t *p, const uint8_t node_id[ID_UNIQUE_SIZE]);
 /* Its resource view (each replaces the previous one whole); `total` and

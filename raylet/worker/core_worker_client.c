@@ -49,3 +49,17 @@ int cwc_pubsub_command_batch(rpc_channel_t *ch, const Ray__Rpc__PubsubCommandBat
     return rpc_unary(ch, CWC_METHOD("PubsubCommandBatch"), &req->base,
                      &ray__rpc__pubsub_command_batch_reply__descriptor, timeout_ms, cb, ctx);
 }
+
+int cwc_get_object_locations_owner(rpc_channel_t *ch, const Ray__Rpc__GetObjectLocationsOwnerRequest *req,
+                                   uint64_t timeout_ms, rpc_unary_cb cb, void *ctx)
+{
+    return rpc_unary(ch, CWC_METHOD("GetObjectLocationsOwner"), &req->base,
+                     &ray__rpc__get_object_locations_owner_reply__descriptor, timeout_ms, cb, ctx);
+}
+
+int cwc_update_object_location_batch(rpc_channel_t *ch, const Ray__Rpc__UpdateObjectLocationBatchRequest *req,
+                                     uint64_t timeout_ms, rpc_unary_cb cb, void *ctx)
+{
+    return rpc_unary(ch, CWC_METHOD("UpdateObjectLocationBatch"), &req->base,
+                     &ray__rpc__update_object_location_batch_reply__descriptor, timeout_ms, cb, ctx);
+}

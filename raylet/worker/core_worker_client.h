@@ -25,5 +25,11 @@ int cwc_pubsub_long_polling(rpc_channel_t *ch, const Ray__Rpc__PubsubLongPolling
                             uint64_t timeout_ms, rpc_unary_cb cb, void *ctx);
 int cwc_pubsub_command_batch(rpc_channel_t *ch, const Ray__Rpc__PubsubCommandBatchRequest *req,
                              uint64_t timeout_ms, rpc_unary_cb cb, void *ctx);
+/* Where an owner's objects are, and where copies came and went
+ * (objects/owners.c). */
+int cwc_get_object_locations_owner(rpc_channel_t *ch, const Ray__Rpc__GetObjectLocationsOwnerRequest *req,
+                                   uint64_t timeout_ms, rpc_unary_cb cb, void *ctx);
+int cwc_update_object_location_batch(rpc_channel_t *ch, const Ray__Rpc__UpdateObjectLocationBatchRequest *req,
+                                     uint64_t timeout_ms, rpc_unary_cb cb, void *ctx);
 
 #endif

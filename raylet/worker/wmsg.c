@@ -40,6 +40,60 @@ static int wmsg_ids(const fb_table_t *t, unsigned slot, wmsg_t *m)
     return 0;
 }
 
+/* One node_manager.fbs Address: node_id, ip_address, port, worker_id. */
+static int wmsg_addr(const fb_table_t *a, ray_addr_t *out)
+{
+    fb_str_t node, ip, worker;
+    int32_t port;
+    int rc = fb_read_str(a, 0, &node);
+    rc = rc ? rc : fb_read_str(a, 1, &ip);
+    rc = rc ? rc : fb_read_i32(a, 2, 0, &port);
+    rc = rc ? rc : fb_read_str(a, 3, &worker);
+    if (rc != 0)
+        return rc;
+    if ((node.len != 0 && node.len != ID_UNIQUE_SIZE) || (worker.len != 0 && worker.len != ID_UNIQUE_SIZE) ||
+        ip.len >= RAY_ADDR_IP_MAX || (ip.len && memchr(ip.data, '\0', ip.len)) || port < 0 || port > 65535)
+        return CR_EBADMSG;
+    memset(out, 0, sizeof *out);
+    if (node.len)
+        memcpy(out->node_id.b, node.data, ID_UNIQUE_SIZE);
+    else
+        ID_SET_NIL(&out->node_id);
+    if (worker.len)
+        memcpy(out->worker_id.b, worker.data, ID_UNIQUE_SIZE);
+    else
+        ID_SET_NIL(&out->worker_id);
+    if (ip.len)
+        memcpy(out->ip, ip.data, ip.len);
+    out->port = port;
+    return 0;
+}
+
+/* The owners vector beside the ids (at most as many entries). */
+static int wmsg_owners(const fb_table_t *t, unsigned slot, wmsg_t *m)
+{
+    m->owners = xcalloc(m->id_count ? m->id_count : 1, sizeof *m->owners);
+    for (size_t i = 0; i < m->id_count; i++) {
+        ID_SET_NIL(&m->owners[i].node_id);
+        ID_SET_NIL(&m->owners[i].worker_id);
+    }
+    fb_vec_t v;
+    int rc = fb_read_vec_ref(t, slot, &v);
+    if (rc != 0)
+        return rc;
+    uint32_t n = fb_vec_len(&v);
+    if (n > m->id_count)
+        return CR_EBADMSG;
+    for (uint32_t i = 0; i < n; i++) {
+        fb_table_t a;
+        rc = fb_vec_table(&v, i, &a);
+        rc = rc ? rc : wmsg_addr(&a, &m->owners[i]);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int wmsg_register(const fb_table_t *t, wmsg_t *m)
 {
     wmsg_str_t id, job;
@@ -78,16 +132,19 @@ static int wmsg_decode_table(const fb_table_t *t, wmsg_t *m)
         return rc ? rc : wmsg_str(t, 1, &m->disconnect_detail);
     case WMSG_ASYNC_GET_OBJECTS_REQUEST:
         rc = wmsg_ids(t, 0, m);
+        rc = rc ? rc : wmsg_owners(t, 1, m);
         return rc ? rc : fb_read_i64(t, 2, 0, &m->request_id);
     case WMSG_CANCEL_GET_REQUEST:
         return fb_read_i64(t, 0, 0, &m->request_id);
     case WMSG_WAIT_REQUEST:
         rc = wmsg_ids(t, 0, m);
+        rc = rc ? rc : wmsg_owners(t, 1, m);
         rc = rc ? rc : fb_read_i32(t, 2, 0, &m->num_required);
         rc = rc ? rc : fb_read_i64(t, 3, -1, &m->timeout_ms);
         return rc ? rc : (m->num_required < 0 ? CR_EBADMSG : 0);
     case WMSG_WAIT_FOR_ACTOR_CALL_ARGS_REQUEST:
         rc = wmsg_ids(t, 0, m);
+        rc = rc ? rc : wmsg_owners(t, 1, m);
 #if CRAYLET_RAY_ACTOR_ARG_WAIT_BY_TASK
         if (rc == 0) {
             wmsg_str_t task;
@@ -119,7 +176,14 @@ static int wmsg_decode_table(const fb_table_t *t, wmsg_t *m)
         m->ids = xmalloc(ID_OBJECT_SIZE);
         memcpy(m->ids[0], id.data, ID_OBJECT_SIZE);
         m->id_count = 1;
-        return 0;
+        m->owners = xcalloc(1, sizeof *m->owners);
+        ID_SET_NIL(&m->owners[0].node_id);
+        ID_SET_NIL(&m->owners[0].worker_id);
+        fb_table_t a;
+        rc = fb_read_table(t, 1, &a);
+        if (rc == 0 && fb_table_present(&a))
+            rc = wmsg_addr(&a, &m->owners[0]);
+        return rc;
     }
     default:
         return 0;
@@ -169,5 +233,7 @@ void wmsg_clear(wmsg_t *m)
 {
     free(m->ids);
     m->ids = NULL;
+    free(m->owners);
+    m->owners = NULL;
     m->id_count = 0;
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "common/id.h"
+#include "common/ray_addr.h"
 
 enum {
     WMSG_ACTOR_CREATION_TASK_DONE = 0,
@@ -61,6 +62,9 @@ typedef struct wmsg {
     /* Waits, gets, frees, plasma subscriptions: the ids (owned) */
     uint8_t (*ids)[ID_OBJECT_SIZE];
     size_t id_count;
+    /* ...and their owners (owned; id_count entries, zero where the message
+     * names none): gets, waits, actor-argument waits, plasma subscriptions */
+    ray_addr_t *owners;
     int32_t num_required;
     int64_t timeout_ms;
     /* WaitForActorCallArgsRequest: what the answer names the wait by; an

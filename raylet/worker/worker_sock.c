@@ -35,6 +35,8 @@ typedef struct wclient {
     worker_t *worker; /* NULL until registered, and again once it is dead */
     pid_t peer_pid;   /* SO_PEERCRED at accept: who is really on the other end */
     list_t actor_waits; /* wsock_actor_args_t: cancelled when the client goes */
+    list_t pulls;       /* wsock_pull_t: objects fetched from other nodes for it */
+    uint64_t wait_pull; /* the pull behind its one outstanding ray.wait; 0 none */
     bool disconnecting;
 } wclient_t;
 
@@ -201,12 +203,74 @@ static int wsock_on_disconnect(wclient_t *c, const wmsg_t *m)
     return 0;
 }
 
+/* ---- pulls from other nodes ------------------------------------------------------------ */
+
+/* A fetch started for a client: a get (named by its request id) or an
+ * `await` (named by its object); cancelled when it is answered, cancelled
+ * by the client, or the client goes. */
+typedef struct wsock_pull {
+    list_t node; /* wclient_t.pulls */
+    uint64_t handle;
+    int64_t get_request_id; /* -1 for an await */
+    uint8_t oid[ID_OBJECT_SIZE];
+} wsock_pull_t;
+
+static uint64_t wsock_pull_start(wclient_t *c, pull_priority_t prio, const wmsg_t *m)
+{
+    xfer_t *x = c->ws->o.xfer;
+    if (!x || m->id_count == 0 || !m->owners)
+        return 0;
+    return xfer_pull(x, prio, (const id_object_t *)m->ids, m->owners, m->id_count);
+}
+
+static void wsock_pull_keep(wclient_t *c, uint64_t handle, int64_t get_request_id, const uint8_t *oid)
+{
+    if (!handle)
+        return;
+    wsock_pull_t *p = xcalloc(1, sizeof *p);
+    p->handle = handle;
+    p->get_request_id = get_request_id;
+    if (oid)
+        memcpy(p->oid, oid, ID_OBJECT_SIZE);
+    list_insert_tail(&c->pulls, &p->node);
+}
+
+static void wsock_pull_drop(wclient_t *c, wsock_pull_t *p)
+{
+    list_remove(&p->node);
+    xfer_cancel(c->ws->o.xfer, p->handle);
+    free(p);
+}
+
+static int wsock_on_async_get(wclient_t *c, const wmsg_t *m)
+{
+    /* No reply: the worker blocks on the store, where the object appears. */
+    wsock_pull_keep(c, wsock_pull_start(c, PULL_GET, m), m->request_id, NULL);
+    return 0;
+}
+
+static int wsock_on_cancel_get(wclient_t *c, const wmsg_t *m)
+{
+    list_t *e = c->pulls.next;
+    while (e != &c->pulls) {
+        wsock_pull_t *p = LIST_ENTRY(e, wsock_pull_t, node);
+        e = e->next;
+        if (p->get_request_id == m->request_id)
+            wsock_pull_drop(c, p);
+    }
+    return 0;
+}
+
 /* ---- waits ---------------------------------------------------------------------------- */
 
 static void wsock_on_wait_done(void *ctx, const uint8_t (*ids)[ID_OBJECT_SIZE], const bool *ready, size_t count,
                                bool timed_out)
 {
     wclient_t *c = ctx;
+    if (c->wait_pull) {
+        xfer_cancel(c->ws->o.xfer, c->wait_pull);
+        c->wait_pull = 0;
+    }
     fb_builder_t *b = fb_builder_create(256 + count * 40);
     fb_ref_t *found = xcalloc(count, sizeof *found);
     fb_ref_t *rest = xcalloc(count, sizeof *rest);
@@ -230,6 +294,10 @@ static void wsock_on_wait_done(void *ctx, const uint8_t (*ids)[ID_OBJECT_SIZE], 
 
 static int wsock_on_wait(wclient_t *c, const wmsg_t *m)
 {
+    /* The worker asks only with fetch_local: what is elsewhere comes here. */
+    if (c->wait_pull)
+        xfer_cancel(c->ws->o.xfer, c->wait_pull);
+    c->wait_pull = m->num_required > 0 ? wsock_pull_start(c, PULL_WAIT, m) : 0;
     owait_start(c->ws->o.owait, (const uint8_t(*)[ID_OBJECT_SIZE])m->ids, m->id_count, (size_t)m->num_required,
                 m->timeout_ms, wsock_on_wait_done, c);
     return 0;
@@ -253,6 +321,7 @@ typedef struct wsock_actor_args {
     int32_t tag;
     uint8_t task_id[ID_TASK_SIZE];
     int32_t attempt_number;
+    uint64_t pull; /* fetching arguments held elsewhere; 0 none */
 } wsock_actor_args_t;
 
 static void wsock_on_actor_args_ready(void *ctx, const uint8_t (*ids)[ID_OBJECT_SIZE], const bool *ready,
@@ -260,6 +329,8 @@ static void wsock_on_actor_args_ready(void *ctx, const uint8_t (*ids)[ID_OBJECT_
 {
     wsock_actor_args_t *a = ctx;
     list_remove(&a->node);
+    if (a->pull)
+        xfer_cancel(a->ws->o.xfer, a->pull);
     worker_t *w = pool_find(a->ws->o.pool, a->worker_id);
     rpc_channel_t *ch = w && w->state != WORKER_DEAD ? pool_channel(a->ws->o.pool, w) : NULL;
     if (ch) {
@@ -287,6 +358,7 @@ static int wsock_on_wait_actor_args(wclient_t *c, const wmsg_t *m)
     a->tag = m->tag;
     memcpy(a->task_id, m->task_id, ID_TASK_SIZE);
     a->attempt_number = m->attempt_number;
+    a->pull = wsock_pull_start(c, PULL_WAIT, m);
     owait_req_t *req = owait_start(c->ws->o.owait, (const uint8_t(*)[ID_OBJECT_SIZE])m->ids, m->id_count, m->id_count,
                                    -1, wsock_on_actor_args_ready, a);
     if (req) { /* NULL: answered (and freed) already */
@@ -300,6 +372,14 @@ static void wsock_on_plasma_ready(void *ctx, const uint8_t (*ids)[ID_OBJECT_SIZE
                                   bool timed_out)
 {
     wclient_t *c = ctx;
+    if (count == 1) {
+        LIST_FOREACH_ENTRY(wsock_pull_t, p, &c->pulls, node) {
+            if (p->get_request_id == -1 && memcmp(p->oid, ids[0], ID_OBJECT_SIZE) == 0) {
+                wsock_pull_drop(c, p);
+                break;
+            }
+        }
+    }
     worker_t *w = c->worker;
     rpc_channel_t *ch = w ? pool_channel(c->ws->o.pool, w) : NULL;
     if (!ch || count != 1)
@@ -312,6 +392,7 @@ static void wsock_on_plasma_ready(void *ctx, const uint8_t (*ids)[ID_OBJECT_SIZE
 
 static int wsock_on_subscribe_plasma_ready(wclient_t *c, const wmsg_t *m)
 {
+    wsock_pull_keep(c, wsock_pull_start(c, PULL_WAIT, m), -1, m->ids[0]);
     owait_start(c->ws->o.owait, (const uint8_t(*)[ID_OBJECT_SIZE])m->ids, 1, 1, -1, wsock_on_plasma_ready, c);
     return 0;
 }
@@ -355,12 +436,8 @@ static int wsock_dispatch(wclient_t *c, const wmsg_t *m)
             store_free(c->ws->o.store, (const id_object_t *)m->ids[i]);
         return 0;
     case WMSG_SUBSCRIBE_PLASMA_READY: return wsock_on_subscribe_plasma_ready(c, m);
-    /* Pulls from other nodes come with object transfer (a later issue): on
-     * one node every object a worker waits for is sealed here, and the
-     * worker polls the store itself. */
-    case WMSG_ASYNC_GET_OBJECTS_REQUEST:
-    case WMSG_CANCEL_GET_REQUEST:
-        return 0;
+    case WMSG_ASYNC_GET_OBJECTS_REQUEST: return wsock_on_async_get(c, m);
+    case WMSG_CANCEL_GET_REQUEST: return wsock_on_cancel_get(c, m);
     default:
         return CR_EBADMSG;
     }
@@ -383,8 +460,8 @@ static int wsock_on_message(void *ctx, conn_t *conn, int64_t type, const uint8_t
     return rc;
 }
 
-/* Drop every wait the client still has: its own (ctx = c) and its actor
- * argument waits. */
+/* Drop every wait the client still has: its own (ctx = c), its actor
+ * argument waits, and the fetches behind them. */
 static void wsock_cancel_waits(wclient_t *c)
 {
     owait_cancel_ctx(c->ws->o.owait, c);
@@ -392,7 +469,15 @@ static void wsock_cancel_waits(wclient_t *c)
         wsock_actor_args_t *a = LIST_ENTRY(c->actor_waits.next, wsock_actor_args_t, node);
         list_remove(&a->node);
         owait_cancel(c->ws->o.owait, a->req);
+        if (a->pull)
+            xfer_cancel(c->ws->o.xfer, a->pull);
         free(a);
+    }
+    while (!list_empty(&c->pulls))
+        wsock_pull_drop(c, LIST_ENTRY(c->pulls.next, wsock_pull_t, node));
+    if (c->wait_pull) {
+        xfer_cancel(c->ws->o.xfer, c->wait_pull);
+        c->wait_pull = 0;
     }
 }
 
@@ -448,6 +533,7 @@ void wsock_accept(wsock_t *ws, int fd, pid_t peer_pid)
     c->ws = ws;
     c->peer_pid = peer_pid;
     list_init(&c->actor_waits);
+    list_init(&c->pulls);
     list_insert_tail(&ws->clients, &c->node);
     static const conn_callbacks_t cbs = {.on_message = wsock_on_message, .on_close = wsock_on_close};
     c->conn = conn_create(ws->o.loop, fd, "raylet socket", &cbs, c);

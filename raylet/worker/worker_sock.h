@@ -18,6 +18,7 @@
 #include "gcs_client/gcs_client.h"
 #include "object_store/store.h"
 #include "raylet/objects/obj_wait.h"
+#include "raylet/objects/transfer.h"
 #include "raylet/sched/lease_mgr.h"
 #include "raylet/worker/jobs.h"
 #include "raylet/worker/pool.h"
@@ -31,6 +32,7 @@ typedef struct wsock_options {
     lease_mgr_t *leases;
     owait_t *owait;
     store_t *store;
+    xfer_t *xfer; /* fetches from other nodes; NULL: none */
     gcs_client_t *gcs;
     jobs_t *jobs;
     const uint8_t *node_id; /* ID_UNIQUE_SIZE bytes */

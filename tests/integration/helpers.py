@@ -439,6 +439,9 @@ class Cluster:
         self._seen = {}
         self.head: Optional[Node] = None
         self.torn_down = False
+        # Prepended to every command this cluster runs (the netns harness
+        # runs them inside a network namespace: `ip netns exec NAME`).
+        self.exec_prefix: List[str] = []
 
     # ---- addresses -------------------------------------------------------
 
@@ -454,7 +457,7 @@ class Cluster:
         full_env = dict(self.env)
         if env:
             full_env.update(env)
-        argv = [str(RAY)] + [str(a) for a in args]
+        argv = self.exec_prefix + [str(RAY)] + [str(a) for a in args]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, env=full_env, cwd=str(REPO),
                                 start_new_session=new_session, text=True)
@@ -474,7 +477,7 @@ class Cluster:
         full_env = dict(self.env)
         if env:
             full_env.update(env)
-        argv = [str(PYTHON), "-c", code]
+        argv = self.exec_prefix + [str(PYTHON), "-c", code]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, env=full_env, cwd=str(REPO),
                                 start_new_session=True, text=True)
@@ -522,7 +525,7 @@ class Cluster:
         full_env = dict(self.env)
         if env:
             full_env.update(env)
-        argv = [str(RAY)] + [str(a) for a in args]
+        argv = self.exec_prefix + [str(RAY)] + [str(a) for a in args]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 stdin=subprocess.DEVNULL, env=full_env, cwd=str(REPO),
                                 start_new_session=True, text=True)

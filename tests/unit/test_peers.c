@@ -9,7 +9,7 @@ static void add_node(peers_t *p, uint8_t id_byte, int port, double cpus)
 {
     uint8_t id[ID_UNIQUE_SIZE];
     memset(id, id_byte, sizeof id);
-    peers_seen(p, id, "10.0.0.9", port);
+    peers_seen(p, id, "10.0.0.9", port, port + 1);
     res_set_t *s = res_set_create();
     res_set_put(s, "CPU", (res_amount_t)(cpus * RES_UNIT));
     peers_update_view(p, id, s, s, false);

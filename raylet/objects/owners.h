@@ -1,0 +1,54 @@
+/* Talking to the owners of objects about where copies are.
+ *
+ * Every object has an owner (the worker that created it) who keeps its
+ * locations.  This raylet
+ *  - reports each copy sealed here and each copy deleted here
+ *    (CoreWorkerService.UpdateObjectLocationBatch: one batch in flight per
+ *    owner, later updates queued behind it), so pulls elsewhere find it;
+ *  - asks an owner where an object it needs is
+ *    (CoreWorkerService.GetObjectLocationsOwner) and hands the answer to
+ *    the puller.
+ * One gRPC channel per owner, dropped when its worker dies.  Loop thread
+ * only. */
+#ifndef CRAYLET_RAYLET_OBJECTS_OWNERS_H
+#define CRAYLET_RAYLET_OBJECTS_OWNERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/cq_bridge.h"
+#include "common/id.h"
+#include "common/ray_addr.h"
+#include "object_store/transfer/pull.h"
+
+typedef struct owners owners_t;
+
+typedef struct owners_callbacks {
+    /* The owner's answer; `loc` is borrowed. */
+    void (*located)(void *ctx, const id_object_t *oid, const pull_locations_t *loc);
+    /* The owner could not be asked (owner_gone: it is certainly dead). */
+    void (*locate_failed)(void *ctx, const id_object_t *oid, bool owner_gone);
+} owners_callbacks_t;
+
+/* `self` is this node (the location reported).  `cbs` is copied. */
+owners_t *owners_create(cq_bridge_t *bridge, const id_node_t *self, const owners_callbacks_t *cbs, void *ctx);
+/* Cancels calls in flight (no callback after) and frees.  NULL is fine. */
+void owners_destroy(owners_t *o);
+
+/* Ask `owner` where `oid` is.  0, or CR_EBADMSG for an owner that cannot
+ * be reached (no worker id, ip or port), or CR_ERPC. */
+int owners_locate(owners_t *o, const ray_addr_t *owner, const id_object_t *oid);
+
+/* A copy of `oid` was sealed here (added) or deleted here.  Objects whose
+ * owner cannot be reached are not reported.  The owner of a deleted copy
+ * is remembered from its seal. */
+void owners_copy_added(owners_t *o, const ray_addr_t *owner, const id_object_t *oid);
+void owners_copy_removed(owners_t *o, const id_object_t *oid);
+
+/* The worker died: forget its channel and whatever was queued for it. */
+void owners_worker_died(owners_t *o, const id_worker_t *worker);
+
+/* Copies whose removal would be reported (sealed here, owner known). */
+size_t owners_tracked(const owners_t *o);
+
+#endif

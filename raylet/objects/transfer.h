@@ -1,0 +1,73 @@
+/* Objects between nodes: the component that joins the puller and the
+ * pusher (object_store/transfer/) to the network.
+ *
+ *  - pulls ask owners where objects are (objects/owners.h) and send Pull to
+ *    a holder's ObjectManagerService;
+ *  - pushes send Push chunks to the node that asked;
+ *  - copies sealed or deleted here are reported to their owners;
+ *  - one gRPC channel per peer's object manager port (from the node
+ *    table), dropped when the node leaves.
+ * The ObjectManagerService handlers (service/object_manager.c) hand what
+ * they decoded to xfer_on_chunk / xfer_on_pull / xfer_on_free.  Loop
+ * thread only. */
+#ifndef CRAYLET_RAYLET_OBJECTS_TRANSFER_H
+#define CRAYLET_RAYLET_OBJECTS_TRANSFER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/cq_bridge.h"
+#include "common/id.h"
+#include "common/loop.h"
+#include "common/ray_addr.h"
+#include "object_store/store.h"
+#include "object_store/transfer/pull.h"
+#include "raylet/cluster/peers.h"
+
+typedef struct xfer xfer_t;
+
+/* Everything borrowed must outlive the component. */
+typedef struct xfer_options {
+    loop_t *loop;
+    cq_bridge_t *bridge;
+    store_t *store;
+    const peers_t *peers;
+    id_node_t self;
+    uint64_t chunk_size;
+    uint64_t max_bytes_in_flight;
+    uint64_t pull_timeout_ms;
+    int64_t push_timeout_ms;
+    uint64_t fetch_fail_ms;
+    uint64_t tick_ms;
+} xfer_options_t;
+
+xfer_t *xfer_create(const xfer_options_t *opts);
+/* Cancel pulls and pushes and every call in flight; no callback after.
+ * Idempotent. */
+void xfer_stop(xfer_t *x);
+void xfer_destroy(xfer_t *x);
+
+/* Make objects local (pull.h); 0 when all are local already. */
+uint64_t xfer_pull(xfer_t *x, pull_priority_t prio, const id_object_t *ids, const ray_addr_t *owners, size_t n);
+void xfer_cancel(xfer_t *x, uint64_t handle);
+
+/* What happens in the store and the cluster. */
+void xfer_on_sealed(xfer_t *x, const store_object_info_t *info);
+void xfer_on_deleted(xfer_t *x, const id_object_t *id);
+void xfer_node_removed(xfer_t *x, const id_node_t *node);
+void xfer_worker_died(xfer_t *x, const id_worker_t *worker);
+
+/* From ObjectManagerService. */
+int xfer_on_chunk(xfer_t *x, const transfer_chunk_t *chunk);
+void xfer_on_pull(xfer_t *x, const id_node_t *from, const id_object_t *oid);
+
+typedef struct xfer_stats {
+    size_t pull_bundles, pull_objects, receiving;
+    size_t pushes, pushes_parked, chunks_in_flight;
+    size_t channels;
+    uint64_t chunks_received, chunks_refused, chunks_sent, objects_received;
+} xfer_stats_t;
+void xfer_get_stats(const xfer_t *x, xfer_stats_t *out);
+
+#endif

@@ -1,0 +1,159 @@
+#include "raylet/service/object_manager.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/log.h"
+#include "proto/ray_proto.h"
+
+struct om_service {
+    xfer_t *xfer;
+    store_t *store;
+    bool stopped;
+};
+
+static const char *om_refusal(int rc)
+{
+    switch (rc) {
+    case -ENOENT: return "no pull here wants it";
+    case -EINVAL: return "impossible sizes";
+    case -ERANGE: return "chunk index past the object's end";
+    case -EMSGSIZE: return "chunk length does not match its index";
+    case -EALREADY: return "duplicate chunk";
+    case -ENOMEM: return "no room in the object store now";
+    default: return "refused";
+    }
+}
+
+static void om_push(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    om_service_t *svc = ctx;
+    const Ray__Rpc__PushRequest *req = (const Ray__Rpc__PushRequest *)msg;
+    Ray__Rpc__PushReply reply = RAY__RPC__PUSH_REPLY__INIT;
+    if (svc->stopped) {
+        rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "raylet shutting down");
+        return;
+    }
+    const char *why = NULL;
+    int rc = 0;
+    if (req->object_id.len != ID_OBJECT_SIZE || req->node_id.len != ID_UNIQUE_SIZE) {
+        why = "malformed ids";
+    } else {
+        transfer_chunk_t c = {.index = req->chunk_index,
+                          .total_size = req->data_size,
+                          .metadata_size = req->metadata_size,
+                          .data = req->data.data,
+                          .len = req->data.len};
+        memcpy(c.id.b, req->object_id.data, ID_OBJECT_SIZE);
+        memcpy(c.from.b, req->node_id.data, ID_UNIQUE_SIZE);
+        const Ray__Rpc__Address *a = req->owner_address;
+        if (a) {
+            if (a->node_id.len == ID_UNIQUE_SIZE)
+                memcpy(c.owner.node_id.b, a->node_id.data, ID_UNIQUE_SIZE);
+            else
+                ID_SET_NIL(&c.owner.node_id);
+            if (a->worker_id.len == ID_UNIQUE_SIZE)
+                memcpy(c.owner.worker_id.b, a->worker_id.data, ID_UNIQUE_SIZE);
+            else
+                ID_SET_NIL(&c.owner.worker_id);
+            snprintf(c.owner.ip, sizeof c.owner.ip, "%s", a->ip_address ? a->ip_address : "");
+            c.owner.port = a->port;
+        } else {
+            ID_SET_NIL(&c.owner.node_id);
+            ID_SET_NIL(&c.owner.worker_id);
+        }
+        rc = xfer_on_chunk(svc->xfer, &c);
+        if (rc != 0 && rc != -ENOENT)
+            why = om_refusal(rc);
+    }
+    if (why) {
+        char hex[ID_HEX_BUF] = "?";
+        if (req->object_id.len == ID_OBJECT_SIZE)
+            id_to_hex(req->object_id.data, ID_OBJECT_SIZE, hex);
+        log_warn("refused chunk %u of object %s from %s: %s", req->chunk_index, hex, rpc_call_peer(call), why);
+    } else if (rc == -ENOENT) {
+        /* Late chunks of a pull that just finished or was cancelled are
+         * normal; a stream of them is not worth a warning each. */
+        char hex[ID_HEX_BUF];
+        log_debug("dropped chunk %u of object %s: %s", req->chunk_index,
+                  id_to_hex(req->object_id.data, ID_OBJECT_SIZE, hex), om_refusal(rc));
+    }
+    rpc_call_reply(call, &reply.base);
+}
+
+static void om_pull(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    om_service_t *svc = ctx;
+    const Ray__Rpc__PullRequest *req = (const Ray__Rpc__PullRequest *)msg;
+    if (svc->stopped) {
+        rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "raylet shutting down");
+        return;
+    }
+    if (req->node_id.len != ID_UNIQUE_SIZE) {
+        log_warn("refused a Pull from %s: node id of %zu bytes", rpc_call_peer(call), req->node_id.len);
+        rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "node_id must be 28 bytes");
+        return;
+    }
+    id_node_t from;
+    memcpy(from.b, req->node_id.data, ID_UNIQUE_SIZE);
+    for (size_t i = 0; i < req->n_object_ids; i++) {
+        if (req->object_ids[i].len != ID_OBJECT_SIZE) {
+            log_warn("ignored an object id of %zu bytes in a Pull from %s", req->object_ids[i].len,
+                     rpc_call_peer(call));
+            continue;
+        }
+        xfer_on_pull(svc->xfer, &from, (const id_object_t *)req->object_ids[i].data);
+    }
+    Ray__Rpc__PullReply reply = RAY__RPC__PULL_REPLY__INIT;
+    rpc_call_reply(call, &reply.base);
+}
+
+static void om_free_objects(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    om_service_t *svc = ctx;
+    const Ray__Rpc__FreeObjectsRequest *req = (const Ray__Rpc__FreeObjectsRequest *)msg;
+    if (svc->stopped) {
+        rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "raylet shutting down");
+        return;
+    }
+    for (size_t i = 0; i < req->n_object_ids; i++)
+        if (req->object_ids[i].len == ID_OBJECT_SIZE)
+            store_free(svc->store, (const id_object_t *)req->object_ids[i].data);
+    Ray__Rpc__FreeObjectsReply reply = RAY__RPC__FREE_OBJECTS_REPLY__INIT;
+    rpc_call_reply(call, &reply.base);
+}
+
+om_service_t *om_service_create(rpc_server_t *server, xfer_t *xfer, store_t *store)
+{
+    om_service_t *svc = xcalloc(1, sizeof *svc);
+    svc->xfer = xfer;
+    svc->store = store;
+    static const struct {
+        const char *path;
+        const ProtobufCMessageDescriptor *desc;
+        rpc_method_fn fn;
+    } methods[] = {
+        {"/ray.rpc.ObjectManagerService/Push", &ray__rpc__push_request__descriptor, om_push},
+        {"/ray.rpc.ObjectManagerService/Pull", &ray__rpc__pull_request__descriptor, om_pull},
+        {"/ray.rpc.ObjectManagerService/FreeObjects", &ray__rpc__free_objects_request__descriptor, om_free_objects},
+    };
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        if (rpc_server_add_method(server, methods[i].path, methods[i].desc, methods[i].fn, svc) != 0) {
+            log_error("cannot register %s", methods[i].path);
+            free(svc);
+            return NULL;
+        }
+    }
+    return svc;
+}
+
+void om_service_stop(om_service_t *svc)
+{
+    if (svc)
+        svc->stopped = true;
+}
+
+void om_service_destroy(om_service_t *svc) { free(svc); }
