@@ -377,6 +377,51 @@ def test_own_schema_matches_installed_binary(own_files, own_name, embedded_name,
     assert _normalize(ours) == _normalize(embedded)
 
 
+def test_object_manager_schema_matches_installed_raylet(own_files):
+    """object_manager.proto (ours, one text for 2.54 and 2.60) against the
+    stock raylet's embedded descriptor: every message and field of the
+    installed release is there with its number and type.  The two known,
+    wire-compatible differences are allowed: PullRequest field 2 is repeated
+    in ours (a single bytes field in 2.54), and ours keeps FreeObjects (gone
+    in 2.60)."""
+    path = _ray_binary("raylet", "raylet")
+    if path is None:
+        pytest.skip("the wheel has no raylet binary")
+    embedded = _embedded_file(path, "src/ray/protobuf/object_manager.proto")
+    if embedded is None:
+        pytest.skip("%s embeds no object_manager.proto" % path)
+    ours = next(f for f in own_files if f.name == "object_manager.proto")
+    assert ours.package == embedded.package == "ray.rpc"
+    our_msgs = {m.name: m for m in ours.message_type}
+    problems = []
+    for m in embedded.message_type:
+        if m.name not in our_msgs:
+            problems.append("missing message %s" % m.name)
+            continue
+        our_fields = {f.number: f for f in our_msgs[m.name].field}
+        for f in m.field:
+            g = our_fields.get(f.number)
+            if g is None:
+                problems.append("%s: missing field %d (%s)" % (m.name, f.number, f.name))
+                continue
+            if (g.type, g.type_name) != (f.type, f.type_name):
+                problems.append("%s.%s: type %s%s, binary %s%s" % (m.name, f.name, g.type, g.type_name,
+                                                                  f.type, f.type_name))
+            if g.label != f.label and not (m.name == "PullRequest" and f.number == 2):
+                problems.append("%s.%s: label %d, binary %d" % (m.name, f.name, g.label, f.label))
+        extra = set(our_fields) - {f.number for f in m.field}
+        if extra:
+            problems.append("%s: fields %s not in the binary" % (m.name, sorted(extra)))
+    extra_msgs = set(our_msgs) - {m.name for m in embedded.message_type}
+    assert extra_msgs <= {"FreeObjectsRequest", "FreeObjectsReply"}, extra_msgs
+    (svc,) = [s for s in embedded.service if s.name == "ObjectManagerService"]
+    (our_svc,) = ours.service
+    want = {(m.name, m.input_type, m.output_type) for m in svc.method}
+    got = {(m.name, m.input_type, m.output_type) for m in our_svc.method}
+    assert want <= got and {m[0] for m in got - want} <= {"FreeObjects"}, (want, got)
+    assert not problems, "\n".join(problems)
+
+
 # --------------------------------------------------------------------------
 # wire round trips
 
@@ -535,7 +580,7 @@ NODE_ID = bytes(range(1, 29))
 
 
 def _syncer_classes(files, file_name):
-    pool = _pool_from(files)
+    pool = _pool_from([f for f in files if f.name == file_name])
     fd = pool.FindFileByName(file_name)
     return {name: message_factory.GetMessageClass(d)
             for name, d in fd.message_types_by_name.items()}
