@@ -106,6 +106,19 @@ size_t debug_dump_format(const debug_dump_sources_t *r, char *buf, size_t cap)
     }
     strbuf_printf(&b, "WaitManager:\n");
     strbuf_printf(&b, "- num active wait requests: %zu\n", r->owait ? owait_count(r->owait) : 0);
+    if (r->xfer) {
+        xfer_stats_t x;
+        xfer_get_stats(r->xfer, &x);
+        strbuf_printf(&b, "ObjectManager:\n");
+        strbuf_printf(&b, "- pulls: %zu bundles, %zu objects, %zu receiving\n", x.pull_bundles, x.pull_objects,
+                      x.receiving);
+        strbuf_printf(&b, "- pushes: %zu active, %zu parked, %zu chunks in flight\n", x.pushes, x.pushes_parked,
+                      x.chunks_in_flight);
+        strbuf_printf(&b, "- chunks received: %llu, refused: %llu, sent: %llu; objects received: %llu\n",
+                      (unsigned long long)x.chunks_received, (unsigned long long)x.chunks_refused,
+                      (unsigned long long)x.chunks_sent, (unsigned long long)x.objects_received);
+        strbuf_printf(&b, "- peer channels: %zu\n", x.channels);
+    }
     strbuf_printf(&b, "RaySyncer:\n");
     strbuf_printf(&b, "- batches sent: %llu, received: %llu\n",
               (unsigned long long)(r->syncer ? syncer_sent(r->syncer) : 0),

@@ -13,6 +13,7 @@
 #include "gcs_client/syncer.h"
 #include "object_store/store.h"
 #include "raylet/objects/obj_wait.h"
+#include "raylet/objects/transfer.h"
 #include "raylet/sched/bundles.h"
 #include "raylet/sched/gpu_gang.h"
 #include "raylet/sched/lease_mgr.h"
@@ -36,6 +37,7 @@ typedef struct debug_dump_sources {
     pool_t *pool;
     lease_mgr_t *leases;
     syncer_t *syncer;
+    xfer_t *xfer;
 } debug_dump_sources_t;
 
 typedef struct debug_dump debug_dump_t;

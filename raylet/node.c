@@ -297,6 +297,11 @@ static void raylet_on_primary_released(void *ctx, const uint8_t oid[ID_OBJECT_SI
     while (store_unpin(r->store, (const id_object_t *)oid) == 0)
         ;
     store_free(r->store, (const id_object_t *)oid);
+#if !CRAYLET_RAY_FREE_LOCAL_OBJECTS
+    /* Copies pulled elsewhere go too (from 2.60 on, owners free each). */
+    if (r->xfer)
+        xfer_free_everywhere(r->xfer, (const id_object_t *)oid);
+#endif
 }
 
 static void raylet_on_object_sealed(void *ctx, const store_object_info_t *info)
@@ -543,6 +548,7 @@ static void raylet_on_registered(void *ctx, int err, const char *message, Protob
         .pool = r->pool,
         .leases = r->leases,
         .syncer = r->syncer,
+        .xfer = r->xfer,
     };
     r->debug_dump = debug_dump_create(r->loop, r->flags.log_dir,
                                       r->config.debug_dump_period_milliseconds > 0

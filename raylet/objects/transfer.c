@@ -19,6 +19,9 @@
 /* A chunk's Push gets this long; a Pull is answered at once. */
 #define XFER_PUSH_TIMEOUT_MS 60000
 #define XFER_PULL_TIMEOUT_MS 10000
+/* Frees broadcast to other nodes go out this often, this many at most. */
+#define XFER_FREE_PERIOD_MS 100
+#define XFER_FREE_BATCH 1000
 
 /* A peer's object manager. */
 typedef struct xfer_peer {
@@ -44,6 +47,9 @@ struct xfer {
     list_t peers;
     size_t npeers;
     bool stopped;
+    id_object_t *frees; /* to broadcast at the next flush */
+    size_t nfrees, frees_cap;
+    uint64_t free_timer;
     uint64_t chunks_received, chunks_refused, chunks_sent, objects_received;
 };
 
@@ -210,11 +216,70 @@ static void xfer_locate_failed(void *ctx, const id_object_t *oid, bool owner_gon
     pull_on_locate_failed(x->pull, oid, owner_gone);
 }
 
+/* ---- frees broadcast (2.5x) ------------------------------------------------- */
+
+static void xfer_on_freed(void *ctx, const rpc_status_t *st, ProtobufCMessage *reply)
+{
+    (void)reply;
+    xfer_call_t *c = ctx;
+    if (st->code != GRPC_STATUS_OK)
+        log_debug("FreeObjects to a peer failed: %s", st->message);
+    call_done(c);
+}
+
+static void xfer_flush_frees(loop_t *loop, uint64_t id, void *data)
+{
+    (void)loop;
+    (void)id;
+    xfer_t *x = data;
+    x->free_timer = 0;
+    size_t n = x->nfrees < XFER_FREE_BATCH ? x->nfrees : XFER_FREE_BATCH;
+    ProtobufCBinaryData *ids = xcalloc(n ? n : 1, sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = (ProtobufCBinaryData){.data = x->frees[i].b, .len = ID_OBJECT_SIZE};
+    Ray__Rpc__FreeObjectsRequest req = RAY__RPC__FREE_OBJECTS_REQUEST__INIT;
+    req.n_object_ids = n;
+    req.object_ids = ids;
+    for (size_t i = 0; i < peers_count(x->o.peers); i++) {
+        peer_info_t info;
+        peers_at(x->o.peers, i, &info);
+        xfer_peer_t *p = peer_get(x, (const id_node_t *)info.node_id);
+        if (!p)
+            continue;
+        xfer_call_t *c = call_new(x, p, 0);
+        if (rpc_unary(p->channel, OM_METHOD("FreeObjects"), &req.base, &ray__rpc__free_objects_reply__descriptor,
+                      XFER_PULL_TIMEOUT_MS, xfer_on_freed, c) != 0)
+            call_done(c);
+    }
+    free(ids);
+    memmove(x->frees, x->frees + n, (x->nfrees - n) * sizeof *x->frees);
+    x->nfrees -= n;
+    if (x->nfrees)
+        x->free_timer = loop_add_timer(x->o.loop, XFER_FREE_PERIOD_MS, xfer_flush_frees, x);
+}
+
+void xfer_free_everywhere(xfer_t *x, const id_object_t *oid)
+{
+    if (x->stopped || peers_count(x->o.peers) == 0)
+        return;
+    if (x->nfrees == x->frees_cap) {
+        x->frees_cap = x->frees_cap ? x->frees_cap * 2 : 64;
+        x->frees = xrealloc(x->frees, x->frees_cap * sizeof *x->frees);
+    }
+    x->frees[x->nfrees++] = *oid;
+    if (!x->free_timer)
+        x->free_timer = loop_add_timer(x->o.loop, XFER_FREE_PERIOD_MS, xfer_flush_frees, x);
+}
+
 /* ---- API ------------------------------------------------------------------ */
 
 uint64_t xfer_pull(xfer_t *x, pull_priority_t prio, const id_object_t *ids, const ray_addr_t *owners, size_t n)
 {
-    return x->stopped ? 0 : pull_bundle(x->pull, prio, ids, owners, n);
+    /* Alone in the cluster, every object is made here: nothing to fetch,
+     * and no owner need be asked (a one-node cluster pays nothing). */
+    if (x->stopped || peers_count(x->o.peers) == 0)
+        return 0;
+    return pull_bundle(x->pull, prio, ids, owners, n);
 }
 
 void xfer_cancel(xfer_t *x, uint64_t handle)
@@ -332,6 +397,12 @@ void xfer_stop(xfer_t *x)
         return;
     pull_stop(x->pull);
     push_stop(x->push);
+    if (x->free_timer)
+        loop_cancel_timer(x->o.loop, x->free_timer);
+    x->free_timer = 0;
+    free(x->frees);
+    x->frees = NULL;
+    x->nfrees = 0;
     while (!list_empty(&x->peers))
         peer_free(x, LIST_ENTRY(x->peers.next, xfer_peer_t, link));
     owners_destroy(x->owners);

@@ -58,6 +58,11 @@ void xfer_on_deleted(xfer_t *x, const id_object_t *id);
 void xfer_node_removed(xfer_t *x, const id_node_t *node);
 void xfer_worker_died(xfer_t *x, const id_worker_t *worker);
 
+/* Up to Ray 2.5x: a primary copy released here is freed on every other
+ * node too (ObjectManagerService.FreeObjects, batched for 100 ms), as the
+ * stock raylet does; from 2.60 on owners free each copy themselves. */
+void xfer_free_everywhere(xfer_t *x, const id_object_t *oid);
+
 /* From ObjectManagerService. */
 int xfer_on_chunk(xfer_t *x, const transfer_chunk_t *chunk);
 void xfer_on_pull(xfer_t *x, const id_node_t *from, const id_object_t *oid);

@@ -76,10 +76,10 @@ static void om_push(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
         log_warn("refused chunk %u of object %s from %s: %s", req->chunk_index, hex, rpc_call_peer(call), why);
     } else if (rc == -ENOENT) {
         /* Late chunks of a pull that just finished or was cancelled are
-         * normal; a stream of them is not worth a warning each. */
+         * normal: said, but not as a warning. */
         char hex[ID_HEX_BUF];
-        log_debug("dropped chunk %u of object %s: %s", req->chunk_index,
-                  id_to_hex(req->object_id.data, ID_OBJECT_SIZE, hex), om_refusal(rc));
+        log_info("dropped chunk %u of object %s from %s: %s", req->chunk_index,
+                 id_to_hex(req->object_id.data, ID_OBJECT_SIZE, hex), rpc_call_peer(call), om_refusal(rc));
     }
     rpc_call_reply(call, &reply.base);
 }

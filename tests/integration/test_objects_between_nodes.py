@@ -117,3 +117,96 @@ def test_task_argument_produced_on_another_host(host_cluster, craylet):
     """)
     n = 3 * 1024 * 1024
     assert res["sum_last"] == [n * (n - 1) // 2, n - 1]
+
+
+# ---- bad input on the object manager port ------------------------------------
+
+def _varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _field(num, value):
+    if isinstance(value, int):
+        return _varint(num << 3) + _varint(value)
+    return _varint(num << 3 | 2) + _varint(len(value)) + value
+
+
+def push_request(oid, node, index, total, meta, data):
+    return (_field(1, b"\x01" * 28) + _field(2, oid) + _field(3, node) +
+            _field(4, _field(1, b"\x02" * 28) + _field(2, b"127.0.0.1") + _field(3, 9) + _field(4, b"\x03" * 28)) +
+            _field(5, index) + _field(6, total) + _field(7, meta) + _field(8, data))
+
+
+def test_object_manager_port_refuses_bad_input_and_keeps_serving(cluster, craylet):
+    import grpc
+    import os
+    import time
+    node = cluster.start_head(raylet=craylet, include_dashboard=False)
+    info = node.info()
+    target = "%s:%d" % (info["node_manager_address"], info["object_manager_port"])
+    assert info["object_manager_port"] > 0
+    md = helpers.auth_metadata()
+    ident = lambda b: b
+    with grpc.insecure_channel(target) as ch:
+        push = ch.unary_unary("/ray.rpc.ObjectManagerService/Push", request_serializer=ident,
+                              response_deserializer=ident)
+        pull = ch.unary_unary("/ray.rpc.ObjectManagerService/Pull", request_serializer=ident,
+                              response_deserializer=ident)
+        peer = os.urandom(28)
+        # Chunks nobody asked for: each answered (as stock does), none kept.
+        for oid, idx, total, meta, data in [
+                (os.urandom(28), 0, 10, 0, b"x" * 10),          # unsolicited
+                (os.urandom(28), 5, 10, 0, b"x" * 10),          # past the end
+                (os.urandom(28), 0, 10, 20, b"x" * 10),         # metadata > size
+                (os.urandom(28), 0, 2 ** 63, 0, b"x"),          # lying size
+                (b"short", 0, 10, 0, b"x" * 10)]:               # bad id
+            assert push(push_request(oid, peer, idx, total, meta, data), metadata=md, timeout=10) == b""
+        # A Pull for an object not here is parked, then forgotten.
+        assert pull(_field(1, peer) + _field(2, os.urandom(28)), metadata=md, timeout=10) == b""
+        with pytest.raises(grpc.RpcError) as e:
+            pull(_field(1, b"abc") + _field(2, os.urandom(28)), metadata=md, timeout=10)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        with pytest.raises(grpc.RpcError) as e:
+            push(b"\xff\xff\xff", metadata=md, timeout=10)
+        assert e.value.code() != grpc.StatusCode.OK
+    # Still serving, nothing held: the store is empty and a program runs.
+    res = run_on_local(cluster, """
+        @ray.remote
+        def f(x):
+            return x + 1
+        emit({"v": ray.get(f.remote(1), timeout=60)})
+    """)
+    assert res["v"] == 2
+    state = os.path.join(cluster.temp_dir, "session_latest", "logs", "debug_state.txt")
+
+    def dumped():
+        text = open(state).read() if os.path.exists(state) else ""
+        return text if "ObjectManager:" in text and " 0 parked" in text else None
+
+    text = helpers.wait_for(dumped, 40, what="debug_state.txt with the parked Pull forgotten")
+    assert "chunks received: 0, refused: 4" in text, text
+    log = open(os.path.join(cluster.temp_dir, "session_latest", "logs", "raylet.out")).read()
+    assert log.count("no pull here wants it") == 4, log[-3000:]
+    assert "malformed ids" in log
+    assert node.raylet_process().is_running()
+
+
+def run_on_local(cluster, body, timeout=120):
+    code = textwrap.dedent("""
+        import json, sys
+        import ray
+        def emit(d):
+            sys.stdout.write("\\nRESULT " + json.dumps(d) + "\\n")
+            sys.stdout.flush()
+        ray.init(address=%r, logging_level="ERROR")
+    """) % cluster.gcs_address + textwrap.dedent(body)
+    r = cluster.python(code, timeout=timeout)
+    results = [json.loads(line[7:]) for line in r.stdout.splitlines() if line.startswith("RESULT ")]
+    assert r.returncode == 0 and results, r.output() + "\n" + cluster.log_tail()
+    return results[-1]
