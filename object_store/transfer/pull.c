@@ -46,6 +46,7 @@ typedef struct pull_obj {
     uint64_t total, meta;
     uint32_t nchunks, got;
     uint8_t *seen; /* bitmap of chunks in */
+    uint64_t last_chunk_ms;
 } pull_obj_t;
 
 typedef struct pull_bundle_rec {
@@ -356,6 +357,7 @@ int pull_on_chunk(pull_t *p, const transfer_chunk_t *c)
         return -EALREADY;
     o->seen[c->index / 8] |= (uint8_t)(1u << (c->index % 8));
     memcpy(o->buf + off, c->data, c->len);
+    o->last_chunk_ms = loop_now_ms(p->loop);
     if (++o->got < o->nchunks)
         return 0;
     id_object_t id = o->node.id;
@@ -469,8 +471,11 @@ static void pull_tick(loop_t *loop, uint64_t id, void *data)
                 pull_obj_t *o = b->objs[i];
                 if (!o->receiving) {
                     obj_step(p, o, &w);
-                } else if (w.now >= o->next_request_ms && o->nlocs > 0) {
-                    /* Chunks stopped coming: ask again (any copy). */
+                } else if (w.now >= o->next_request_ms && w.now - o->last_chunk_ms >= p->opts.retry_ms &&
+                           o->nlocs > 0) {
+                    /* Chunks stopped coming (a slow but steady stream is
+                     * left alone: asking again restarts the sender): ask
+                     * again, any copy. */
                     uint32_t shift = o->retries < PULL_MAX_RETRY_SHIFT ? o->retries : PULL_MAX_RETRY_SHIFT;
                     o->next_request_ms = w.now + (p->opts.retry_ms << shift);
                     o->retries++;
