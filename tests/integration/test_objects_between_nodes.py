@@ -119,6 +119,68 @@ def test_task_argument_produced_on_another_host(host_cluster, craylet):
     assert res["sum_last"] == [n * (n - 1) // 2, n - 1]
 
 
+def test_wait_fetch_local_returns_once_the_copy_is_here(host_cluster, craylet):
+    c = start_three(host_cluster, [craylet, craylet, craylet])
+    res = run_on(c, 0, """
+        @ray.remote(resources={"host1": 1})
+        class Maker:
+            def make(self):
+                return [ray.put(np.ones(50 * 1024 * 1024, dtype=np.uint8))]
+
+        @ray.remote(resources={"host2": 1})
+        def waiter(refs):
+            ready, _ = ray.wait(refs, num_returns=1, timeout=120, fetch_local=True)
+            # Local now: a get that may not wait at all must succeed.
+            try:
+                ray.get(refs[0], timeout=0)
+                local = True
+            except ray.exceptions.GetTimeoutError:
+                local = False
+            return len(ready), local
+
+        m = Maker.remote()
+        refs = ray.get(m.make.remote(), timeout=60)
+        n, local = ray.get(waiter.remote(refs), timeout=180)
+        emit({"ready": n, "local": local})
+    """)
+    assert res == {"ready": 1, "local": True}
+
+
+def test_one_object_read_on_every_host(host_cluster, craylet):
+    c = start_three(host_cluster, [craylet, craylet, craylet])
+    res = run_on(c, 0, """
+        @ray.remote(resources={"host1": 1})
+        class Maker:
+            def make(self):
+                arr = np.random.default_rng(3).integers(0, 255, size=500 * 1024 * 1024, dtype=np.uint8)
+                return [ray.put(arr)], hashlib.sha256(arr.tobytes()).hexdigest()
+
+        @ray.remote(num_cpus=0)
+        def digest(refs):
+            return hashlib.sha256(ray.get(refs[0], timeout=300).tobytes()).hexdigest()
+
+        m = Maker.remote()
+        refs, want = ray.get(m.make.remote(), timeout=120)
+        got = ray.get([digest.options(resources={"host%d" % h: 1}).remote(refs) for h in range(3)], timeout=600)
+        emit({"want": want, "got": got})
+    """)
+    assert res["got"] == [res["want"]] * 3
+
+
+def test_two_gb_object_through_half_gb_stores(host_cluster, craylet):
+    c = start_three(host_cluster, [craylet, craylet, craylet], store=512 * MB)
+    res = run_on(c, 0, "MB_SIZE = 2048\n" + PUT_ON_B_GET_ON_C, timeout=900)
+    assert res["got"] == res["want"]
+
+
+@pytest.mark.parametrize("maker,reader", [("stock", "craylet"), ("craylet", "stock")])
+def test_objects_cross_between_stock_and_craylet(host_cluster, craylet, maker, reader):
+    pick = {"stock": None, "craylet": craylet}
+    c = start_three(host_cluster, [craylet, pick[maker], pick[reader]])
+    res = run_on(c, 0, "MB_SIZE = 100\n" + PUT_ON_B_GET_ON_C)
+    assert res["got"] == res["want"], "%s -> %s" % (maker, reader)
+
+
 # ---- bad input on the object manager port ------------------------------------
 
 def _varint(n):
