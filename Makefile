@@ -132,6 +132,7 @@ bench: setup
 	$(VPY) benchmarks/microbench.py --raylet-path $(CURDIR)/$(BUILD)/craylet
 	$(VPY) benchmarks/packing.py --replay $(CURDIR)/$(BUILD)/pack_replay
 	$(VPY) benchmarks/pg_throughput.py --raylet-path $(CURDIR)/$(BUILD)/craylet
+	$(VPY) benchmarks/transfer.py --raylet-path $(CURDIR)/$(BUILD)/craylet
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -104,7 +104,8 @@ def main():
     args = ap.parse_args()
     why = netns.namespaces_available()
     if why:
-        sys.exit("transfer benchmark: " + why)
+        print("transfer benchmark skipped: " + why)
+        return
     one, bcast = args.size_mb * MB, args.broadcast_mb * MB
     runs = {"stock": [], "craylet": []}
     for _ in range(args.rounds):

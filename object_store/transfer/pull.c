@@ -15,7 +15,7 @@
 
 /* Locate again this often while the owner knows no copy (doubling). */
 #define PULL_LOCATE_MIN_MS 100
-#define PULL_LOCATE_MAX_MS 2000
+#define PULL_LOCATE_MAX_MS 1000
 /* Owner calls that fail in a row before the object is given up. */
 #define PULL_LOCATE_ATTEMPTS 5
 #define PULL_MAX_RETRY_SHIFT 10

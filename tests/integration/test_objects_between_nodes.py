@@ -56,7 +56,11 @@ def start_three(make, raylets, store=512 * MB, env=None):
     return c
 
 
-def run_on(cluster, host, body, timeout=300):
+def run_on(cluster, host, body, timeout=300, env_extra=None, on_line=None):
+    """Run a driver on `host`; `on_line` sees each stdout line as it comes
+    (a test acts on the cluster mid-program: kills a node)."""
+    import subprocess
+    import threading
     code = textwrap.dedent("""
         import hashlib, json, os, sys, time
         import numpy as np
@@ -66,14 +70,44 @@ def run_on(cluster, host, body, timeout=300):
             sys.stdout.flush()
         ray.init(address=%r, logging_level="ERROR")
     """) % cluster.gcs_address + textwrap.dedent(body)
-    with cluster.on_host(host):
-        r = cluster.python(code, timeout=timeout)
-    results = [json.loads(line[7:]) for line in r.stdout.splitlines() if line.startswith("RESULT ")]
-    assert r.returncode == 0 and results, r.output() + "\n" + cluster.log_tail(lines=60)
-    out = {}
+    env = dict(cluster.env)
+    env.update(env_extra or {})
+    argv = cluster.hosts.prefix(host) + [str(helpers.PYTHON), "-c", code]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                            env=env, cwd=str(helpers.REPO), start_new_session=True, text=True)
+    cluster.session_ids.append(proc.pid)
+    err = []
+    t = threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True)
+    t.start()
+    lines = []
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+            if on_line:
+                on_line(lines[-1])
+        proc.wait()
+    finally:
+        timer.cancel()
+    t.join(5)
+    out = "\n".join(lines)
+    results = [json.loads(line[7:]) for line in lines if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and results, "rc=%s\n--- stdout\n%s\n--- stderr\n%s\n%s" % (
+        proc.returncode, out[-4000:], "".join(err)[-4000:], cluster.log_tail(lines=60))
+    merged = {}
     for d in results:
-        out.update(d)
-    return out
+        merged.update(d)
+    return merged
+
+
+def make_three_with(make, raylet, extra):
+    c = make(None)
+    for i in range(3):
+        res = {"host%d" % i: 10}
+        res.update(extra.get(i, {}))
+        c.start_host(i, raylet, resources=res, num_cpus=2, object_store_memory=512 * MB)
+    return c
 
 
 PUT_ON_B_GET_ON_C = """
@@ -180,6 +214,101 @@ def test_objects_cross_between_stock_and_craylet(host_cluster, craylet, maker, r
     res = run_on(c, 0, "MB_SIZE = 100\n" + PUT_ON_B_GET_ON_C)
     assert res["got"] == res["want"], "%s -> %s" % (maker, reader)
 
+
+# ---- faults --------------------------------------------------------------------
+
+
+def kill_node(cluster, index):
+    import signal
+    cluster.nodes[index].raylet_process().send_signal(signal.SIGKILL)
+
+
+def test_holder_killed_mid_transfer_another_copy_serves(host_cluster, craylet):
+    c = start_three(host_cluster, [craylet, craylet, craylet])
+    res = run_on(c, 0, """
+        import subprocess
+        arr = np.random.default_rng(5).integers(0, 255, size=300 * 1024 * 1024, dtype=np.uint8)
+        want = hashlib.sha256(arr.tobytes()).hexdigest()
+        ref = ray.put(arr)          # primary copy on host 0
+        del arr
+
+        @ray.remote(num_cpus=0)
+        def digest(refs):
+            return hashlib.sha256(ray.get(refs[0], timeout=300).tobytes()).hexdigest()
+
+        # A second copy on host 1, then a reader on host 2 while host 1 dies.
+        assert ray.get(digest.options(resources={"host1": 1}).remote([ref]), timeout=300) == want
+        reader = digest.options(resources={"host2": 1}).remote([ref])
+        time.sleep(0.3)
+        emit({"kill": True})
+        sys.stdout.flush()
+        while not os.path.exists(os.environ["KILLED_FLAG"]):
+            time.sleep(0.05)
+        emit({"want": want, "got": ray.get(reader, timeout=300)})
+    """, env_extra={"KILLED_FLAG": c.temp_dir + "/killed"}, on_line=lambda line: (
+        line.startswith("RESULT ") and '"kill"' in line and (kill_node(c, 1), open(c.temp_dir + "/killed", "w"))))
+    assert res["got"] == res["want"]
+
+
+def test_lost_task_output_is_rebuilt_by_its_owner(host_cluster, craylet):
+    c = make_three_with(host_cluster, craylet, extra={1: {"maker": 1}, 2: {"maker": 1}})
+    res = run_on(c, 0, """
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+        nodes = {n["Resources"].get("host1") and "h1" or n["Resources"].get("host2") and "h2" or "h0": n["NodeID"]
+                 for n in ray.nodes() if n["Alive"]}
+
+        @ray.remote(resources={"maker": 1}, max_retries=3)
+        def produce():
+            return np.full(64 * 1024 * 1024, 7, dtype=np.uint8)
+
+        @ray.remote(num_cpus=0, resources={"host2": 1})
+        def total(refs):
+            return int(ray.get(refs[0], timeout=300).sum())
+
+        ref = produce.options(scheduling_strategy=NodeAffinitySchedulingStrategy(nodes["h1"], soft=True)).remote()
+        ray.wait([ref], fetch_local=False, timeout=120)
+        emit({"kill": True})
+        while not os.path.exists(os.environ["KILLED_FLAG"]):
+            time.sleep(0.05)
+        time.sleep(1)
+        emit({"total": ray.get(total.remote([ref]), timeout=300)})
+    """, env_extra={"KILLED_FLAG": c.temp_dir + "/killed"}, on_line=lambda line: (
+        line.startswith("RESULT ") and '"kill"' in line and (kill_node(c, 1), open(c.temp_dir + "/killed", "w"))))
+    assert res["total"] == 7 * 64 * 1024 * 1024
+
+
+def test_object_with_no_copy_left_raises_promptly(host_cluster, craylet):
+    """The only copy goes with its node and nothing can make it again (no
+    retries): a reader elsewhere gets an ObjectLostError, promptly, not a
+    hang."""
+    c = start_three(host_cluster, [craylet, craylet, craylet])
+    res = run_on(c, 0, """
+        @ray.remote(resources={"host1": 1}, max_retries=0)
+        def produce():
+            return np.ones(8 * 1024 * 1024, dtype=np.uint8)
+
+        @ray.remote(num_cpus=0, resources={"host2": 1})
+        def read(refs):
+            t = time.time()
+            try:
+                ray.get(refs[0], timeout=120)
+                return "value", time.time() - t
+            except ray.exceptions.ObjectLostError as e:
+                return type(e).__name__, time.time() - t
+            except ray.exceptions.GetTimeoutError:
+                return "hang", time.time() - t
+
+        ref = produce.remote()
+        ray.wait([ref], fetch_local=False, timeout=120)
+        emit({"kill": True})
+        while not os.path.exists(os.environ["KILLED_FLAG"]):
+            time.sleep(0.05)
+        outcome, seconds = ray.get(read.remote([ref]), timeout=300)
+        emit({"outcome": outcome, "seconds": seconds})
+    """, env_extra={"KILLED_FLAG": c.temp_dir + "/killed"}, on_line=lambda line: (
+        line.startswith("RESULT ") and '"kill"' in line and (kill_node(c, 1), open(c.temp_dir + "/killed", "w"))))
+    assert res["outcome"] not in ("value", "hang"), res
+    assert res["seconds"] < 60, res
 
 # ---- bad input on the object manager port ------------------------------------
 
