@@ -310,6 +310,49 @@ def test_object_with_no_copy_left_raises_promptly(host_cluster, craylet):
     assert res["outcome"] not in ("value", "hang"), res
     assert res["seconds"] < 60, res
 
+
+def test_stalled_sender_times_out_and_another_copy_serves(host_cluster, craylet):
+    """A holder that stops answering (SIGSTOP) holds nothing up for longer
+    than object_manager_pull_timeout_ms: the puller asks again, a copy at
+    random, until one sends."""
+    import signal
+    c = start_three(host_cluster, [craylet, craylet, craylet],
+                    env={"RAY_object_manager_pull_timeout_ms": "1000"})
+    stopped = []
+
+    def on_line(line):
+        if line.startswith("RESULT ") and '"stop"' in line:
+            proc = c.nodes[1].raylet_process()
+            proc.send_signal(signal.SIGSTOP)
+            stopped.append(proc)
+            open(c.temp_dir + "/stopped", "w").close()
+
+    try:
+        res = run_on(c, 0, """
+            arr = np.random.default_rng(9).integers(0, 255, size=64 * 1024 * 1024, dtype=np.uint8)
+            want = hashlib.sha256(arr.tobytes()).hexdigest()
+            ref = ray.put(arr)
+            del arr
+
+            @ray.remote(num_cpus=0)
+            def digest(refs):
+                return hashlib.sha256(ray.get(refs[0], timeout=300).tobytes()).hexdigest()
+
+            assert ray.get(digest.options(resources={"host1": 1}).remote([ref]), timeout=300) == want
+            emit({"stop": True})
+            while not os.path.exists(os.environ["STOPPED_FLAG"]):
+                time.sleep(0.05)
+            t = time.time()
+            got = ray.get(digest.options(resources={"host2": 1}).remote([ref]), timeout=300)
+            emit({"want": want, "got": got, "seconds": time.time() - t})
+        """, env_extra={"STOPPED_FLAG": c.temp_dir + "/stopped"}, on_line=on_line)
+    finally:
+        for proc in stopped:
+            proc.send_signal(signal.SIGCONT)
+    assert res["got"] == res["want"]
+    # A stalled pull is asked again after 1 s, 2 s, 4 s...: not after minutes.
+    assert res["seconds"] < 60, res
+
 # ---- bad input on the object manager port ------------------------------------
 
 def _varint(n):
