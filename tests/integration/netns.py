@@ -38,7 +38,10 @@ def _ip(*args, check=True, ns=None):
 class Hosts:
     def __init__(self, count: int):
         self.tag = "cr%04x" % random.randrange(0x10000)
-        self.octet = random.randrange(1, 250)
+        # A /24 no other Hosts (of this run, or left over) has taken.
+        taken = _ip("-4", "addr", check=False).stdout
+        free = [o for o in range(1, 250) if "10.213.%d." % o not in taken]
+        self.octet = random.choice(free)
         self.names: List[str] = []
         self.bridge = self.tag + "br"
         self._veths: List[str] = []

@@ -48,6 +48,29 @@ def host_cluster(request, shim_installed, hosts):
     assert not problems, "cluster teardown found leftovers:\n" + "\n".join(problems)
 
 
+@pytest.fixture(scope="class")
+def shared_three(shim_installed, craylet):
+    """Three craylet hosts shared by the tests that only read and write
+    objects (each test's driver ends before the next starts, and its objects
+    go with it): one cluster start instead of one per test keeps CI short."""
+    why = netns.namespaces_available()
+    if why:
+        pytest.skip(why)
+    hosts = netns.Hosts(3)
+    try:
+        c = netns.HostCluster(hosts)
+        try:
+            for i in range(3):
+                c.start_host(i, craylet, resources={"host%d" % i: 10}, num_cpus=2,
+                             object_store_memory=512 * MB)
+            yield c
+        finally:
+            problems = c.teardown()
+        assert not problems, "cluster teardown found leftovers:\n" + "\n".join(problems)
+    finally:
+        hosts.close()
+
+
 def start_three(make, raylets, store=512 * MB, env=None):
     """Hosts 0..2 with the given raylet binaries (None: stock)."""
     c = make(env)
@@ -129,82 +152,82 @@ emit({"want": want, "got": got, "reader_node": node})
 """
 
 
-def test_get_on_one_host_of_an_object_put_on_another(host_cluster, craylet):
-    c = start_three(host_cluster, [craylet, craylet, craylet])
-    res = run_on(c, 0, "MB_SIZE = 200\n" + PUT_ON_B_GET_ON_C)
-    assert res["got"] == res["want"], "200 MB array read on host 2 differs from the one put on host 1"
-    assert res["reader_node"] == c.nodes[2].node_id
+class TestOnSharedHosts:
+    """Tests that only move objects share one three-host craylet cluster
+    (made once for the class, gone before the tests that make their own)."""
 
+    def test_get_on_one_host_of_an_object_put_on_another(self, shared_three):
+        c = shared_three
+        res = run_on(c, 0, "MB_SIZE = 200\n" + PUT_ON_B_GET_ON_C)
+        assert res["got"] == res["want"], "200 MB array read on host 2 differs from the one put on host 1"
+        assert res["reader_node"] == c.nodes[2].node_id
 
-def test_task_argument_produced_on_another_host(host_cluster, craylet):
-    c = start_three(host_cluster, [craylet, craylet, craylet])
-    res = run_on(c, 0, """
-        @ray.remote(resources={"host1": 1})
-        def produce():
-            return np.arange(3 * 1024 * 1024, dtype=np.int64)  # 24 MB: in the store
+    def test_task_argument_produced_on_another_host(self, shared_three):
+        c = shared_three
+        res = run_on(c, 0, """
+            @ray.remote(resources={"host1": 1})
+            def produce():
+                return np.arange(3 * 1024 * 1024, dtype=np.int64)  # 24 MB: in the store
 
-        @ray.remote(resources={"host2": 1})
-        def consume(arr):
-            return int(arr.sum()), int(arr[-1])
+            @ray.remote(resources={"host2": 1})
+            def consume(arr):
+                return int(arr.sum()), int(arr[-1])
 
-        emit({"sum_last": ray.get(consume.remote(produce.remote()), timeout=180)})
-    """)
-    n = 3 * 1024 * 1024
-    assert res["sum_last"] == [n * (n - 1) // 2, n - 1]
+            emit({"sum_last": ray.get(consume.remote(produce.remote()), timeout=180)})
+        """)
+        n = 3 * 1024 * 1024
+        assert res["sum_last"] == [n * (n - 1) // 2, n - 1]
 
+    def test_wait_fetch_local_returns_once_the_copy_is_here(self, shared_three):
+        c = shared_three
+        res = run_on(c, 0, """
+            @ray.remote(resources={"host1": 1})
+            class Maker:
+                def make(self):
+                    return [ray.put(np.ones(50 * 1024 * 1024, dtype=np.uint8))]
 
-def test_wait_fetch_local_returns_once_the_copy_is_here(host_cluster, craylet):
-    c = start_three(host_cluster, [craylet, craylet, craylet])
-    res = run_on(c, 0, """
-        @ray.remote(resources={"host1": 1})
-        class Maker:
-            def make(self):
-                return [ray.put(np.ones(50 * 1024 * 1024, dtype=np.uint8))]
+            @ray.remote(resources={"host2": 1})
+            def waiter(refs):
+                ready, _ = ray.wait(refs, num_returns=1, timeout=120, fetch_local=True)
+                # Local now: a get that may not wait at all must succeed.
+                try:
+                    ray.get(refs[0], timeout=0)
+                    local = True
+                except ray.exceptions.GetTimeoutError:
+                    local = False
+                return len(ready), local
 
-        @ray.remote(resources={"host2": 1})
-        def waiter(refs):
-            ready, _ = ray.wait(refs, num_returns=1, timeout=120, fetch_local=True)
-            # Local now: a get that may not wait at all must succeed.
-            try:
-                ray.get(refs[0], timeout=0)
-                local = True
-            except ray.exceptions.GetTimeoutError:
-                local = False
-            return len(ready), local
+            m = Maker.remote()
+            refs = ray.get(m.make.remote(), timeout=60)
+            n, local = ray.get(waiter.remote(refs), timeout=180)
+            emit({"ready": n, "local": local})
+        """)
+        assert res == {"ready": 1, "local": True}
 
-        m = Maker.remote()
-        refs = ray.get(m.make.remote(), timeout=60)
-        n, local = ray.get(waiter.remote(refs), timeout=180)
-        emit({"ready": n, "local": local})
-    """)
-    assert res == {"ready": 1, "local": True}
+    def test_one_object_read_on_every_host(self, shared_three):
+        c = shared_three
+        res = run_on(c, 0, """
+            @ray.remote(resources={"host1": 1})
+            class Maker:
+                def make(self):
+                    arr = np.random.default_rng(3).integers(0, 255, size=500 * 1024 * 1024, dtype=np.uint8)
+                    return [ray.put(arr)], hashlib.sha256(arr.tobytes()).hexdigest()
 
+            @ray.remote(num_cpus=0)
+            def digest(refs):
+                return hashlib.sha256(ray.get(refs[0], timeout=300).tobytes()).hexdigest()
 
-def test_one_object_read_on_every_host(host_cluster, craylet):
-    c = start_three(host_cluster, [craylet, craylet, craylet])
-    res = run_on(c, 0, """
-        @ray.remote(resources={"host1": 1})
-        class Maker:
-            def make(self):
-                arr = np.random.default_rng(3).integers(0, 255, size=500 * 1024 * 1024, dtype=np.uint8)
-                return [ray.put(arr)], hashlib.sha256(arr.tobytes()).hexdigest()
+            m = Maker.remote()
+            refs, want = ray.get(m.make.remote(), timeout=120)
+            got = ray.get([digest.options(resources={"host%d" % h: 1}).remote(refs) for h in range(3)], timeout=600)
+            emit({"want": want, "got": got})
+        """)
+        assert res["got"] == [res["want"]] * 3
 
-        @ray.remote(num_cpus=0)
-        def digest(refs):
-            return hashlib.sha256(ray.get(refs[0], timeout=300).tobytes()).hexdigest()
-
-        m = Maker.remote()
-        refs, want = ray.get(m.make.remote(), timeout=120)
-        got = ray.get([digest.options(resources={"host%d" % h: 1}).remote(refs) for h in range(3)], timeout=600)
-        emit({"want": want, "got": got})
-    """)
-    assert res["got"] == [res["want"]] * 3
-
-
-def test_two_gb_object_through_half_gb_stores(host_cluster, craylet):
-    c = start_three(host_cluster, [craylet, craylet, craylet], store=512 * MB)
-    res = run_on(c, 0, "MB_SIZE = 2048\n" + PUT_ON_B_GET_ON_C, timeout=900)
-    assert res["got"] == res["want"]
+    def test_two_gb_object_through_half_gb_stores(self, shared_three):
+        c = shared_three
+        res = run_on(c, 0, "MB_SIZE = 2048\n" + PUT_ON_B_GET_ON_C, timeout=900)
+        assert res["got"] == res["want"]
 
 
 @pytest.mark.parametrize("maker,reader", [("stock", "craylet"), ("craylet", "stock")])
@@ -377,10 +400,12 @@ def push_request(oid, node, index, total, meta, data):
             _field(5, index) + _field(6, total) + _field(7, meta) + _field(8, data))
 
 
-def test_object_manager_port_refuses_bad_input_and_keeps_serving(cluster, craylet):
+def test_object_manager_port_refuses_bad_input_and_keeps_serving(cluster_factory, craylet):
     import grpc
     import os
-    import time
+    # Parked Pulls and debug_state.txt on short clocks, so the test need not wait.
+    cluster = cluster_factory({"RAY_object_manager_push_timeout_ms": "2000",
+                               "RAY_debug_dump_period_milliseconds": "1000"})
     node = cluster.start_head(raylet=craylet, include_dashboard=False)
     info = node.info()
     target = "%s:%d" % (info["node_manager_address"], info["object_manager_port"])
@@ -424,7 +449,7 @@ def test_object_manager_port_refuses_bad_input_and_keeps_serving(cluster, crayle
         return text if "chunks received: 0, refused: 4" in text and " 0 parked" in text else None
 
     # Four chunks with good ids refused, none taken; the parked Pull forgotten.
-    helpers.wait_for(dumped, 40, what="debug_state.txt: 4 chunks refused and no Pull parked")
+    helpers.wait_for(dumped, 30, what="debug_state.txt: 4 chunks refused and no Pull parked")
     log = open(os.path.join(cluster.temp_dir, "session_latest", "logs", "raylet.out")).read()
     assert log.count("no pull here wants it") == 4, log[-3000:]
     assert "malformed ids" in log
