@@ -339,10 +339,15 @@ int xfer_on_chunk(xfer_t *x, const transfer_chunk_t *chunk)
     return rc;
 }
 
-void xfer_on_pull(xfer_t *x, const id_node_t *from, const id_object_t *oid)
+bool xfer_on_pull(xfer_t *x, const id_node_t *from, const id_object_t *oid)
 {
-    if (!x->stopped)
-        push_request(x->push, from, oid);
+    peer_info_t info;
+    /* A node not in the cluster could not be sent anything: nothing is
+     * parked for it either. */
+    if (x->stopped || !peers_lookup(x->o.peers, from->b, &info))
+        return false;
+    push_request(x->push, from, oid);
+    return true;
 }
 
 void xfer_get_stats(const xfer_t *x, xfer_stats_t *out)

@@ -65,7 +65,8 @@ void xfer_free_everywhere(xfer_t *x, const id_object_t *oid);
 
 /* From ObjectManagerService. */
 int xfer_on_chunk(xfer_t *x, const transfer_chunk_t *chunk);
-void xfer_on_pull(xfer_t *x, const id_node_t *from, const id_object_t *oid);
+/* False (nothing done) for a node that is not a live member of the cluster. */
+bool xfer_on_pull(xfer_t *x, const id_node_t *from, const id_object_t *oid);
 
 typedef struct xfer_stats {
     size_t pull_bundles, pull_objects, receiving;

@@ -105,7 +105,12 @@ static void om_pull(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
                      rpc_call_peer(call));
             continue;
         }
-        xfer_on_pull(svc->xfer, &from, (const id_object_t *)req->object_ids[i].data);
+        if (!xfer_on_pull(svc->xfer, &from, (const id_object_t *)req->object_ids[i].data)) {
+            char hex[ID_HEX_BUF];
+            log_warn("ignored a Pull from %s for node %s, which is not in the cluster", rpc_call_peer(call),
+                     id_to_hex(from.b, ID_UNIQUE_SIZE, hex));
+            break;
+        }
     }
     Ray__Rpc__PullReply reply = RAY__RPC__PULL_REPLY__INIT;
     rpc_call_reply(call, &reply.base);

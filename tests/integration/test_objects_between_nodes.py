@@ -426,7 +426,7 @@ def test_object_manager_port_refuses_bad_input_and_keeps_serving(cluster_factory
                 (os.urandom(28), 0, 2 ** 63, 0, b"x"),          # lying size
                 (b"short", 0, 10, 0, b"x" * 10)]:               # bad id
             assert push(push_request(oid, peer, idx, total, meta, data), metadata=md, timeout=10) == b""
-        # A Pull for an object not here is parked, then forgotten.
+        # A Pull from a node not in the cluster: answered, nothing parked.
         assert pull(_field(1, peer) + _field(2, os.urandom(28)), metadata=md, timeout=10) == b""
         with pytest.raises(grpc.RpcError) as e:
             pull(_field(1, b"abc") + _field(2, os.urandom(28)), metadata=md, timeout=10)
@@ -452,6 +452,7 @@ def test_object_manager_port_refuses_bad_input_and_keeps_serving(cluster_factory
     helpers.wait_for(dumped, 30, what="debug_state.txt: 4 chunks refused and no Pull parked")
     log = open(os.path.join(cluster.temp_dir, "session_latest", "logs", "raylet.out")).read()
     assert log.count("no pull here wants it") == 4, log[-3000:]
+    assert "which is not in the cluster" in log
     assert "malformed ids" in log
     assert node.raylet_process().is_running()
 
