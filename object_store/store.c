@@ -592,9 +592,26 @@ bool store_is_spillable(const store_t *s, const id_object_t *id)
     return o && o->state == STORE_OBJ_SEALED && o->pins && !o->refs;
 }
 
+static int store_create_raylet(store_t *s, const id_object_t *id, uint64_t data_size, uint64_t metadata_size,
+                               const store_owner_t *owner, int32_t source, bool allow_fallback, uint8_t **data);
+
 int store_create_local(store_t *s, const id_object_t *id, uint64_t data_size,
                        uint64_t metadata_size, const store_owner_t *owner, int32_t source,
                        uint8_t **data)
+{
+    return store_create_raylet(s, id, data_size, metadata_size, owner, source, true, data);
+}
+
+int store_create_pulled(store_t *s, const id_object_t *id, uint64_t data_size, uint64_t metadata_size,
+                        const store_owner_t *owner, uint8_t **data)
+{
+    bool larger_than_region = data_size > s->capacity || metadata_size > s->capacity - data_size;
+    return store_create_raylet(s, id, data_size, metadata_size, owner, PLASMA_SOURCE_RECEIVED_FROM_REMOTE_RAYLET,
+                               larger_than_region, data);
+}
+
+static int store_create_raylet(store_t *s, const id_object_t *id, uint64_t data_size, uint64_t metadata_size,
+                               const store_owner_t *owner, int32_t source, bool allow_fallback, uint8_t **data)
 {
     *data = NULL;
     store_create_info_t in = {.id = *id,
@@ -603,7 +620,7 @@ int store_create_local(store_t *s, const id_object_t *id, uint64_t data_size,
                               .source = source,
                               .owner = owner};
     store_obj_t *o;
-    switch (store_obj_create(s, &in, true, &o)) {
+    switch (store_obj_create(s, &in, allow_fallback, &o)) {
     case PLASMA_OK:
         break;
     case PLASMA_OBJECT_EXISTS:

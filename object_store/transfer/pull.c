@@ -338,8 +338,8 @@ int pull_on_chunk(pull_t *p, const transfer_chunk_t *c)
                                .ip = c->owner.ip,
                                .port = c->owner.port,
                                .worker_id = c->owner.worker_id};
-        int rc = store_create_local(p->store, &c->id, c->total_size - c->metadata_size, c->metadata_size, &owner,
-                                    PLASMA_SOURCE_RECEIVED_FROM_REMOTE_RAYLET, &buf);
+        int rc = store_create_pulled(p->store, &c->id, c->total_size - c->metadata_size, c->metadata_size, &owner,
+                                     &buf);
         if (rc == -EEXIST)
             return -ENOENT; /* someone else is making it here */
         if (rc != 0)
