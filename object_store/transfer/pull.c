@@ -226,6 +226,22 @@ void pull_cancel(pull_t *p, uint64_t handle)
     free(b);
 }
 
+/* Ask the owner again after the current delay, and double it (to a cap). */
+static void locate_later(pull_obj_t *o, uint64_t now)
+{
+    o->next_locate_ms = now + o->locate_delay_ms;
+    o->locate_delay_ms = o->locate_delay_ms * 2 > PULL_LOCATE_MAX_MS ? PULL_LOCATE_MAX_MS : o->locate_delay_ms * 2;
+}
+
+/* Send a Pull to a copy at random; the next one waits retry_ms << retries. */
+static int ask_a_holder(pull_t *p, pull_obj_t *o, uint64_t now)
+{
+    uint32_t shift = o->retries < PULL_MAX_RETRY_SHIFT ? o->retries : PULL_MAX_RETRY_SHIFT;
+    o->next_request_ms = now + (p->opts.retry_ms << shift);
+    o->retries++;
+    return p->ops.request(p->ctx, &o->locs[(size_t)rand() % o->nlocs], &o->node.id);
+}
+
 /* ---- what owners say ---------------------------------------------------- */
 
 void pull_on_locations(pull_t *p, const id_object_t *oid, const pull_locations_t *loc)
@@ -267,8 +283,7 @@ void pull_on_locations(pull_t *p, const id_object_t *oid, const pull_locations_t
             o->no_copy_since_ms = now;
         if (o->pending_creation)
             o->no_copy_since_ms = 0;
-        o->next_locate_ms = now + o->locate_delay_ms;
-        o->locate_delay_ms = o->locate_delay_ms * 2 > PULL_LOCATE_MAX_MS ? PULL_LOCATE_MAX_MS : o->locate_delay_ms * 2;
+        locate_later(o, now);
     }
     pull_arm(p);
 }
@@ -283,8 +298,7 @@ void pull_on_locate_failed(pull_t *p, const id_object_t *oid, bool owner_gone)
         obj_fail(p, o, PULL_ERROR_OWNER_DIED);
         return;
     }
-    o->next_locate_ms = loop_now_ms(p->loop) + o->locate_delay_ms;
-    o->locate_delay_ms = o->locate_delay_ms * 2 > PULL_LOCATE_MAX_MS ? PULL_LOCATE_MAX_MS : o->locate_delay_ms * 2;
+    locate_later(o, loop_now_ms(p->loop));
     pull_arm(p);
 }
 
@@ -442,11 +456,7 @@ static void obj_step(pull_t *p, pull_obj_t *o, pull_walk_t *w)
     w->admitted += size;
     if (now < o->next_request_ms)
         return;
-    const id_node_t *holder = &o->locs[(size_t)rand() % o->nlocs];
-    uint32_t shift = o->retries < PULL_MAX_RETRY_SHIFT ? o->retries : PULL_MAX_RETRY_SHIFT;
-    o->next_request_ms = now + (p->opts.retry_ms << shift);
-    o->retries++;
-    if (p->ops.request(p->ctx, holder, &o->node.id) != 0)
+    if (ask_a_holder(p, o, now) != 0)
         o->next_request_ms = now; /* that node is unknown here: try another next tick */
 }
 
@@ -476,10 +486,7 @@ static void pull_tick(loop_t *loop, uint64_t id, void *data)
                     /* Chunks stopped coming (a slow but steady stream is
                      * left alone: asking again restarts the sender): ask
                      * again, any copy. */
-                    uint32_t shift = o->retries < PULL_MAX_RETRY_SHIFT ? o->retries : PULL_MAX_RETRY_SHIFT;
-                    o->next_request_ms = w.now + (p->opts.retry_ms << shift);
-                    o->retries++;
-                    p->ops.request(p->ctx, &o->locs[(size_t)rand() % o->nlocs], &o->node.id);
+                    ask_a_holder(p, o, w.now);
                 }
             }
         }
