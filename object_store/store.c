@@ -603,11 +603,11 @@ int store_create_local(store_t *s, const id_object_t *id, uint64_t data_size,
 }
 
 int store_create_pulled(store_t *s, const id_object_t *id, uint64_t data_size, uint64_t metadata_size,
-                        const store_owner_t *owner, uint8_t **data)
+                        const store_owner_t *owner, bool may_fall_back, uint8_t **data)
 {
     bool larger_than_region = data_size > s->capacity || metadata_size > s->capacity - data_size;
     return store_create_raylet(s, id, data_size, metadata_size, owner, PLASMA_SOURCE_RECEIVED_FROM_REMOTE_RAYLET,
-                               larger_than_region, data);
+                               larger_than_region || may_fall_back, data);
 }
 
 static int store_create_raylet(store_t *s, const id_object_t *id, uint64_t data_size, uint64_t metadata_size,

@@ -156,10 +156,11 @@ int store_create_local(store_t *s, const id_object_t *id, uint64_t data_size,
                        uint8_t **data);
 /* The same for a copy pulled from another node: it takes room in the
  * region (evicting what is evictable) and goes to a fallback file only
- * when it is larger than the whole region, so a pull waits for room rather
+ * when it is larger than the whole region, or when `may_fall_back` (the
+ * puller has waited long enough for room), so a pull waits for room rather
  * than pushing the store past its size.  -ENOMEM: no room now. */
 int store_create_pulled(store_t *s, const id_object_t *id, uint64_t data_size, uint64_t metadata_size,
-                        const store_owner_t *owner, uint8_t **data);
+                        const store_owner_t *owner, bool may_fall_back, uint8_t **data);
 /* Seals an object made by store_create_local.  Returns 0 or -ENOENT. */
 int store_seal_local(store_t *s, const id_object_t *id);
 /* Frees an unsealed object made by store_create_local.  0 or -ENOENT. */

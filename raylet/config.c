@@ -54,6 +54,7 @@ static const config_key_t config_keys[] = {
     {"object_manager_push_timeout_ms", CONFIG_INT, offsetof(config_t, object_manager_push_timeout_ms)},
     {"object_manager_timer_freq_ms", CONFIG_INT, offsetof(config_t, object_manager_timer_freq_ms)},
     {"fetch_fail_timeout_milliseconds", CONFIG_INT, offsetof(config_t, fetch_fail_timeout_milliseconds)},
+    {"scheduler_report_pinned_bytes_only", CONFIG_BOOL, offsetof(config_t, scheduler_report_pinned_bytes_only)},
 };
 
 static const char *config_kind_name(config_kind_t kind)
@@ -180,6 +181,7 @@ void config_init(config_t *cfg)
     cfg->object_manager_push_timeout_ms = 10000;
     cfg->object_manager_timer_freq_ms = 100;
     cfg->fetch_fail_timeout_milliseconds = 600000;
+    cfg->scheduler_report_pinned_bytes_only = true;
     cfg->system_config_json = xstrdup("{}");
     cfg->preload_python_modules = xstrdup("");
     for (size_t i = 0; i < sizeof config_keys / sizeof config_keys[0]; i++) {

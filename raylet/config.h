@@ -41,6 +41,9 @@ typedef struct config {
     int64_t object_manager_push_timeout_ms; /* <0: park forever, 0: never */
     int64_t object_manager_timer_freq_ms;
     int64_t fetch_fail_timeout_milliseconds;
+    /* object_store_memory in the resource view: primary copies only (so a
+     * node holding only evictable secondary copies may scale down), or all */
+    bool scheduler_report_pinned_bytes_only;
     char *system_config_json;           /* owned; "{}" until GCS answers */
 } config_t;
 

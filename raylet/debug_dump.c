@@ -118,6 +118,9 @@ size_t debug_dump_format(const debug_dump_sources_t *r, char *buf, size_t cap)
                       (unsigned long long)x.chunks_received, (unsigned long long)x.chunks_refused,
                       (unsigned long long)x.chunks_sent, (unsigned long long)x.objects_received);
         strbuf_printf(&b, "- peer channels: %zu\n", x.channels);
+        strbuf_printf(&b, "- location subscriptions: %zu open, %llu opened; updates published: %llu, lookups: %llu\n",
+                      x.loc_subscribed, (unsigned long long)x.loc_subscribes, (unsigned long long)x.loc_published,
+                      (unsigned long long)x.loc_lookups);
     }
     strbuf_printf(&b, "RaySyncer:\n");
     strbuf_printf(&b, "- batches sent: %llu, received: %llu\n",

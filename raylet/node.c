@@ -106,7 +106,9 @@ struct raylet {
     int dashboard_agent_listen_port;
 
     uint64_t start_wall_ms;
-    uint64_t idle_since_ms; /* loop time the node last became idle */
+    uint64_t idle_since_ms; /* loop time the leases last went to none */
+    bool store_in_use;             /* the store holds bytes the view counts */
+    uint64_t store_idle_since_ms;  /* loop time it last held none */
     uint64_t port_wait_deadline;
     uint64_t port_timer;
     uint64_t check_alive_timer;
@@ -275,6 +277,12 @@ static void raylet_on_lease_granted(void *ctx, worker_t *w, const res_alloc_t *a
     }
 }
 
+static void raylet_on_lease_returned(void *ctx, worker_t *w)
+{
+    struct raylet *r = ctx;
+    wsock_lease_returned(r->wsock, w);
+}
+
 static void raylet_on_busy_changed(void *ctx, bool busy)
 {
     struct raylet *r = ctx;
@@ -421,11 +429,52 @@ static void raylet_on_subscribed(void *ctx)
     gcs_get_all_node_liveness(r->gcs, raylet_on_node_snapshot, r);
 }
 
+/* Object store memory is measured, not allocated: before each view the
+ * store's use is read and object_store_memory's availability set from it.
+ * By default only primary copies count (a node holding nothing but
+ * evictable secondary copies may be scaled down); with
+ * scheduler_report_pinned_bytes_only off, every byte in the store does. */
+static void raylet_refresh_store_use(struct raylet *r)
+{
+    res_amount_t total = res_node_total(r->resources, "object_store_memory");
+    if (total <= 0)
+        return;
+    store_stats_t st;
+    store_get_stats(r->store, &st);
+    uint64_t used = r->config.scheduler_report_pinned_bytes_only ? st.bytes_pinned : st.bytes_used;
+    res_amount_t used_amount;
+    if (res_amount_from_double((double)used, &used_amount) != 0)
+        used_amount = total;
+    uint64_t before = res_node_version(r->resources);
+    res_node_set_available(r->resources, "object_store_memory", total - used_amount);
+    if (res_node_version(r->resources) == before)
+        return;
+    bool in_use = used > 0;
+    if (r->store_in_use && !in_use)
+        r->store_idle_since_ms = loop_now_ms(r->loop);
+    r->store_in_use = in_use;
+}
+
+/* How long the node has been idle, 0 when it is not: no lease holds
+ * resources and the store holds nothing the view counts, since the later
+ * of the two went quiet (as the stock raylet, which takes the latest idle
+ * time over its resources).  The autoscaler terminates idle nodes, so a
+ * busy node must never read as idle. */
+static uint64_t raylet_idle_ms(struct raylet *r)
+{
+    if ((r->leases && lease_mgr_granted(r->leases) > 0) || r->store_in_use)
+        return 0;
+    uint64_t since = r->idle_since_ms > r->store_idle_since_ms ? r->idle_since_ms : r->store_idle_since_ms;
+    uint64_t now = loop_now_ms(r->loop);
+    return now > since ? now - since : 1; /* idle is reported as at least 1 ms */
+}
+
 /* RaySyncer: our view out, the others' in. */
 
 static uint64_t raylet_view_version(void *ctx)
 {
     struct raylet *r = ctx;
+    raylet_refresh_store_use(r);
     return res_node_version(r->resources);
 }
 
@@ -449,10 +498,7 @@ static void raylet_fill_view(void *ctx, Ray__Rpc__Syncer__ResourceViewSyncMessag
         v->resources_total[i] = &total[i];
     }
     v->n_resources_available = v->n_resources_total = n;
-    uint64_t now = loop_now_ms(r->loop);
-    v->idle_duration_ms = (int64_t)(now > r->idle_since_ms ? now - r->idle_since_ms : 0);
-    if (v->idle_duration_ms == 0)
-        v->idle_duration_ms = 1; /* idle is reported as at least 1 ms */
+    v->idle_duration_ms = (int64_t)raylet_idle_ms(r);
     size_t nl = r->flags.label_count + 1;
     Ray__Rpc__Syncer__ResourceViewSyncMessage__LabelsEntry *labels = xcalloc(nl, sizeof *labels);
     v->labels = xcalloc(nl, sizeof *v->labels);
@@ -713,14 +759,7 @@ static void raylet_svc_bundles_changed(void *ctx)
 
 static bool raylet_svc_serving(void *ctx) { return ((struct raylet *)ctx)->state != RAYLET_STOPPING; }
 
-static uint64_t raylet_svc_idle_ms(void *ctx)
-{
-    struct raylet *r = ctx;
-    if (lease_mgr_granted(r->leases) > 0)
-        return 0;
-    uint64_t now = loop_now_ms(r->loop);
-    return now > r->idle_since_ms ? now - r->idle_since_ms : 0;
-}
+static uint64_t raylet_svc_idle_ms(void *ctx) { return raylet_idle_ms(ctx); }
 
 static void raylet_svc_shutdown(void *ctx, bool graceful)
 {
@@ -776,6 +815,7 @@ static void raylet_start_serving(struct raylet *r)
         .fetch_fail_ms = r->config.fetch_fail_timeout_milliseconds > 0
                              ? (uint64_t)r->config.fetch_fail_timeout_milliseconds
                              : 600000,
+        .no_room_grace_ms = r->config.oom_grace_period_s > 0 ? (uint64_t)r->config.oom_grace_period_s * 1000 : 0,
         .tick_ms = r->config.object_manager_timer_freq_ms > 0 ? (uint64_t)r->config.object_manager_timer_freq_ms
                                                                : 100,
     };
@@ -829,7 +869,8 @@ static void raylet_start_serving(struct raylet *r)
     };
     static const lease_mgr_callbacks_t lcbs = {.pick_remote = raylet_pick_remote,
                                                .on_busy_changed = raylet_on_busy_changed,
-                                               .on_granted = raylet_on_lease_granted};
+                                               .on_granted = raylet_on_lease_granted,
+                                               .on_returned = raylet_on_lease_returned};
     r->leases = r->pool ? lease_mgr_create(r->loop, r->resources, &pool_lease_ops, r->pool, &lo, &lcbs, r) : NULL;
     r->osub = osub_create(r->loop, r->bridge, r->node_id, r->flags.node_ip_address, r->node_manager_port,
                           raylet_on_primary_released, r);
@@ -1056,7 +1097,7 @@ raylet_t *raylet_create(flags_t *flags, const raylet_gpu_t *gpu)
             goto fail;
         }
     }
-    r->idle_since_ms = loop_update_time(r->loop);
+    r->idle_since_ms = r->store_idle_since_ms = loop_update_time(r->loop);
     if (gpu && gpu->topo) {
         char record[4096];
         gpu_gang_options_t gopts = {.mode = gpu->packing, .record_path = NULL};

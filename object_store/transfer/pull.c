@@ -24,6 +24,7 @@ typedef struct pull_obj {
     idtab_node_t node; /* keyed by the object id */
     ray_addr_t owner;
     uint32_t bundles; /* bundles that need it */
+    uint32_t wanted_by[PULL_PRIORITIES]; /* ... of each priority */
     bool local;       /* sealed here: nothing left to do */
     /* what the owner said */
     id_node_t *locs;
@@ -32,6 +33,7 @@ typedef struct pull_obj {
     bool located;
     bool pending_creation;
     bool locate_inflight;
+    bool following;   /* ops.locate accepted: ops.forget when done */
     uint32_t locate_failures;
     uint64_t next_locate_ms;
     uint64_t locate_delay_ms;
@@ -47,6 +49,7 @@ typedef struct pull_obj {
     uint32_t nchunks, got;
     uint8_t *seen; /* bitmap of chunks in */
     uint64_t last_chunk_ms;
+    uint64_t no_room_since_ms; /* 0: not refused room */
 } pull_obj_t;
 
 typedef struct pull_bundle_rec {
@@ -114,8 +117,19 @@ static void recv_drop(pull_t *p, pull_obj_t *o)
     p->receiving--;
 }
 
+/* Locations of this object are of no more use here. */
+static void obj_unfollow(pull_t *p, pull_obj_t *o)
+{
+    if (!o->following)
+        return;
+    o->following = false;
+    if (p->ops.forget)
+        p->ops.forget(p->ctx, &o->owner, &o->node.id);
+}
+
 static void obj_free(pull_t *p, pull_obj_t *o)
 {
+    obj_unfollow(p, o);
     recv_drop(p, o);
     idtab_remove(p->objects, &o->node);
     free(o->locs);
@@ -139,6 +153,7 @@ static void obj_now_local(pull_t *p, pull_obj_t *o)
         p->receiving--;
     }
     o->local = true;
+    obj_unfollow(p, o);
 }
 
 /* Give up on an object: store an error object in its place, which wakes
@@ -148,6 +163,7 @@ static void obj_fail(pull_t *p, pull_obj_t *o, int error_type)
     if (o->local)
         return;
     recv_drop(p, o);
+    obj_unfollow(p, o);
     char meta[16];
     int len = snprintf(meta, sizeof meta, "%d", error_type);
     char hex[ID_HEX_BUF];
@@ -193,6 +209,7 @@ uint64_t pull_bundle(pull_t *p, pull_priority_t prio, const id_object_t *ids, co
         if (dup)
             continue;
         o->bundles++;
+        o->wanted_by[prio]++;
         b->objs[b->n++] = o;
     }
     if (b->n == 0) {
@@ -220,15 +237,22 @@ void pull_cancel(pull_t *p, uint64_t handle)
     pull_bundle_rec_t *b = v;
     u64map_del(p->bundles, handle);
     list_remove(&b->link);
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = 0; i < b->n; i++) {
+        b->objs[i]->wanted_by[b->prio]--;
         obj_unref(p, b->objs[i]);
+    }
     free(b->objs);
     free(b);
 }
 
-/* Ask the owner again after the current delay, and double it (to a cap). */
-static void locate_later(pull_obj_t *o, uint64_t now)
+/* Ask the owner again after the current delay, and double it (to a cap);
+ * an owner that sends its changes is asked again only as a safety net. */
+static void locate_later(pull_t *p, pull_obj_t *o, uint64_t now)
 {
+    if (p->opts.locations_pushed && o->following) {
+        o->next_locate_ms = now + p->opts.retry_ms;
+        return;
+    }
     o->next_locate_ms = now + o->locate_delay_ms;
     o->locate_delay_ms = o->locate_delay_ms * 2 > PULL_LOCATE_MAX_MS ? PULL_LOCATE_MAX_MS : o->locate_delay_ms * 2;
 }
@@ -283,7 +307,7 @@ void pull_on_locations(pull_t *p, const id_object_t *oid, const pull_locations_t
             o->no_copy_since_ms = now;
         if (o->pending_creation)
             o->no_copy_since_ms = 0;
-        locate_later(o, now);
+        locate_later(p, o, now);
     }
     pull_arm(p);
 }
@@ -294,11 +318,13 @@ void pull_on_locate_failed(pull_t *p, const id_object_t *oid, bool owner_gone)
     if (!o)
         return;
     o->locate_inflight = false;
+    /* The owner's side may be gone with it: follow afresh next time. */
+    obj_unfollow(p, o);
     if (owner_gone || ++o->locate_failures >= PULL_LOCATE_ATTEMPTS) {
         obj_fail(p, o, PULL_ERROR_OWNER_DIED);
         return;
     }
-    locate_later(o, loop_now_ms(p->loop));
+    locate_later(p, o, loop_now_ms(p->loop));
     pull_arm(p);
 }
 
@@ -352,12 +378,23 @@ int pull_on_chunk(pull_t *p, const transfer_chunk_t *c)
                                .ip = c->owner.ip,
                                .port = c->owner.port,
                                .worker_id = c->owner.worker_id};
+        uint64_t now = loop_now_ms(p->loop);
+        bool needed = o->wanted_by[PULL_GET] > 0 || o->wanted_by[PULL_TASK_ARGS] > 0;
+        bool waited = o->no_room_since_ms && now - o->no_room_since_ms >= p->opts.no_room_grace_ms;
         int rc = store_create_pulled(p->store, &c->id, c->total_size - c->metadata_size, c->metadata_size, &owner,
-                                     &buf);
+                                     needed && waited, &buf);
         if (rc == -EEXIST)
             return -ENOENT; /* someone else is making it here */
-        if (rc != 0)
+        if (rc != 0) {
+            if (!o->no_room_since_ms) {
+                o->no_room_since_ms = now ? now : 1;
+                /* Needed: ask for it again as soon as it may fall back. */
+                if (needed && now + p->opts.no_room_grace_ms < o->next_request_ms)
+                    o->next_request_ms = now + p->opts.no_room_grace_ms;
+            }
             return -ENOMEM;
+        }
+        o->no_room_since_ms = 0;
         o->receiving = true;
         o->buf = buf;
         o->total = c->total_size;
@@ -435,7 +472,7 @@ static void obj_step(pull_t *p, pull_obj_t *o, pull_walk_t *w)
         /* Until the owner answers, look again only after a full retry. */
         o->next_locate_ms = now + p->opts.retry_ms;
         if (p->ops.locate(p->ctx, &o->owner, &o->node.id) == 0)
-            o->locate_inflight = true;
+            o->locate_inflight = o->following = true;
     }
     if (o->located && o->nlocs == 0 && o->no_copy_since_ms && !o->pending_creation &&
         now - o->no_copy_since_ms >= p->opts.fetch_fail_ms) {

@@ -62,6 +62,9 @@ typedef struct pull_ops {
     /* Ask node `holder` to push `oid` here.  0, or a negative code (e.g.
      * the node is unknown: another copy is tried next time). */
     int (*request)(void *ctx, const id_node_t *holder, const id_object_t *oid);
+    /* Nothing here needs `oid` from `owner` any more (it came, failed or
+     * nobody waits): stop following its locations.  May be NULL. */
+    void (*forget)(void *ctx, const ray_addr_t *owner, const id_object_t *oid);
 } pull_ops_t;
 
 typedef struct pull_options {
@@ -70,6 +73,15 @@ typedef struct pull_options {
     uint64_t retry_ms;           /* object_manager_pull_timeout_ms */
     uint64_t fetch_fail_ms;      /* fetch_fail_timeout_milliseconds */
     uint64_t tick_ms;            /* object_manager_timer_freq_ms */
+    /* Owners send every change of locations after the first locate (a
+     * subscription): while no copy is known, ask again only every
+     * retry_ms, as a safety net, instead of polling from 100 ms up. */
+    bool locations_pushed;
+    /* A copy a get or a task needs that has found no room in the region
+     * for this long goes to a fallback file (oom_grace_period_s, as the
+     * store's own creates).  The region may be full of primary copies that
+     * only spilling could move; a ray.wait keeps waiting for room. */
+    uint64_t no_room_grace_ms;
 } pull_options_t;
 
 /* What the owner said: borrowed during the call. */

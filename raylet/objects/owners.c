@@ -22,6 +22,12 @@ typedef struct owner_update {
     bool added;
 } owner_update_t;
 
+/* A subscribe or unsubscribe waiting for the owner's command batch. */
+typedef struct owner_cmd {
+    id_object_t id;
+    bool subscribe;
+} owner_cmd_t;
+
 typedef struct owner_rec {
     list_t link;
     ray_addr_t addr;
@@ -30,6 +36,17 @@ typedef struct owner_rec {
     owner_update_t *queued;
     size_t nqueued, cap;
     bool report_inflight;
+    /* Location subscriptions on the owner's pubsub: the objects, the
+     * commands not yet sent, and the long poll that brings the news. */
+    id_object_t *subs;
+    size_t nsubs, subs_cap;
+    owner_cmd_t *cmds;
+    size_t ncmds, cmds_cap;
+    bool cmd_inflight;
+    bool polling;
+    int64_t max_seq;
+    uint8_t publisher_id[64];
+    size_t publisher_id_len;
 } owner_rec_t;
 
 /* A call in flight: freed by its completion, or with its owner (a
@@ -38,8 +55,9 @@ typedef struct owner_call {
     list_t link;
     owners_t *o;
     owner_rec_t *rec;
-    id_object_t oid; /* locate */
-    size_t sent;     /* report: updates in the batch */
+    bool locate;     /* a GetObjectLocationsOwner for oid */
+    id_object_t oid;
+    size_t sent;     /* report: updates in the batch; commands: in the batch */
 } owner_call_t;
 
 /* A copy sealed here, with the owner to tell when it goes. */
@@ -51,6 +69,11 @@ typedef struct owner_copy {
 struct owners {
     cq_bridge_t *bridge;
     id_node_t self;
+    /* Who we are to owners' publishers.  Not the node id: up to Ray 2.5x the
+     * pin-release subscriptions (owner_sub.c) use that, and a publisher
+     * keeps one mailbox per subscriber. */
+    uint8_t subscriber_id[ID_UNIQUE_SIZE];
+    owners_stats_t stats;
     owners_callbacks_t cbs;
     void *ctx;
     list_t owners;
@@ -93,6 +116,8 @@ static void owner_free(owner_rec_t *r)
         free(c);
     }
     free(r->queued);
+    free(r->subs);
+    free(r->cmds);
     free(r);
 }
 
@@ -113,6 +138,24 @@ static void call_done(owner_call_t *c)
 
 /* ---- locate -------------------------------------------------------------- */
 
+/* What an owner knows of one object (a lookup's answer or a published
+ * change), handed to the puller. */
+static void pub_locations(owners_t *o, const id_object_t *oid, const Ray__Rpc__WorkerObjectLocationsPubMessage *m)
+{
+    id_node_t *nodes = xcalloc(m->n_node_ids ? m->n_node_ids : 1, sizeof *nodes);
+    size_t n = 0;
+    for (size_t i = 0; i < m->n_node_ids; i++)
+        if (m->node_ids[i].len == ID_UNIQUE_SIZE)
+            memcpy(nodes[n++].b, m->node_ids[i].data, ID_UNIQUE_SIZE);
+    pull_locations_t loc = {.nodes = nodes,
+                            .count = n,
+                            .object_size = m->object_size,
+                            .pending_creation = m->pending_creation,
+                            .ref_removed = m->ref_removed};
+    o->cbs.located(o->ctx, oid, &loc);
+    free(nodes);
+}
+
 static void owners_on_located(void *ctx, const rpc_status_t *st, ProtobufCMessage *reply)
 {
     owner_call_t *c = ctx;
@@ -128,19 +171,204 @@ static void owners_on_located(void *ctx, const rpc_status_t *st, ProtobufCMessag
         o->cbs.locate_failed(o->ctx, &oid, false);
         return;
     }
-    const Ray__Rpc__WorkerObjectLocationsPubMessage *m = r->object_location_infos[0];
-    id_node_t *nodes = xcalloc(m->n_node_ids ? m->n_node_ids : 1, sizeof *nodes);
-    size_t n = 0;
-    for (size_t i = 0; i < m->n_node_ids; i++)
-        if (m->node_ids[i].len == ID_UNIQUE_SIZE)
-            memcpy(nodes[n++].b, m->node_ids[i].data, ID_UNIQUE_SIZE);
-    pull_locations_t loc = {.nodes = nodes,
-                            .count = n,
-                            .object_size = m->object_size,
-                            .pending_creation = m->pending_creation,
-                            .ref_removed = m->ref_removed};
-    o->cbs.located(o->ctx, &oid, &loc);
-    free(nodes);
+    pub_locations(o, &oid, r->object_location_infos[0]);
+}
+
+/* ---- location subscriptions --------------------------------------------- */
+
+static bool sub_find(const owner_rec_t *r, const id_object_t *oid, size_t *at)
+{
+    for (size_t i = 0; i < r->nsubs; i++)
+        if (memcmp(&r->subs[i], oid, sizeof *oid) == 0) {
+            if (at)
+                *at = i;
+            return true;
+        }
+    return false;
+}
+
+static void cmd_push(owner_rec_t *r, const id_object_t *oid, bool subscribe)
+{
+    if (r->ncmds == r->cmds_cap) {
+        r->cmds_cap = r->cmds_cap ? r->cmds_cap * 2 : 16;
+        r->cmds = xrealloc(r->cmds, r->cmds_cap * sizeof *r->cmds);
+    }
+    r->cmds[r->ncmds++] = (owner_cmd_t){.id = *oid, .subscribe = subscribe};
+}
+
+static bool sub_remove(owner_rec_t *r, const id_object_t *oid)
+{
+    size_t i;
+    if (!sub_find(r, oid, &i))
+        return false;
+    r->subs[i] = r->subs[--r->nsubs];
+    return true;
+}
+
+/* The owner's pubsub failed us: every object it was to tell us about is
+ * asked again by the puller (which re-subscribes), or given up. */
+static void subs_lost(owners_t *o, owner_rec_t *r)
+{
+    size_t n = r->nsubs;
+    id_object_t *ids = r->subs;
+    r->subs = NULL;
+    r->nsubs = r->subs_cap = 0;
+    r->ncmds = 0;
+    r->max_seq = 0;
+    r->publisher_id_len = 0;
+    for (size_t i = 0; i < n; i++)
+        o->cbs.locate_failed(o->ctx, &ids[i], false);
+    free(ids);
+}
+
+static void subs_poll(owners_t *o, owner_rec_t *r);
+static void subs_send(owners_t *o, owner_rec_t *r);
+
+static void subs_on_poll(void *ctx, const rpc_status_t *st, ProtobufCMessage *reply)
+{
+    owner_call_t *c = ctx;
+    owners_t *o = c->o;
+    owner_rec_t *r = c->rec;
+    call_done(c);
+    r->polling = false;
+    if (st->code != GRPC_STATUS_OK) {
+        subs_lost(o, r);
+        return;
+    }
+    const Ray__Rpc__PubsubLongPollingReply *rep = (const Ray__Rpc__PubsubLongPollingReply *)reply;
+    /* A restarted publisher numbers its messages from 1 again. */
+    if (rep->publisher_id.len > 0 && rep->publisher_id.len <= sizeof r->publisher_id &&
+        (rep->publisher_id.len != r->publisher_id_len ||
+         memcmp(rep->publisher_id.data, r->publisher_id, rep->publisher_id.len) != 0)) {
+        memcpy(r->publisher_id, rep->publisher_id.data, rep->publisher_id.len);
+        r->publisher_id_len = rep->publisher_id.len;
+        r->max_seq = 0;
+    }
+    int64_t seen = r->max_seq;
+    for (size_t i = 0; i < rep->n_pub_messages; i++)
+        if (rep->pub_messages[i]->sequence_id > r->max_seq)
+            r->max_seq = rep->pub_messages[i]->sequence_id;
+    /* Poll again before delivering: a callback may drop this owner. */
+    subs_poll(o, r);
+    ray_addr_t owner = r->addr;
+    for (size_t i = 0; i < rep->n_pub_messages; i++) {
+        const Ray__Rpc__PubMessage *m = rep->pub_messages[i];
+        if (m->sequence_id <= seen || m->channel_type != RAY__RPC__CHANNEL_TYPE__WORKER_OBJECT_LOCATIONS_CHANNEL ||
+            m->key_id.len != ID_OBJECT_SIZE)
+            continue;
+        id_object_t oid;
+        memcpy(oid.b, m->key_id.data, ID_OBJECT_SIZE);
+        owner_rec_t *cur = owner_find(o, &owner.worker_id);
+        if (!cur || !sub_find(cur, &oid, NULL))
+            continue; /* no longer wanted */
+        o->stats.published++;
+        if (m->inner_message_case == RAY__RPC__PUB_MESSAGE__INNER_MESSAGE_WORKER_OBJECT_LOCATIONS_MESSAGE &&
+            m->worker_object_locations_message) {
+            pub_locations(o, &oid, m->worker_object_locations_message);
+        } else if (m->inner_message_case == RAY__RPC__PUB_MESSAGE__INNER_MESSAGE_FAILURE_MESSAGE) {
+            /* The owner has let the object go (out of scope, freed). */
+            sub_remove(cur, &oid);
+            pull_locations_t gone = {.ref_removed = true};
+            o->cbs.located(o->ctx, &oid, &gone);
+        }
+    }
+}
+
+static void subs_poll(owners_t *o, owner_rec_t *r)
+{
+    if (r->polling || r->nsubs == 0)
+        return;
+    Ray__Rpc__PubsubLongPollingRequest req = RAY__RPC__PUBSUB_LONG_POLLING_REQUEST__INIT;
+    req.subscriber_id.data = o->subscriber_id;
+    req.subscriber_id.len = ID_UNIQUE_SIZE;
+    req.max_processed_sequence_id = r->max_seq;
+    req.publisher_id.data = r->publisher_id;
+    req.publisher_id.len = r->publisher_id_len;
+    owner_call_t *c = call_new(o, r);
+    /* No deadline: the publisher answers an idle poll itself. */
+    if (cwc_pubsub_long_polling(r->channel, &req, 0, subs_on_poll, c) != 0) {
+        call_done(c);
+        return;
+    }
+    r->polling = true;
+}
+
+static void subs_on_commands(void *ctx, const rpc_status_t *st, ProtobufCMessage *reply)
+{
+    (void)reply;
+    owner_call_t *c = ctx;
+    owners_t *o = c->o;
+    owner_rec_t *r = c->rec;
+    size_t sent = c->sent;
+    call_done(c);
+    r->cmd_inflight = false;
+    if (st->code != GRPC_STATUS_OK) {
+        subs_lost(o, r);
+        return;
+    }
+    memmove(r->cmds, r->cmds + sent, (r->ncmds - sent) * sizeof *r->cmds);
+    r->ncmds -= sent;
+    subs_poll(o, r);
+    subs_send(o, r);
+}
+
+/* One command batch in flight per owner; what comes meanwhile waits. */
+static void subs_send(owners_t *o, owner_rec_t *r)
+{
+    if (r->cmd_inflight || r->ncmds == 0)
+        return;
+    size_t n = r->ncmds < OWNERS_BATCH_MAX ? r->ncmds : OWNERS_BATCH_MAX;
+    Ray__Rpc__Command *cmds = xcalloc(n, sizeof *cmds);
+    Ray__Rpc__Command **ptrs = xcalloc(n, sizeof *ptrs);
+    Ray__Rpc__SubMessage *subs = xcalloc(n, sizeof *subs);
+    Ray__Rpc__WorkerObjectLocationsSubMessage *locs = xcalloc(n, sizeof *locs);
+    Ray__Rpc__UnsubscribeMessage unsub = RAY__RPC__UNSUBSCRIBE_MESSAGE__INIT;
+    for (size_t i = 0; i < n; i++) {
+        ray__rpc__command__init(&cmds[i]);
+        cmds[i].channel_type = RAY__RPC__CHANNEL_TYPE__WORKER_OBJECT_LOCATIONS_CHANNEL;
+        cmds[i].key_id.data = r->cmds[i].id.b;
+        cmds[i].key_id.len = ID_OBJECT_SIZE;
+        if (r->cmds[i].subscribe) {
+            ray__rpc__worker_object_locations_sub_message__init(&locs[i]);
+            locs[i].intended_worker_id.data = r->addr.worker_id.b;
+            locs[i].intended_worker_id.len = ID_UNIQUE_SIZE;
+            locs[i].object_id.data = r->cmds[i].id.b;
+            locs[i].object_id.len = ID_OBJECT_SIZE;
+            ray__rpc__sub_message__init(&subs[i]);
+            subs[i].sub_message_one_of_case = RAY__RPC__SUB_MESSAGE__SUB_MESSAGE_ONE_OF_WORKER_OBJECT_LOCATIONS_MESSAGE;
+            subs[i].worker_object_locations_message = &locs[i];
+            cmds[i].command_message_one_of_case = RAY__RPC__COMMAND__COMMAND_MESSAGE_ONE_OF_SUBSCRIBE_MESSAGE;
+            cmds[i].subscribe_message = &subs[i];
+        } else {
+            cmds[i].command_message_one_of_case = RAY__RPC__COMMAND__COMMAND_MESSAGE_ONE_OF_UNSUBSCRIBE_MESSAGE;
+            cmds[i].unsubscribe_message = &unsub;
+        }
+        ptrs[i] = &cmds[i];
+    }
+    Ray__Rpc__PubsubCommandBatchRequest req = RAY__RPC__PUBSUB_COMMAND_BATCH_REQUEST__INIT;
+    req.subscriber_id.data = o->subscriber_id;
+    req.subscriber_id.len = ID_UNIQUE_SIZE;
+    req.n_commands = n;
+    req.commands = ptrs;
+    owner_call_t *c = call_new(o, r);
+    c->sent = n;
+    if (cwc_pubsub_command_batch(r->channel, &req, OWNERS_CALL_TIMEOUT_MS, subs_on_commands, c) == 0)
+        r->cmd_inflight = true;
+    else
+        call_done(c);
+    free(cmds);
+    free(ptrs);
+    free(subs);
+    free(locs);
+}
+
+void owners_forget(owners_t *o, const ray_addr_t *owner, const id_object_t *oid)
+{
+    owner_rec_t *r = owner_find(o, &owner->worker_id);
+    if (!r || !sub_remove(r, oid))
+        return;
+    cmd_push(r, oid, false);
+    subs_send(o, r);
 }
 
 int owners_locate(owners_t *o, const ray_addr_t *owner, const id_object_t *oid)
@@ -150,6 +378,21 @@ int owners_locate(owners_t *o, const ray_addr_t *owner, const id_object_t *oid)
     owner_rec_t *r = owner_get(o, owner);
     if (!r)
         return CR_ERPC;
+    if (!sub_find(r, oid, NULL)) {
+        /* First ask: subscribe.  The owner publishes what it knows at once,
+         * then every change, so the answer comes through the long poll. */
+        if (r->nsubs == r->subs_cap) {
+            r->subs_cap = r->subs_cap ? r->subs_cap * 2 : 16;
+            r->subs = xrealloc(r->subs, r->subs_cap * sizeof *r->subs);
+        }
+        r->subs[r->nsubs++] = *oid;
+        cmd_push(r, oid, true);
+        o->stats.subscribes++;
+        subs_send(o, r);
+        return 0;
+    }
+    /* Asked again while subscribed (a copy did not come): ask directly. */
+    o->stats.lookups++;
     Ray__Rpc__GetObjectLocationsOwnerRequest req = RAY__RPC__GET_OBJECT_LOCATIONS_OWNER_REQUEST__INIT;
     req.intended_worker_id.data = r->addr.worker_id.b;
     req.intended_worker_id.len = ID_UNIQUE_SIZE;
@@ -157,6 +400,7 @@ int owners_locate(owners_t *o, const ray_addr_t *owner, const id_object_t *oid)
     req.n_object_ids = 1;
     req.object_ids = &id;
     owner_call_t *c = call_new(o, r);
+    c->locate = true;
     c->oid = *oid;
     if (cwc_get_object_locations_owner(r->channel, &req, OWNERS_CALL_TIMEOUT_MS, owners_on_located, c) != 0) {
         call_done(c);
@@ -267,17 +511,41 @@ void owners_copy_removed(owners_t *o, const id_object_t *oid)
 void owners_worker_died(owners_t *o, const id_worker_t *worker)
 {
     owner_rec_t *r = owner_find(o, worker);
-    if (r)
-        owner_free(r);
+    if (!r)
+        return;
+    /* Whatever we were to learn from it, we never will: tell the puller,
+     * after the record is gone (a callback may locate anew). */
+    size_t n = r->nsubs, calls = 0;
+    LIST_FOREACH_ENTRY(owner_call_t, c, &r->calls, link)
+        calls++;
+    id_object_t *ids = xcalloc(n + calls + 1, sizeof *ids);
+    memcpy(ids, r->subs, n * sizeof *ids);
+    LIST_FOREACH_ENTRY(owner_call_t, c, &r->calls, link)
+        if (c->locate)
+            ids[n++] = c->oid;
+    owner_free(r);
+    for (size_t i = 0; i < n; i++)
+        o->cbs.locate_failed(o->ctx, &ids[i], true);
+    free(ids);
 }
 
 size_t owners_tracked(const owners_t *o) { return idtab_count(o->copies); }
+
+void owners_get_stats(const owners_t *o, owners_stats_t *out)
+{
+    *out = o->stats;
+    out->subscribed = 0;
+    LIST_FOREACH_ENTRY(owner_rec_t, r, &o->owners, link)
+        out->subscribed += r->nsubs;
+}
 
 owners_t *owners_create(cq_bridge_t *bridge, const id_node_t *self, const owners_callbacks_t *cbs, void *ctx)
 {
     owners_t *o = xcalloc(1, sizeof *o);
     o->bridge = bridge;
     o->self = *self;
+    memcpy(o->subscriber_id, self->b, ID_UNIQUE_SIZE);
+    o->subscriber_id[ID_UNIQUE_SIZE - 1] ^= 0xff;
     o->cbs = *cbs;
     o->ctx = ctx;
     list_init(&o->owners);

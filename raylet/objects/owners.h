@@ -5,9 +5,12 @@
  *  - reports each copy sealed here and each copy deleted here
  *    (CoreWorkerService.UpdateObjectLocationBatch: one batch in flight per
  *    owner, later updates queued behind it), so pulls elsewhere find it;
- *  - asks an owner where an object it needs is
- *    (CoreWorkerService.GetObjectLocationsOwner) and hands the answer to
- *    the puller.
+ *  - learns where an object it needs is, as the stock raylet does, by
+ *    subscribing to the object on the owner's WORKER_OBJECT_LOCATIONS
+ *    pubsub channel (PubsubCommandBatch; one long poll per owner brings
+ *    the owner's snapshot at once and every change after it), and hands
+ *    each to the puller; asked again while subscribed (a copy did not
+ *    come), it asks the owner directly (GetObjectLocationsOwner).
  * One gRPC channel per owner, dropped when its worker dies.  Loop thread
  * only. */
 #ifndef CRAYLET_RAYLET_OBJECTS_OWNERS_H
@@ -35,9 +38,13 @@ owners_t *owners_create(cq_bridge_t *bridge, const id_node_t *self, const owners
 /* Cancels calls in flight (no callback after) and frees.  NULL is fine. */
 void owners_destroy(owners_t *o);
 
-/* Ask `owner` where `oid` is.  0, or CR_EBADMSG for an owner that cannot
- * be reached (no worker id, ip or port), or CR_ERPC. */
+/* Ask `owner` where `oid` is: the answer comes through `located`, then
+ * again on every change until owners_forget.  0, or CR_EBADMSG for an
+ * owner that cannot be reached (no worker id, ip or port), or CR_ERPC. */
 int owners_locate(owners_t *o, const ray_addr_t *owner, const id_object_t *oid);
+/* Nothing here needs `oid` any more: unsubscribe.  Unknown ids are
+ * ignored. */
+void owners_forget(owners_t *o, const ray_addr_t *owner, const id_object_t *oid);
 
 /* A copy of `oid` was sealed here (added) or deleted here.  Objects whose
  * owner cannot be reached are not reported.  The owner of a deleted copy
@@ -50,5 +57,13 @@ void owners_worker_died(owners_t *o, const id_worker_t *worker);
 
 /* Copies whose removal would be reported (sealed here, owner known). */
 size_t owners_tracked(const owners_t *o);
+
+typedef struct owners_stats {
+    uint64_t subscribes; /* location subscriptions opened */
+    uint64_t published;  /* location messages the owners published to us */
+    uint64_t lookups;    /* direct GetObjectLocationsOwner asks */
+    size_t subscribed;   /* subscriptions open now */
+} owners_stats_t;
+void owners_get_stats(const owners_t *o, owners_stats_t *out);
 
 #endif

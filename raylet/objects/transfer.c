@@ -121,6 +121,12 @@ static int xfer_locate(void *ctx, const ray_addr_t *owner, const id_object_t *oi
     return owners_locate(x->owners, owner, oid);
 }
 
+static void xfer_forget(void *ctx, const ray_addr_t *owner, const id_object_t *oid)
+{
+    xfer_t *x = ctx;
+    owners_forget(x->owners, owner, oid);
+}
+
 static void xfer_on_pull_sent(void *ctx, const rpc_status_t *st, ProtobufCMessage *reply)
 {
     (void)reply;
@@ -365,6 +371,12 @@ void xfer_get_stats(const xfer_t *x, xfer_stats_t *out)
         .chunks_sent = x->chunks_sent,
         .objects_received = x->objects_received,
     };
+    owners_stats_t os;
+    owners_get_stats(x->owners, &os);
+    out->loc_subscribed = os.subscribed;
+    out->loc_subscribes = os.subscribes;
+    out->loc_published = os.published;
+    out->loc_lookups = os.lookups;
 }
 
 xfer_t *xfer_create(const xfer_options_t *opts)
@@ -383,8 +395,10 @@ xfer_t *xfer_create(const xfer_options_t *opts)
                          .chunk_size = x->o.chunk_size,
                          .retry_ms = x->o.pull_timeout_ms,
                          .fetch_fail_ms = x->o.fetch_fail_ms,
-                         .tick_ms = x->o.tick_ms};
-    static const pull_ops_t pull_ops = {.locate = xfer_locate, .request = xfer_request};
+                         .no_room_grace_ms = x->o.no_room_grace_ms,
+                         .tick_ms = x->o.tick_ms,
+                         .locations_pushed = true};
+    static const pull_ops_t pull_ops = {.locate = xfer_locate, .request = xfer_request, .forget = xfer_forget};
     x->pull = pull_create(x->o.loop, x->o.store, &po, &pull_ops, x);
     push_options_t so = {.chunk_size = x->o.chunk_size,
                          .max_bytes_in_flight = x->o.max_bytes_in_flight,

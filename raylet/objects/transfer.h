@@ -39,6 +39,7 @@ typedef struct xfer_options {
     uint64_t pull_timeout_ms;
     int64_t push_timeout_ms;
     uint64_t fetch_fail_ms;
+    uint64_t no_room_grace_ms; /* oom_grace_period_s */
     uint64_t tick_ms;
 } xfer_options_t;
 
@@ -73,6 +74,9 @@ typedef struct xfer_stats {
     size_t pushes, pushes_parked, chunks_in_flight;
     size_t channels;
     uint64_t chunks_received, chunks_refused, chunks_sent, objects_received;
+    /* owners' location channels */
+    size_t loc_subscribed;
+    uint64_t loc_subscribes, loc_published, loc_lookups;
 } xfer_stats_t;
 void xfer_get_stats(const xfer_t *x, xfer_stats_t *out);
 

@@ -592,6 +592,8 @@ void lease_mgr_return(lease_mgr_t *mgr, const uint8_t *id, size_t id_len, bool d
     lease_mgr_mark_dirty(mgr);
     if (!w)
         return;
+    if (mgr->cbs.on_returned)
+        mgr->cbs.on_returned(mgr->ctx, w);
     /* The owner saw it misbehave, or it is on its way out: never reuse. */
     lease_release_t how = disconnect_worker ? LEASE_RELEASE_FAILED
                           : worker_exiting  ? LEASE_RELEASE_RETIRE

@@ -175,6 +175,9 @@ typedef struct lease_mgr_callbacks {
     /* A lease was granted to `w` holding `alloc` (everything but CPU), just
      * before the reply goes out: CPU affinity for GPU leases. Optional. */
     void (*on_granted)(void *ctx, worker_t *w, const res_alloc_t *alloc);
+    /* The lease on `w` was returned by its owner (the task is done), just
+     * before the worker goes back to the pool.  Optional. */
+    void (*on_returned)(void *ctx, worker_t *w);
 } lease_mgr_callbacks_t;
 
 typedef struct lease_mgr_options {

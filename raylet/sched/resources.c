@@ -355,6 +355,24 @@ int res_node_shrink(res_node_t *node, const char *name, res_amount_t amount, con
     return 0;
 }
 
+int res_node_set_available(res_node_t *node, const char *name, res_amount_t amount)
+{
+    res_resource_t *r = res_node_find(node, name, NULL);
+    if (!r)
+        return -ENOENT;
+    if (r->unit)
+        return -EINVAL;
+    if (amount < 0)
+        amount = 0;
+    if (amount > r->total)
+        amount = r->total;
+    if (amount != r->available) {
+        r->available = amount;
+        node->version++;
+    }
+    return 0;
+}
+
 int res_node_remove(res_node_t *node, const char *name)
 {
     size_t pos;

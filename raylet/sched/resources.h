@@ -95,6 +95,12 @@ int res_node_merge_instances(res_node_t *node, const char *name, const res_amoun
 int res_node_shrink(res_node_t *node, const char *name, res_amount_t amount, const res_amount_t *amounts,
                     size_t count);
 
+/* Set what is available of a pooled resource measured rather than
+ * allocated (object_store_memory: the store's free bytes), clamped to
+ * [0, total].  Bumps the version only when the amount changes.  -ENOENT if
+ * absent, -EINVAL for a per-instance resource. */
+int res_node_set_available(res_node_t *node, const char *name, res_amount_t amount);
+
 /* Forget a resource entirely (placement-group cleanup, drain).  Later
  * res_free() calls skip it.  -ENOENT if absent. */
 int res_node_remove(res_node_t *node, const char *name);

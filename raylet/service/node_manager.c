@@ -97,8 +97,6 @@ static void nm_get_resource_load(void *ctx, rpc_call_t *call, ProtobufCMessage *
     svc_lease_load_fill(svc->leases, &load);
     data.resource_load_by_shape = &load.load;
     data.idle_duration_ms = (int64_t)svc->ops.idle_ms(svc->ctx);
-    if (lease_mgr_granted(svc->leases) > 0)
-        data.idle_duration_ms = 0;
 
     Ray__Rpc__GetResourceLoadReply reply = RAY__RPC__GET_RESOURCE_LOAD_REPLY__INIT;
     reply.resources = &data;

@@ -31,7 +31,8 @@ typedef struct nm_node_ops {
     /* False once the node is stopping: health says NOT_SERVING, leases and
      * bundles are refused. */
     bool (*serving)(void *ctx);
-    /* How long the node has been idle (ms), for GetResourceLoad. */
+    /* How long the node has been idle (ms), 0 while leases or stored
+     * objects keep it busy; for GetResourceLoad. */
     uint64_t (*idle_ms)(void *ctx);
     /* ShutdownRaylet: stop the node (unregistering when `graceful`). */
     void (*shutdown)(void *ctx, bool graceful);

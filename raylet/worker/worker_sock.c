@@ -36,7 +36,6 @@ typedef struct wclient {
     pid_t peer_pid;   /* SO_PEERCRED at accept: who is really on the other end */
     list_t actor_waits; /* wsock_actor_args_t: cancelled when the client goes */
     list_t pulls;       /* wsock_pull_t: objects fetched from other nodes for it */
-    uint64_t wait_pull; /* the pull behind its one outstanding ray.wait; 0 none */
     bool disconnecting;
 } wclient_t;
 
@@ -205,13 +204,18 @@ static int wsock_on_disconnect(wclient_t *c, const wmsg_t *m)
 
 /* ---- pulls from other nodes ------------------------------------------------------------ */
 
-/* A fetch started for a client: a get (named by its request id) or an
- * `await` (named by its object); cancelled when it is answered, cancelled
- * by the client, or the client goes. */
+/* A fetch started for a client: a get (named by its request id), an
+ * `await` (named by its object) or a ray.wait(fetch_local=True).  A get or
+ * await ends when answered or cancelled by the client.  A wait's fetch
+ * outlives the wait, as in the stock raylet: what the program waited for
+ * keeps coming here (so a later get is local) until the lease ends or the
+ * client goes. */
+#define WSOCK_PULL_AWAIT (-1)
+#define WSOCK_PULL_WAIT (-2)
 typedef struct wsock_pull {
     list_t node; /* wclient_t.pulls */
     uint64_t handle;
-    int64_t get_request_id; /* -1 for an await */
+    int64_t get_request_id; /* or WSOCK_PULL_AWAIT, WSOCK_PULL_WAIT */
     uint8_t oid[ID_OBJECT_SIZE];
 } wsock_pull_t;
 
@@ -267,10 +271,6 @@ static void wsock_on_wait_done(void *ctx, const uint8_t (*ids)[ID_OBJECT_SIZE], 
                                bool timed_out)
 {
     wclient_t *c = ctx;
-    if (c->wait_pull) {
-        xfer_cancel(c->ws->o.xfer, c->wait_pull);
-        c->wait_pull = 0;
-    }
     fb_builder_t *b = fb_builder_create(256 + count * 40);
     fb_ref_t *found = xcalloc(count, sizeof *found);
     fb_ref_t *rest = xcalloc(count, sizeof *rest);
@@ -294,10 +294,13 @@ static void wsock_on_wait_done(void *ctx, const uint8_t (*ids)[ID_OBJECT_SIZE], 
 
 static int wsock_on_wait(wclient_t *c, const wmsg_t *m)
 {
-    /* The worker asks only with fetch_local: what is elsewhere comes here. */
-    if (c->wait_pull)
-        xfer_cancel(c->ws->o.xfer, c->wait_pull);
-    c->wait_pull = m->num_required > 0 ? wsock_pull_start(c, PULL_WAIT, m) : 0;
+    /* The worker asks only with fetch_local: what is elsewhere comes here
+     * (also for num_required 0, a prefetch). */
+    wsock_pull_keep(c, wsock_pull_start(c, PULL_WAIT, m), WSOCK_PULL_WAIT, NULL);
+    if (m->num_required == 0) {
+        wsock_on_wait_done(c, NULL, NULL, 0, false);
+        return 0;
+    }
     owait_start(c->ws->o.owait, (const uint8_t(*)[ID_OBJECT_SIZE])m->ids, m->id_count, (size_t)m->num_required,
                 m->timeout_ms, wsock_on_wait_done, c);
     return 0;
@@ -392,7 +395,7 @@ static void wsock_on_plasma_ready(void *ctx, const uint8_t (*ids)[ID_OBJECT_SIZE
 
 static int wsock_on_subscribe_plasma_ready(wclient_t *c, const wmsg_t *m)
 {
-    wsock_pull_keep(c, wsock_pull_start(c, PULL_WAIT, m), -1, m->ids[0]);
+    wsock_pull_keep(c, wsock_pull_start(c, PULL_WAIT, m), WSOCK_PULL_AWAIT, m->ids[0]);
     owait_start(c->ws->o.owait, (const uint8_t(*)[ID_OBJECT_SIZE])m->ids, 1, 1, -1, wsock_on_plasma_ready, c);
     return 0;
 }
@@ -475,10 +478,6 @@ static void wsock_cancel_waits(wclient_t *c)
     }
     while (!list_empty(&c->pulls))
         wsock_pull_drop(c, LIST_ENTRY(c->pulls.next, wsock_pull_t, node));
-    if (c->wait_pull) {
-        xfer_cancel(c->ws->o.xfer, c->wait_pull);
-        c->wait_pull = 0;
-    }
 }
 
 static void wsock_on_close(void *ctx, conn_t *conn, const char *reason)
@@ -501,6 +500,16 @@ static void wsock_on_close(void *ctx, conn_t *conn, const char *reason)
         pool_disconnect(c->ws->o.pool, w, exit_type, detail);
     }
     free(c);
+}
+
+void wsock_lease_returned(wsock_t *ws, worker_t *w)
+{
+    wclient_t *c = ws ? w->client : NULL;
+    if (!c)
+        return;
+    /* The task is over: nothing it fetched is needed for it any more. */
+    while (!list_empty(&c->pulls))
+        wsock_pull_drop(c, LIST_ENTRY(c->pulls.next, wsock_pull_t, node));
 }
 
 void wsock_worker_dead(wsock_t *ws, worker_t *w)

@@ -50,6 +50,9 @@ wsock_t *wsock_create(const wsock_options_t *opts);
 void wsock_accept(wsock_t *ws, int fd, pid_t peer_pid);
 /* A worker record is about to be freed: detach its connection state. */
 void wsock_worker_dead(wsock_t *ws, worker_t *w);
+/* `w`'s lease ended (it goes back to the pool): drop the fetches its
+ * task's gets and waits left behind. */
+void wsock_lease_returned(wsock_t *ws, worker_t *w);
 /* Close every connection now and cancel its waits; no callback after.
  * Idempotent; later accepts are refused. */
 void wsock_stop(wsock_t *ws);

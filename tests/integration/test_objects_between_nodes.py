@@ -7,6 +7,8 @@ wants them.  Every node's raylet is checked to be the binary asked for."""
 
 import hashlib
 import json
+import os
+import re
 import textwrap
 
 import pytest
@@ -58,7 +60,8 @@ def shared_three(shim_installed, craylet):
         pytest.skip(why)
     hosts = netns.Hosts(3)
     try:
-        c = netns.HostCluster(hosts)
+        # debug_state.txt often: a test reads a node's transfer counters.
+        c = netns.HostCluster(hosts, env={"RAY_debug_dump_period_milliseconds": "500"})
         try:
             for i in range(3):
                 c.start_host(i, craylet, resources={"host%d" % i: 10}, num_cpus=2,
@@ -152,9 +155,64 @@ emit({"want": want, "got": got, "reader_node": node})
 """
 
 
+def node_debug_state(cluster, node_id, predicate, timeout=30):
+    """The newest debug_state.txt written by `node_id` that satisfies
+    `predicate`: every node of the cluster writes the same file in turn."""
+    path = os.path.join(cluster.temp_dir, "session_latest", "logs", "debug_state.txt")
+    seen = []
+
+    def read():
+        try:
+            text = open(path).read()
+        except OSError:
+            return None
+        if "Node ID: %s" % node_id not in text:
+            return None
+        seen[:] = [text]
+        return text if predicate(text) else None
+
+    try:
+        return helpers.wait_for(read, timeout, interval=0.1, what="debug_state.txt of node %s" % node_id)
+    except helpers.WaitTimeout:
+        raise AssertionError("last debug_state.txt of node %s:\n%s" % (node_id, seen[0] if seen else "(none)"))
+
+
+LOCATIONS = re.compile(r"- location subscriptions: (\d+) open, (\d+) opened; updates published: (\d+), lookups: (\d+)")
+
+
 class TestOnSharedHosts:
     """Tests that only move objects share one three-host craylet cluster
     (made once for the class, gone before the tests that make their own)."""
+
+    def test_locations_are_followed_not_polled(self, shared_three):
+        """First in the class, so host 2 has pulled nothing before.  Host 2
+        wants an object host 1 is still making: as the stock raylet, it
+        subscribes to the owner's location channel and is told when the copy
+        exists, instead of asking the owner over and over; once the copy is
+        here it unsubscribes."""
+        c = shared_three
+        res = run_on(c, 0, """
+            @ray.remote(resources={"host1": 1})
+            def slow_make():
+                time.sleep(4)
+                return np.arange(4 * 1024 * 1024, dtype=np.int64)
+
+            @ray.remote(resources={"host2": 1})
+            class Reader:
+                def read(self, refs):
+                    return int(ray.get(refs[0], timeout=120)[-1])
+
+            r = Reader.remote()
+            ray.get(r.__ray_ready__.remote())
+            emit({"last": ray.get(r.read.remote([slow_make.remote()]), timeout=180)})
+        """)
+        assert res["last"] == 4 * 1024 * 1024 - 1
+        node = c.nodes[2].node_id
+        text = node_debug_state(c, node, lambda t: (lambda m: m and m.group(1) == "0")(LOCATIONS.search(t)))
+        open_now, opened, published, lookups = (int(g) for g in LOCATIONS.search(text).groups())
+        assert opened >= 1, text
+        assert published >= 1, "the owner told host 2 where the copy was"
+        assert lookups == 0, "host 2 asked the owner directly %d times while it waited" % lookups
 
     def test_get_on_one_host_of_an_object_put_on_another(self, shared_three):
         c = shared_three

@@ -231,6 +231,68 @@ def test_task_spills_to_the_node_that_has_its_resource(cluster_factory, craylet)
     assert res["driver_node"] != other.node_id
 
 
+def test_busy_node_is_never_reported_idle(cluster, craylet):
+    """The autoscaler terminates nodes GCS sees as idle, so a node running a
+    task, or holding a primary copy, must read as busy; and the view's
+    object_store_memory must drop by what the store holds."""
+    head(cluster, craylet, num_cpus=1, object_store_memory=300 * MB)
+    res = run_driver(cluster, """
+        import numpy as np
+        from ray.autoscaler.v2.sdk import get_cluster_status
+        addr = ray.get_runtime_context().gcs_address
+
+        def idle():
+            s = get_cluster_status(addr)
+            assert len(s.active_nodes) + len(s.idle_nodes) == 1, s
+            return len(s.idle_nodes) == 1
+
+        def settle(want, timeout=15):
+            end = time.time() + timeout
+            while time.time() < end:
+                if idle() == want:
+                    return True
+                time.sleep(0.2)
+            return False
+
+        def store_free():
+            return ray.available_resources().get("object_store_memory", 0)
+
+        out = {"idle_at_start": settle(True)}
+        free_before = store_free()
+
+        @ray.remote
+        def busy(s):
+            time.sleep(s)
+            return 1
+        ref = busy.remote(6)
+        out["busy_during_task"] = settle(False)
+        # Stays busy for as long as the task runs, not only once.
+        samples = []
+        for _ in range(10):
+            samples.append(idle())
+            time.sleep(0.2)
+        out["still_busy"] = not any(samples)
+        ray.get(ref)
+        out["idle_after_task"] = settle(True)
+
+        big = ray.put(np.ones(80 * 1024 * 1024, dtype=np.uint8))
+        out["busy_holding_object"] = settle(False)
+        end = time.time() + 10
+        while time.time() < end and free_before - store_free() < 80e6:
+            time.sleep(0.2)
+        out["store_drop"] = free_before - store_free()
+        del big
+        out["idle_after_free"] = settle(True)
+        emit(out)
+    """)
+    assert res["idle_at_start"], res
+    assert res["busy_during_task"] and res["still_busy"], res
+    assert res["idle_after_task"], res
+    assert res["busy_holding_object"], res
+    assert res["store_drop"] >= 80e6, res
+    assert res["idle_after_free"], res
+
+
 def test_pending_demand_shows_in_ray_status(cluster, craylet):
     head(cluster, craylet, num_cpus=1)
     code = textwrap.dedent("""

@@ -510,3 +510,25 @@ Test(resources, parse_list_feeds_node)
     cr_assert_eq(e.instance_count, 2);
     res_node_destroy(n);
 }
+
+Test(resources, measured_availability_is_clamped_and_versioned)
+{
+    res_node_t *n = node_with(2, 2);
+    cr_assert_eq(res_node_add_total(n, "object_store_memory", amt(300)), 0);
+    uint64_t v = res_node_version(n);
+    /* The same amount again: nothing to report. */
+    cr_assert_eq(res_node_set_available(n, "object_store_memory", amt(300)), 0);
+    cr_assert_eq(res_node_version(n), v);
+    cr_assert_eq(res_node_set_available(n, "object_store_memory", amt(100)), 0);
+    cr_assert_eq(res_node_available(n, "object_store_memory"), amt(100));
+    cr_assert_gt(res_node_version(n), v);
+    /* Usage past the total (fallback files) reads as none left, never below. */
+    cr_assert_eq(res_node_set_available(n, "object_store_memory", -amt(5)), 0);
+    cr_assert_eq(res_node_available(n, "object_store_memory"), 0);
+    cr_assert_eq(res_node_set_available(n, "object_store_memory", amt(900)), 0);
+    cr_assert_eq(res_node_available(n, "object_store_memory"), amt(300));
+    cr_assert_eq(res_node_total(n, "object_store_memory"), amt(300));
+    cr_assert_eq(res_node_set_available(n, "GPU", amt(1)), -EINVAL);
+    cr_assert_eq(res_node_set_available(n, "absent", amt(1)), -ENOENT);
+    res_node_destroy(n);
+}

@@ -60,6 +60,8 @@ typedef struct net {
     id_object_t last_locate, last_request;
     id_node_t last_holder;
     int fail_requests;
+    int forgets;
+    id_object_t last_forget;
     /* chunks the pusher sent: copies */
     transfer_chunk_t sent[64];
     uint8_t *sent_data[64];
@@ -108,7 +110,15 @@ static void net_reset(void)
     memset(&net, 0, sizeof net);
 }
 
-static const pull_ops_t pull_ops = {.locate = fake_locate, .request = fake_request};
+static void fake_forget(void *ctx, const ray_addr_t *owner, const id_object_t *oid)
+{
+    (void)ctx;
+    (void)owner;
+    net.forgets++;
+    net.last_forget = *oid;
+}
+
+static const pull_ops_t pull_ops = {.locate = fake_locate, .request = fake_request, .forget = fake_forget};
 static const push_ops_t push_ops = {.send = fake_send};
 
 static void stop_loop(loop_t *l, uint64_t id, void *data)
@@ -340,6 +350,112 @@ Test(transfer, pending_creation_never_times_out)
     cr_assert_gt(net.locates, 1, "and its owner asked again");
     pull_cancel(p, h);
     pull_destroy(p);
+    net_reset();
+}
+
+/* Owners that publish their changes are followed, not polled: asked once,
+ * forgotten exactly once when the object is done with, whichever way. */
+Test(transfer, followed_locations_are_not_polled_and_are_forgotten)
+{
+    net_reset();
+    pull_options_t o = {.self = node_n(1), .chunk_size = CHUNK, .retry_ms = 10000, .fetch_fail_ms = 600000,
+                        .tick_ms = 5, .locations_pushed = true};
+    pull_t *p = pull_create(loop, here, &o, &pull_ops, NULL);
+    id_object_t waited = oid_n(0x71), cancelled = oid_n(0x72), removed = oid_n(0x73), failed = oid_n(0x74);
+    ray_addr_t owner = owner_addr();
+    uint64_t h = pull_bundle(p, PULL_GET, &waited, &owner, 1);
+    pull_locations_t none = {.count = 0};
+    pull_on_locations(p, &waited, &none);
+    run_for(300);
+    cr_assert_eq(net.locates, 1, "no copy yet: the owner will say when there is one, no polling");
+    cr_assert_eq(net.forgets, 0);
+    /* The owner publishes a copy: it is asked for at once. */
+    id_node_t holder = node_n(2);
+    pull_locations_t one = {.nodes = &holder, .count = 1, .object_size = 10 * KB};
+    pull_on_locations(p, &waited, &one);
+    run_for(20);
+    cr_assert_eq(net.requests, 1);
+    /* It arrives (sealed by anyone): followed no more. */
+    uint8_t data[10 * KB];
+    fill(data, sizeof data, 3);
+    for (uint32_t i = 0; i < 3; i++) {
+        transfer_chunk_t c = chunk_of(&waited, data, sizeof data, 0, i);
+        cr_assert_eq(pull_on_chunk(p, &c), 0);
+    }
+    cr_assert(store_contains(here, &waited));
+    run_for(20);
+    cr_assert_eq(net.forgets, 1, "forgotten once it is here");
+    cr_assert(memcmp(&net.last_forget, &waited, sizeof waited) == 0);
+
+    uint64_t h2 = pull_bundle(p, PULL_WAIT, &cancelled, &owner, 1);
+    run_for(20);
+    pull_cancel(p, h2);
+    cr_assert_eq(net.forgets, 2, "forgotten when nobody waits any more");
+    cr_assert(memcmp(&net.last_forget, &cancelled, sizeof cancelled) == 0);
+
+    uint64_t h3 = pull_bundle(p, PULL_GET, &removed, &owner, 1);
+    run_for(20);
+    pull_locations_t gone = {.ref_removed = true};
+    pull_on_locations(p, &removed, &gone);
+    cr_assert_eq(net.forgets, 3, "forgotten when the owner let it go");
+
+    /* A lost subscription: forgotten, and followed afresh soon, not after
+     * a full retry. */
+    uint64_t h4 = pull_bundle(p, PULL_GET, &failed, &owner, 1);
+    run_for(20);
+    int before = net.locates;
+    pull_on_locate_failed(p, &failed, false);
+    cr_assert_eq(net.forgets, 4);
+    run_for(300);
+    cr_assert_gt(net.locates, before, "asked again within the short backoff");
+    pull_cancel(p, h);
+    pull_cancel(p, h3);
+    pull_cancel(p, h4);
+    cr_assert_eq(net.forgets, 5, "each object forgotten exactly once");
+    pull_destroy(p);
+    net_reset();
+}
+
+/* The region full of a primary copy that only spilling could move: a copy
+ * a get needs goes to a fallback file once it has waited the grace; one
+ * only a ray.wait asks for keeps waiting for room. */
+Test(transfer, a_needed_copy_falls_back_to_a_file_after_waiting_for_room)
+{
+    net_reset();
+    pull_options_t o = {.self = node_n(1), .chunk_size = CHUNK, .retry_ms = 10000, .fetch_fail_ms = 600000,
+                        .tick_ms = 5, .no_room_grace_ms = 50};
+    pull_t *p = pull_create(loop, here, &o, &pull_ops, NULL);
+    id_object_t pinned = oid_n(0x81), got = oid_n(0x82), waited = oid_n(0x83);
+    uint8_t *big = calloc(3 * MB, 1);
+    cr_assert_eq(store_put_local(here, &pinned, big, 3 * MB, NULL, 0, NULL, 0), 0);
+    cr_assert_eq(store_pin(here, &pinned), 0);
+    ray_addr_t owner = owner_addr();
+    uint64_t hg = pull_bundle(p, PULL_GET, &got, &owner, 1);
+    uint64_t hw = pull_bundle(p, PULL_WAIT, &waited, &owner, 1);
+    uint64_t total = 2 * MB;
+    uint8_t *whole = malloc(total);
+    fill(whole, total, 5);
+    transfer_chunk_t g0 = chunk_of(&got, whole, total, 0, 0);
+    transfer_chunk_t w0 = chunk_of(&waited, whole, total, 0, 0);
+    cr_assert_eq(pull_on_chunk(p, &g0), -ENOMEM, "no room in the region at first");
+    cr_assert_eq(pull_on_chunk(p, &w0), -ENOMEM);
+    cr_assert_eq(pull_on_chunk(p, &g0), -ENOMEM, "nor before the grace is over");
+    run_for(80);
+    cr_assert_eq(pull_on_chunk(p, &g0), 0, "a get falls back to a file after the grace");
+    cr_assert_eq(pull_on_chunk(p, &w0), -ENOMEM, "a wait keeps waiting for room");
+    store_stats_t st;
+    store_get_stats(here, &st);
+    cr_assert_eq(st.num_fallback, 1);
+    cr_assert_leq(st.bytes_used - st.bytes_fallback, st.capacity, "the region never overfills");
+    pull_cancel(p, hg);
+    pull_cancel(p, hw);
+    store_get_stats(here, &st);
+    cr_assert_eq(st.num_fallback, 0, "the partial copy and its file are gone with the pull");
+    cr_assert_eq(store_unpin(here, &pinned), 0);
+    store_free(here, &pinned);
+    pull_destroy(p);
+    free(whole);
+    free(big);
     net_reset();
 }
 
