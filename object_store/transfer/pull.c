@@ -72,6 +72,7 @@ struct pull {
     uint64_t next_handle;
     uint64_t timer;
     size_t receiving;
+    uint64_t receiving_bytes; /* sum of their sizes: they keep their place */
     bool stopped;
 };
 
@@ -115,6 +116,7 @@ static void recv_drop(pull_t *p, pull_obj_t *o)
     o->receiving = false;
     o->got = o->nchunks = 0;
     p->receiving--;
+    p->receiving_bytes -= o->total;
 }
 
 /* Locations of this object are of no more use here. */
@@ -151,6 +153,7 @@ static void obj_now_local(pull_t *p, pull_obj_t *o)
         o->buf = NULL;
         o->receiving = false;
         p->receiving--;
+        p->receiving_bytes -= o->total;
     }
     o->local = true;
     obj_unfollow(p, o);
@@ -167,10 +170,13 @@ static void obj_fail(pull_t *p, pull_obj_t *o, int error_type)
     char meta[16];
     int len = snprintf(meta, sizeof meta, "%d", error_type);
     char hex[ID_HEX_BUF];
-    log_warn("cannot fetch object %s: %s", ID_TO_HEX(&o->node.id, hex),
-             error_type == PULL_ERROR_OWNER_DIED       ? "its owner died"
-             : error_type == PULL_ERROR_OBJECT_DELETED ? "its owner no longer has it"
-                                                       : "no node could give it in time");
+    /* An owner that let the object go (the program dropped it while we
+     * fetched) or died is routine, as stock logs it; a timeout is not. */
+    if (error_type == PULL_ERROR_FETCH_TIMED_OUT)
+        log_warn("cannot fetch object %s: no node could give it in time", ID_TO_HEX(&o->node.id, hex));
+    else
+        log_info("cannot fetch object %s: %s", ID_TO_HEX(&o->node.id, hex),
+                 error_type == PULL_ERROR_OWNER_DIED ? "its owner died" : "its owner no longer has it");
     ray_addr_t addr = o->owner;
     id_object_t id = o->node.id;
     o->local = true;
@@ -379,18 +385,21 @@ int pull_on_chunk(pull_t *p, const transfer_chunk_t *c)
                                .port = c->owner.port,
                                .worker_id = c->owner.worker_id};
         uint64_t now = loop_now_ms(p->loop);
+        /* A get or a task needs the object; a ray.wait only asks after it,
+         * so it gives the store twice as long to make room on its own. */
         bool needed = o->wanted_by[PULL_GET] > 0 || o->wanted_by[PULL_TASK_ARGS] > 0;
-        bool waited = o->no_room_since_ms && now - o->no_room_since_ms >= p->opts.no_room_grace_ms;
+        uint64_t grace = needed ? p->opts.no_room_grace_ms : 2 * p->opts.no_room_grace_ms;
+        bool waited = o->no_room_since_ms && now - o->no_room_since_ms >= grace;
         int rc = store_create_pulled(p->store, &c->id, c->total_size - c->metadata_size, c->metadata_size, &owner,
-                                     needed && waited, &buf);
+                                     waited, &buf);
         if (rc == -EEXIST)
             return -ENOENT; /* someone else is making it here */
         if (rc != 0) {
             if (!o->no_room_since_ms) {
                 o->no_room_since_ms = now ? now : 1;
-                /* Needed: ask for it again as soon as it may fall back. */
-                if (needed && now + p->opts.no_room_grace_ms < o->next_request_ms)
-                    o->next_request_ms = now + p->opts.no_room_grace_ms;
+                /* Ask for it again as soon as it may fall back. */
+                if (now + grace < o->next_request_ms)
+                    o->next_request_ms = now + grace;
             }
             return -ENOMEM;
         }
@@ -403,6 +412,7 @@ int pull_on_chunk(pull_t *p, const transfer_chunk_t *c)
         o->got = 0;
         o->seen = xcalloc((n + 7) / 8, 1);
         p->receiving++;
+        p->receiving_bytes += o->total;
     }
     if (o->seen[c->index / 8] & (1u << (c->index % 8)))
         return -EALREADY;
@@ -505,13 +515,8 @@ static void pull_tick(loop_t *loop, uint64_t id, void *data)
     p->timer = 0;
     if (p->stopped)
         return;
-    pull_walk_t w = {.now = loop_now_ms(p->loop), .quota = pull_quota(p)};
     /* Receiving objects keep their place: count them first. */
-    for (idtab_node_t *n = idtab_first(p->objects); n; n = idtab_next(p->objects, n)) {
-        pull_obj_t *o = obj_of(n);
-        if (o->receiving)
-            w.admitted += o->total;
-    }
+    pull_walk_t w = {.now = loop_now_ms(p->loop), .quota = pull_quota(p), .admitted = p->receiving_bytes};
     for (int prio = 0; prio < PULL_PRIORITIES; prio++) {
         LIST_FOREACH_ENTRY(pull_bundle_rec_t, b, &p->queues[prio], link) {
             for (size_t i = 0; i < b->n; i++) {

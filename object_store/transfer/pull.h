@@ -79,8 +79,10 @@ typedef struct pull_options {
     bool locations_pushed;
     /* A copy a get or a task needs that has found no room in the region
      * for this long goes to a fallback file (oom_grace_period_s, as the
-     * store's own creates).  The region may be full of primary copies that
-     * only spilling could move; a ray.wait keeps waiting for room. */
+     * store's own creates): the region may be full of primary copies that
+     * only spilling could move.  One only a ray.wait asks for waits twice
+     * as long (a wait yields to gets, and a short one sees the store as it
+     * is, as with stock, whose spilling takes seconds to make room). */
     uint64_t no_room_grace_ms;
 } pull_options_t;
 

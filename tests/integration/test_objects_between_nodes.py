@@ -83,7 +83,8 @@ def start_three(make, raylets, store=512 * MB, env=None):
 
 
 def run_on(cluster, host, body, timeout=300, env_extra=None, on_line=None):
-    """Run a driver on `host`; `on_line` sees each stdout line as it comes
+    """Run a driver on `host` (None: where the cluster runs its commands,
+    for a cluster on one host); `on_line` sees each stdout line as it comes
     (a test acts on the cluster mid-program: kills a node)."""
     import subprocess
     import threading
@@ -98,7 +99,8 @@ def run_on(cluster, host, body, timeout=300, env_extra=None, on_line=None):
     """) % cluster.gcs_address + textwrap.dedent(body)
     env = dict(cluster.env)
     env.update(env_extra or {})
-    argv = cluster.hosts.prefix(host) + [str(helpers.PYTHON), "-c", code]
+    prefix = cluster.exec_prefix if host is None else cluster.hosts.prefix(host)
+    argv = list(prefix) + [str(helpers.PYTHON), "-c", code]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                             env=env, cwd=str(helpers.REPO), start_new_session=True, text=True)
     cluster.session_ids.append(proc.pid)
@@ -493,7 +495,7 @@ def test_object_manager_port_refuses_bad_input_and_keeps_serving(cluster_factory
             push(b"\xff\xff\xff", metadata=md, timeout=10)
         assert e.value.code() != grpc.StatusCode.OK
     # Still serving, nothing held: the store is empty and a program runs.
-    res = run_on_local(cluster, """
+    res = run_on(cluster, None, """
         @ray.remote
         def f(x):
             return x + 1
@@ -513,18 +515,3 @@ def test_object_manager_port_refuses_bad_input_and_keeps_serving(cluster_factory
     assert "which is not in the cluster" in log
     assert "malformed ids" in log
     assert node.raylet_process().is_running()
-
-
-def run_on_local(cluster, body, timeout=120):
-    code = textwrap.dedent("""
-        import json, sys
-        import ray
-        def emit(d):
-            sys.stdout.write("\\nRESULT " + json.dumps(d) + "\\n")
-            sys.stdout.flush()
-        ray.init(address=%r, logging_level="ERROR")
-    """) % cluster.gcs_address + textwrap.dedent(body)
-    r = cluster.python(code, timeout=timeout)
-    results = [json.loads(line[7:]) for line in r.stdout.splitlines() if line.startswith("RESULT ")]
-    assert r.returncode == 0 and results, r.output() + "\n" + cluster.log_tail()
-    return results[-1]

@@ -418,12 +418,12 @@ Test(transfer, followed_locations_are_not_polled_and_are_forgotten)
 
 /* The region full of a primary copy that only spilling could move: a copy
  * a get needs goes to a fallback file once it has waited the grace; one
- * only a ray.wait asks for keeps waiting for room. */
+ * only a ray.wait asks for waits twice as long. */
 Test(transfer, a_needed_copy_falls_back_to_a_file_after_waiting_for_room)
 {
     net_reset();
     pull_options_t o = {.self = node_n(1), .chunk_size = CHUNK, .retry_ms = 10000, .fetch_fail_ms = 600000,
-                        .tick_ms = 5, .no_room_grace_ms = 50};
+                        .tick_ms = 5, .no_room_grace_ms = 200};
     pull_t *p = pull_create(loop, here, &o, &pull_ops, NULL);
     id_object_t pinned = oid_n(0x81), got = oid_n(0x82), waited = oid_n(0x83);
     uint8_t *big = calloc(3 * MB, 1);
@@ -440,12 +440,16 @@ Test(transfer, a_needed_copy_falls_back_to_a_file_after_waiting_for_room)
     cr_assert_eq(pull_on_chunk(p, &g0), -ENOMEM, "no room in the region at first");
     cr_assert_eq(pull_on_chunk(p, &w0), -ENOMEM);
     cr_assert_eq(pull_on_chunk(p, &g0), -ENOMEM, "nor before the grace is over");
-    run_for(80);
+    run_for(250);
     cr_assert_eq(pull_on_chunk(p, &g0), 0, "a get falls back to a file after the grace");
-    cr_assert_eq(pull_on_chunk(p, &w0), -ENOMEM, "a wait keeps waiting for room");
+    cr_assert_eq(pull_on_chunk(p, &w0), -ENOMEM, "a wait waits longer");
     store_stats_t st;
     store_get_stats(here, &st);
     cr_assert_eq(st.num_fallback, 1);
+    run_for(200);
+    cr_assert_eq(pull_on_chunk(p, &w0), 0, "then it falls back too");
+    store_get_stats(here, &st);
+    cr_assert_eq(st.num_fallback, 2);
     cr_assert_leq(st.bytes_used - st.bytes_fallback, st.capacity, "the region never overfills");
     pull_cancel(p, hg);
     pull_cancel(p, hw);
