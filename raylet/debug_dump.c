@@ -94,7 +94,8 @@ size_t debug_dump_format(const debug_dump_sources_t *r, char *buf, size_t cap)
     dd_workers(&b, r);
     strbuf_printf(&b, "LeaseManager:\n");
     strbuf_printf(&b, "- granted leases: %zu\n", r->leases ? lease_mgr_granted(r->leases) : 0);
-    strbuf_printf(&b, "- queued leases: %zu\n", r->leases ? lease_mgr_queued(r->leases) : 0);
+    strbuf_printf(&b, "- queued leases: %zu (waiting for their arguments: %zu)\n",
+                  r->leases ? lease_mgr_queued(r->leases) : 0, largs_count(r->largs));
     strbuf_printf(&b, "- placement group bundles: %zu\n", r->bundles ? bundles_count(r->bundles) : 0);
     if (r->gang) {
         const gpu_topo_t *t = gpu_gang_topo(r->gang);

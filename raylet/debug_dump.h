@@ -12,6 +12,7 @@
 #include "common/loop.h"
 #include "gcs_client/syncer.h"
 #include "object_store/store.h"
+#include "raylet/objects/lease_args.h"
 #include "raylet/objects/obj_wait.h"
 #include "raylet/objects/transfer.h"
 #include "raylet/sched/bundles.h"
@@ -38,6 +39,7 @@ typedef struct debug_dump_sources {
     lease_mgr_t *leases;
     syncer_t *syncer;
     xfer_t *xfer;
+    largs_t *largs;
 } debug_dump_sources_t;
 
 typedef struct debug_dump debug_dump_t;

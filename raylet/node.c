@@ -31,6 +31,7 @@
 #include "raylet/debug_dump.h"
 #include "raylet/sched/gpu_gang.h"
 #include "raylet/flags.h"
+#include "raylet/objects/lease_args.h"
 #include "raylet/objects/obj_wait.h"
 #include "raylet/objects/owner_sub.h"
 #include "raylet/sched/bundles.h"
@@ -68,6 +69,7 @@ struct raylet {
     nm_service_t *service;       /* NodeManagerService on `server` */
     om_service_t *om_service;    /* ObjectManagerService on `object_server` */
     xfer_t *xfer;                /* objects between nodes, once serving */
+    largs_t *largs;              /* leases' arguments on their way here */
     gcs_sub_t *sub;
     syncer_t *syncer;
     agent_t *dashboard_agent;
@@ -275,6 +277,25 @@ static void raylet_on_lease_granted(void *ctx, worker_t *w, const res_alloc_t *a
     } else if (rc != 0 && rc != -ENODEV) {
         log_warn("cannot move worker %s's memory to NUMA node %d: %s", worker_id_hex(w), node, cr_strerror(rc));
     }
+}
+
+/* A queued lease's arguments, fetched before it is granted. */
+static bool raylet_args_fetch(void *ctx, uint64_t token, const id_object_t *ids, const ray_addr_t *owners, size_t n)
+{
+    struct raylet *r = ctx;
+    return largs_fetch(r->largs, token, ids, owners, n);
+}
+
+static void raylet_args_cancel(void *ctx, uint64_t token)
+{
+    struct raylet *r = ctx;
+    largs_cancel(r->largs, token);
+}
+
+static void raylet_on_args_local(void *ctx, uint64_t token)
+{
+    struct raylet *r = ctx;
+    lease_mgr_args_ready(r->leases, token);
 }
 
 static void raylet_on_lease_returned(void *ctx, worker_t *w)
@@ -595,6 +616,7 @@ static void raylet_on_registered(void *ctx, int err, const char *message, Protob
         .leases = r->leases,
         .syncer = r->syncer,
         .xfer = r->xfer,
+        .largs = r->largs,
     };
     r->debug_dump = debug_dump_create(r->loop, r->flags.log_dir,
                                       r->config.debug_dump_period_milliseconds > 0
@@ -870,7 +892,10 @@ static void raylet_start_serving(struct raylet *r)
     static const lease_mgr_callbacks_t lcbs = {.pick_remote = raylet_pick_remote,
                                                .on_busy_changed = raylet_on_busy_changed,
                                                .on_granted = raylet_on_lease_granted,
-                                               .on_returned = raylet_on_lease_returned};
+                                               .on_returned = raylet_on_lease_returned,
+                                               .args_fetch = raylet_args_fetch,
+                                               .args_cancel = raylet_args_cancel};
+    r->largs = largs_create(r->store, r->owait, r->xfer, raylet_on_args_local, r);
     r->leases = r->pool ? lease_mgr_create(r->loop, r->resources, &pool_lease_ops, r->pool, &lo, &lcbs, r) : NULL;
     r->osub = osub_create(r->loop, r->bridge, r->node_id, r->flags.node_ip_address, r->node_manager_port,
                           raylet_on_primary_released, r);
@@ -1228,6 +1253,7 @@ void raylet_destroy(raylet_t *r)
     /* 3. Free. */
     child_output_destroy(r->child_output);
     lease_mgr_destroy(r->leases);
+    largs_destroy(r->largs); /* after the leases, which cancel their fetches */
     pool_destroy(r->pool);
     owait_destroy(r->owait);
     xfer_destroy(r->xfer);

@@ -48,6 +48,12 @@ typedef struct lease {
     void *pop;          /* the pool's handle while waiting for a worker */
     uint64_t class_key; /* the scheduling class, hashed */
     bool class_counted; /* holds one of its class's granted slots */
+    /* Its arguments: granted only once all are local. */
+    id_object_t *args;
+    ray_addr_t *arg_owners;
+    size_t nargs;
+    bool args_local;      /* all of them are (or there are none) */
+    uint64_t args_token;  /* a fetch in progress; 0: none */
 } lease_t;
 
 /* One scheduling class with leases holding resources: the worker cap's
@@ -75,6 +81,8 @@ struct lease_mgr {
     void *ctx;
     list_t leases;
     u64map_t *by_worker; /* worker_t address -> its lease (WAITING handed over, HELD) */
+    u64map_t *by_args;   /* args_token -> the lease whose arguments are coming */
+    uint64_t next_args_token;
     size_t granted;
     size_t blocked;
     bool dirty;      /* something changed: walk the queue at the next flush */
@@ -217,8 +225,52 @@ static bool lease_class_may_grant(lease_mgr_t *mgr, lease_class_t *c)
     return false;
 }
 
+static void lease_args_stop(lease_mgr_t *mgr, lease_t *l)
+{
+    if (!l->args_token)
+        return;
+    u64map_del(mgr->by_args, l->args_token);
+    if (mgr->cbs.args_cancel)
+        mgr->cbs.args_cancel(mgr->ctx, l->args_token);
+    l->args_token = 0;
+}
+
+/* Are the lease's arguments local?  If not, have them fetched (once). */
+static bool lease_args_local(lease_mgr_t *mgr, lease_t *l)
+{
+    if (l->args_local || l->args_token)
+        return l->args_local;
+    if (!mgr->cbs.args_fetch) {
+        l->args_local = true;
+        return true;
+    }
+    uint64_t token = ++mgr->next_args_token;
+    if (mgr->cbs.args_fetch(mgr->ctx, token, l->args, l->arg_owners, l->nargs)) {
+        l->args_local = true;
+        return true;
+    }
+    l->args_token = token;
+    u64map_put(mgr->by_args, token, l);
+    return false;
+}
+
+void lease_mgr_args_ready(lease_mgr_t *mgr, uint64_t token)
+{
+    void *v;
+    if (!mgr || !u64map_get(mgr->by_args, token, &v))
+        return;
+    u64map_del(mgr->by_args, token);
+    lease_t *l = v;
+    l->args_token = 0;
+    l->args_local = true;
+    lease_mgr_mark_dirty(mgr);
+}
+
 static void lease_free(lease_t *l)
 {
+    lease_args_stop(l->mgr, l);
+    free(l->args);
+    free(l->arg_owners);
     list_remove(&l->node);
     res_set_destroy(l->cpu_set);
     free(l->runtime_env);
@@ -429,6 +481,10 @@ static bool lease_try_one(lease_mgr_t *mgr, lease_t *l)
 {
     int rc = res_check(mgr->res, l->request);
     if (rc == 0) {
+        /* It would run here: its arguments come first (no resources or
+         * worker held meanwhile). */
+        if (!lease_args_local(mgr, l))
+            return false;
         lease_class_t *c = lease_class_get(mgr, l);
         if (!lease_class_may_grant(mgr, c)) {
             /* Held back by the worker cap: another node with the resources
@@ -470,6 +526,9 @@ static bool lease_try_one(lease_mgr_t *mgr, lease_t *l)
     if (lease_spill(mgr, l, rc == -EAGAIN))
         return true;
     l->infeasible = rc == -ENOSPC;
+    /* Queued here for resources: fetch its arguments meanwhile. */
+    if (rc == -EAGAIN)
+        lease_args_local(mgr, l);
     return false;
 }
 
@@ -577,6 +636,15 @@ int lease_mgr_request(lease_mgr_t *mgr, const lease_request_t *req, lease_reply_
     l->grant_or_reject = req->grant_or_reject;
     l->local_only = req->local_only;
     l->detached = req->detached;
+    if (req->nargs && req->args && req->arg_owners) {
+        l->args = xmalloc(req->nargs * sizeof *l->args);
+        l->arg_owners = xmalloc(req->nargs * sizeof *l->arg_owners);
+        memcpy(l->args, req->args, req->nargs * sizeof *l->args);
+        memcpy(l->arg_owners, req->arg_owners, req->nargs * sizeof *l->arg_owners);
+        l->nargs = req->nargs;
+    } else {
+        l->args_local = true;
+    }
     list_insert_tail(&mgr->leases, &l->node); /* first come, first served */
     lease_mgr_mark_dirty(mgr);
     return 0;
@@ -828,6 +896,7 @@ lease_mgr_t *lease_mgr_create(loop_t *loop, res_node_t *resources, const lease_p
     mgr->ctx = ctx;
     list_init(&mgr->leases);
     mgr->by_worker = u64map_create();
+    mgr->by_args = u64map_create();
     if (!mgr->by_worker) {
         free(mgr);
         return NULL;
@@ -864,6 +933,7 @@ void lease_mgr_destroy(lease_mgr_t *mgr)
         return;
     lease_mgr_stop(mgr);
     u64map_destroy(mgr->by_worker);
+    u64map_destroy(mgr->by_args);
     free(mgr->classes);
     free(mgr->demand);
     for (size_t i = 0; i < mgr->backlog_count; i++)

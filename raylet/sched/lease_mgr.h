@@ -39,6 +39,7 @@
 
 #include "common/id.h"
 #include "common/loop.h"
+#include "common/ray_addr.h"
 #include "raylet/sched/resources.h"
 
 typedef struct lease_mgr lease_mgr_t;
@@ -118,6 +119,12 @@ typedef struct lease_request {
     /* A detached actor, or work under one (LeaseSpec is_detached_actor or
      * root_detached_actor_id): its worker outlives the job that made it. */
     bool detached;
+    /* The objects the task reads (LeaseSpec.dependencies), decoded.  As in
+     * the stock raylet, a lease is granted only once all are in the local
+     * store, so no worker sits idle while its arguments travel. */
+    const id_object_t *args;
+    const ray_addr_t *arg_owners;
+    size_t nargs;
 } lease_request_t;
 
 typedef struct lease_remote {
@@ -156,6 +163,10 @@ typedef struct lease_outcome {
     const char *message;
 } lease_outcome_t;
 
+/* The arguments fetched under `token` are all local: the lease may be
+ * granted at the next flush.  Unknown tokens are ignored. */
+void lease_mgr_args_ready(lease_mgr_t *mgr, uint64_t token);
+
 /* Whether a serialized runtime env means "none" (NULL, "" or "{}"): then
  * the request's runtime_env_config is ignored, so decoders need not build it. */
 bool lease_runtime_env_is_none(const char *serialized);
@@ -178,6 +189,13 @@ typedef struct lease_mgr_callbacks {
     /* The lease on `w` was returned by its owner (the task is done), just
      * before the worker goes back to the pool.  Optional. */
     void (*on_returned)(void *ctx, worker_t *w);
+    /* Bring a queued lease's arguments into the local store; `token` names
+     * the fetch.  Returns true when all are local already (nothing
+     * started); otherwise lease_mgr_args_ready(token) follows once they
+     * are, unless args_cancel(token) comes first.  Optional: without it
+     * arguments are not waited for. */
+    bool (*args_fetch)(void *ctx, uint64_t token, const id_object_t *ids, const ray_addr_t *owners, size_t n);
+    void (*args_cancel)(void *ctx, uint64_t token);
 } lease_mgr_callbacks_t;
 
 typedef struct lease_mgr_options {

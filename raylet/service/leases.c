@@ -7,6 +7,7 @@
 #include "common/alloc.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include "raylet/service/address.h"
 
 /* One RequestWorkerLease in flight: freed when the lease manager answers. */
 typedef struct svc_lease_call {
@@ -234,6 +235,23 @@ void svc_lease_request(lease_mgr_t *mgr, const svc_lease_node_t *node, rpc_call_
         const Ray__Rpc__NodeAffinitySchedulingStrategy *na = ss->node_affinity_scheduling_strategy;
         lr.local_only = !na->soft && memcmp(na->node_id.data, node->node_id, ID_UNIQUE_SIZE) == 0;
     }
+    /* The arguments in the store (by reference): fetched before the grant. */
+    id_object_t *args = NULL;
+    ray_addr_t *owners = NULL;
+    if (spec->n_dependencies) {
+        args = xcalloc(spec->n_dependencies, sizeof *args);
+        owners = xcalloc(spec->n_dependencies, sizeof *owners);
+        for (size_t i = 0; i < spec->n_dependencies; i++) {
+            const Ray__Rpc__ObjectReference *ref = spec->dependencies[i];
+            if (!ref || ref->object_id.len != ID_OBJECT_SIZE)
+                continue; /* nothing to fetch by that */
+            memcpy(args[lr.nargs].b, ref->object_id.data, ID_OBJECT_SIZE);
+            svc_address_decode(ref->owner_address, &owners[lr.nargs]);
+            lr.nargs++;
+        }
+        lr.args = args;
+        lr.arg_owners = owners;
+    }
     svc_lease_call_t *c = xmalloc(sizeof *c);
     c->call = call;
     c->node = node;
@@ -244,6 +262,8 @@ void svc_lease_request(lease_mgr_t *mgr, const svc_lease_node_t *node, rpc_call_
                       rc == -EEXIST ? "lease already queued" : "malformed lease request");
     }
     free(env_config);
+    free(args);
+    free(owners);
     res_set_destroy(resources);
 }
 

@@ -8,6 +8,7 @@
 #include "common/alloc.h"
 #include "common/log.h"
 #include "proto/ray_proto.h"
+#include "raylet/service/address.h"
 
 struct om_service {
     xfer_t *xfer;
@@ -49,22 +50,7 @@ static void om_push(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
                           .len = req->data.len};
         memcpy(c.id.b, req->object_id.data, ID_OBJECT_SIZE);
         memcpy(c.from.b, req->node_id.data, ID_UNIQUE_SIZE);
-        const Ray__Rpc__Address *a = req->owner_address;
-        if (a) {
-            if (a->node_id.len == ID_UNIQUE_SIZE)
-                memcpy(c.owner.node_id.b, a->node_id.data, ID_UNIQUE_SIZE);
-            else
-                ID_SET_NIL(&c.owner.node_id);
-            if (a->worker_id.len == ID_UNIQUE_SIZE)
-                memcpy(c.owner.worker_id.b, a->worker_id.data, ID_UNIQUE_SIZE);
-            else
-                ID_SET_NIL(&c.owner.worker_id);
-            snprintf(c.owner.ip, sizeof c.owner.ip, "%s", a->ip_address ? a->ip_address : "");
-            c.owner.port = a->port;
-        } else {
-            ID_SET_NIL(&c.owner.node_id);
-            ID_SET_NIL(&c.owner.worker_id);
-        }
+        svc_address_decode(req->owner_address, &c.owner);
         rc = xfer_on_chunk(svc->xfer, &c);
         if (rc != 0 && rc != -ENOENT)
             why = om_refusal(rc);

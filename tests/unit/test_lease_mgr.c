@@ -161,6 +161,12 @@ typedef struct env {
     bool remote_available; /* pick_remote finds a node with free resources */
     bool remote_total;     /* pick_remote finds a node whose totals fit */
     int busy_changes;
+    /* argument fetches */
+    bool with_args;        /* submit() gives each lease two arguments */
+    bool args_local;       /* args_fetch finds every argument here */
+    int fetches, cancels;
+    uint64_t last_token;
+    size_t last_nargs;
 } env_t;
 
 static bool pick_remote(void *ctx, const res_set_t *request, bool need_available, lease_remote_t *out)
@@ -176,6 +182,24 @@ static bool pick_remote(void *ctx, const res_set_t *request, bool need_available
 
 static void on_busy(void *ctx, bool busy) { ((env_t *)ctx)->busy_changes++; }
 
+static bool args_fetch(void *ctx, uint64_t token, const id_object_t *ids, const ray_addr_t *owners, size_t n)
+{
+    env_t *e = ctx;
+    (void)ids;
+    (void)owners;
+    e->fetches++;
+    e->last_token = token;
+    e->last_nargs = n;
+    return e->args_local;
+}
+
+static void args_cancel(void *ctx, uint64_t token)
+{
+    env_t *e = ctx;
+    cr_assert_leq(token, e->last_token);
+    e->cancels++;
+}
+
 static void env_init(env_t *e, double cpus, int gpus, bool cap, uint64_t backoff_ms)
 {
     memset(e, 0, sizeof *e);
@@ -187,7 +211,8 @@ static void env_init(env_t *e, double cpus, int gpus, bool cap, uint64_t backoff
     lease_mgr_options_t o = {.worker_cap_enabled = cap,
                              .worker_cap_initial_backoff_ms = backoff_ms,
                              .worker_cap_max_backoff_ms = backoff_ms * 8};
-    lease_mgr_callbacks_t cbs = {.pick_remote = pick_remote, .on_busy_changed = on_busy};
+    lease_mgr_callbacks_t cbs = {.pick_remote = pick_remote, .on_busy_changed = on_busy,
+                                 .args_fetch = args_fetch, .args_cancel = args_cancel};
     e->mgr = lease_mgr_create(e->loop, e->res, &fake_ops, &e->pool, &o, &cbs, e);
     cr_assert_not_null(e->mgr);
 }
@@ -217,7 +242,14 @@ static int submit(env_t *e, uint8_t id, const char *shape, uint64_t class_hash, 
     }
     uint8_t lease_id[8] = {id, 1, 2, 3, 4, 5, 6, 7};
     uint8_t job[ID_JOB_SIZE] = {1, 0, 0, 0};
-    lease_request_t r = {.id = lease_id,
+    id_object_t args[2];
+    ray_addr_t owners[2];
+    memset(args, id, sizeof args);
+    memset(owners, 0, sizeof owners);
+    lease_request_t r = {.args = args,
+                         .arg_owners = owners,
+                         .nargs = e->with_args ? 2 : 0,
+                         .id = lease_id,
                          .id_len = sizeof lease_id,
                          .job_id = job,
                          .language = 0,
@@ -377,6 +409,67 @@ Test(lease_mgr, cancel_queued_and_waiting)
     lid(9, id);
     cr_assert_not(lease_mgr_cancel(e.mgr, id, 8));
     env_fini(&e);
+}
+
+/* A lease that could run here is granted only once its arguments are
+ * local; no resources or worker are held while they come, a lease with no
+ * arguments (or with them here) is not held up, and a lease that leaves
+ * the queue stops its fetch. */
+Test(lease_mgr, arguments_come_before_the_grant)
+{
+    env_t e;
+    env_init(&e, 2, 0, false, 0);
+    e.with_args = true;
+    answer_t a, b, c;
+    submit(&e, 1, "CPU=1", 1, false, &a);
+    cr_assert_eq(e.fetches, 1);
+    cr_assert_eq(e.last_nargs, 2);
+    cr_assert_not(a.answered, "its arguments are not here yet");
+    cr_assert_eq(avail(&e, "CPU"), 2 * RES_UNIT, "nothing held meanwhile");
+    cr_assert_eq(e.pool.used, 0, "no worker taken meanwhile");
+    uint64_t first = e.last_token;
+
+    e.with_args = false;
+    submit(&e, 2, "CPU=1", 1, false, &b);
+    cr_assert(b.answered && b.kind == LEASE_GRANTED, "a lease without arguments goes ahead");
+    cr_assert_eq(e.fetches, 1);
+
+    lease_mgr_args_ready(e.mgr, first);
+    lease_mgr_args_ready(e.mgr, first); /* twice, or stale: harmless */
+    lease_mgr_args_ready(e.mgr, 999);
+    lease_mgr_flush(e.mgr);
+    cr_assert(a.answered && a.kind == LEASE_GRANTED, "granted once they are here");
+    cr_assert_eq(e.cancels, 0);
+
+    /* All here already: granted in the same walk. */
+    e.with_args = true;
+    e.args_local = true;
+    give_back(&e, 2, false);
+    submit(&e, 3, "CPU=1", 1, false, &c);
+    cr_assert(c.answered && c.kind == LEASE_GRANTED);
+
+    /* Cancelled while its arguments come: the fetch stops with it. */
+    e.args_local = false;
+    give_back(&e, 3, false);
+    answer_t d;
+    submit(&e, 4, "CPU=1", 1, false, &d);
+    cr_assert_not(d.answered);
+    uint8_t id[8];
+    lid(4, id);
+    cr_assert(lease_mgr_cancel(e.mgr, id, 8));
+    cr_assert_eq(e.cancels, 1);
+    uint64_t cancelled = e.last_token;
+    lease_mgr_args_ready(e.mgr, cancelled); /* late news of a gone lease */
+    lease_mgr_flush(e.mgr);
+
+    /* Two more waiting for their arguments: stopping cancels both. */
+    answer_t f, g;
+    submit(&e, 5, "CPU=1", 1, false, &f);
+    submit(&e, 6, "CPU=1", 1, false, &g);
+    cr_assert_eq(e.fetches, 5);
+    env_fini(&e);
+    cr_assert_eq(e.cancels, 3);
+    cr_assert(f.answered && f.kind == LEASE_FAILED);
 }
 
 Test(lease_mgr, pool_failure_answers_the_lease)
