@@ -187,6 +187,8 @@ static void raylet_on_worker_dead(void *ctx, worker_t *w, int exit_type, const c
         raylet_report_worker_died(r, w, detail);
     lease_mgr_worker_dead(r->leases, w);
     wsock_worker_dead(r->wsock, w);
+    /* Leases it asked for here can never be returned by it: drop them. */
+    lease_mgr_owner_died(r->leases, worker_id(w));
     /* What it owned and pinned here has no owner left (GCS would tell us
      * too, later, and not for drivers). */
     if (r->osub)
@@ -392,9 +394,11 @@ static void raylet_on_liveness(struct raylet *r, const Ray__Rpc__GcsNodeAddressA
             char hex[ID_HEX_BUF];
             if (peers_remove(r->peers, n->node_id.data))
                 log_info("node %s left the cluster", id_to_hex(n->node_id.data, ID_UNIQUE_SIZE, hex));
-            /* Its workers owned objects pinned here: nobody can ask for them. */
+            /* Its workers owned objects pinned here and leases: nobody can
+             * ask for the one or return the other. */
             if (r->osub)
                 osub_node_died(r->osub, n->node_id.data);
+            lease_mgr_owner_node_died(r->leases, n->node_id.data);
             if (r->xfer)
                 xfer_node_removed(r->xfer, (const id_node_t *)n->node_id.data);
         }
@@ -422,6 +426,7 @@ static void raylet_on_pub_message(void *ctx, const Ray__Rpc__PubMessage *m)
     } else if (m->inner_message_case == RAY__RPC__PUB_MESSAGE__INNER_MESSAGE_WORKER_DELTA_MESSAGE &&
                m->worker_delta_message && m->worker_delta_message->worker_id.len == ID_UNIQUE_SIZE) {
         /* A worker died somewhere in the cluster: release what it owned. */
+        lease_mgr_owner_died(r->leases, m->worker_delta_message->worker_id.data);
         if (r->osub)
             osub_owner_died(r->osub, m->worker_delta_message->worker_id.data);
         if (r->xfer)

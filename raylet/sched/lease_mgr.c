@@ -53,6 +53,8 @@ typedef struct lease {
     ray_addr_t *arg_owners;
     size_t nargs;
     bool args_local;      /* all of them are (or there are none) */
+    uint8_t caller_worker[ID_UNIQUE_SIZE]; /* who asked; zero: not said */
+    uint8_t caller_node[ID_UNIQUE_SIZE];
     uint64_t args_token;  /* a fetch in progress; 0: none */
 } lease_t;
 
@@ -636,6 +638,10 @@ int lease_mgr_request(lease_mgr_t *mgr, const lease_request_t *req, lease_reply_
     l->grant_or_reject = req->grant_or_reject;
     l->local_only = req->local_only;
     l->detached = req->detached;
+    if (req->caller_worker_id)
+        memcpy(l->caller_worker, req->caller_worker_id, ID_UNIQUE_SIZE);
+    if (req->caller_node_id)
+        memcpy(l->caller_node, req->caller_node_id, ID_UNIQUE_SIZE);
     if (req->nargs && req->args && req->arg_owners) {
         l->args = xmalloc(req->nargs * sizeof *l->args);
         l->arg_owners = xmalloc(req->nargs * sizeof *l->arg_owners);
@@ -789,6 +795,46 @@ size_t lease_mgr_drop_matching(lease_mgr_t *mgr, const char *needle)
     }
     lease_mgr_mark_dirty(mgr);
     return killed;
+}
+
+static size_t lease_drop_owned(lease_mgr_t *mgr, const uint8_t *worker_id, const uint8_t *node_id)
+{
+    static const uint8_t unset[ID_UNIQUE_SIZE];
+    size_t dropped = 0;
+    list_t *n, *next;
+    LIST_FOREACH_SAFE(n, next, &mgr->leases) {
+        lease_t *l = lease_of(n);
+        const uint8_t *mine = worker_id ? l->caller_worker : l->caller_node;
+        const uint8_t *dead = worker_id ? worker_id : node_id;
+        if (memcmp(mine, unset, ID_UNIQUE_SIZE) == 0 || memcmp(mine, dead, ID_UNIQUE_SIZE) != 0)
+            continue;
+        if (l->state == LEASE_HELD) {
+            if (l->detached)
+                continue; /* a detached actor outlives whoever made it */
+            worker_t *w = lease_retire(mgr, l);
+            if (w)
+                mgr->ops.release(mgr->pool, w, LEASE_RELEASE_KILL, "the owner of its lease died");
+            dropped++;
+            next = mgr->leases.next; /* the pool may have changed anything */
+            continue;
+        }
+        if (l == mgr->current || (l->state == LEASE_WAITING_WORKER && !l->pop))
+            continue; /* inside the pool's answer: it sees no caller and recycles */
+        lease_drop_unheld(mgr, l, LEASE_FAIL_INTENDED, "the owner of the lease died");
+        dropped++;
+    }
+    lease_mgr_mark_dirty(mgr);
+    return dropped;
+}
+
+size_t lease_mgr_owner_died(lease_mgr_t *mgr, const uint8_t worker_id[ID_UNIQUE_SIZE])
+{
+    return mgr && !mgr->stopped ? lease_drop_owned(mgr, worker_id, NULL) : 0;
+}
+
+size_t lease_mgr_owner_node_died(lease_mgr_t *mgr, const uint8_t node_id[ID_UNIQUE_SIZE])
+{
+    return mgr && !mgr->stopped ? lease_drop_owned(mgr, NULL, node_id) : 0;
 }
 
 static bool lease_same_shape(const res_set_t *a, const res_set_t *b)

@@ -125,6 +125,10 @@ typedef struct lease_request {
     const id_object_t *args;
     const ray_addr_t *arg_owners;
     size_t nargs;
+    /* Who asked (LeaseSpec.caller_address): the lease dies with it.  Either
+     * may be NULL (not said). */
+    const uint8_t *caller_worker_id; /* ID_UNIQUE_SIZE bytes */
+    const uint8_t *caller_node_id;   /* ID_UNIQUE_SIZE bytes */
 } lease_request_t;
 
 typedef struct lease_remote {
@@ -162,6 +166,14 @@ typedef struct lease_outcome {
     lease_failure_t failure;
     const char *message;
 } lease_outcome_t;
+
+/* The worker that asked for leases died, or every worker of a node did
+ * (`node_id`): its queued leases are dropped and the workers it holds
+ * leases on are killed (detached actors' leases excepted), as the stock
+ * raylet does; nobody else could ever return them.  Returns how many
+ * leases went. */
+size_t lease_mgr_owner_died(lease_mgr_t *mgr, const uint8_t worker_id[ID_UNIQUE_SIZE]);
+size_t lease_mgr_owner_node_died(lease_mgr_t *mgr, const uint8_t node_id[ID_UNIQUE_SIZE]);
 
 /* The arguments fetched under `token` are all local: the lease may be
  * granted at the next flush.  Unknown tokens are ignored. */

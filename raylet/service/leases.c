@@ -235,6 +235,11 @@ void svc_lease_request(lease_mgr_t *mgr, const svc_lease_node_t *node, rpc_call_
         const Ray__Rpc__NodeAffinitySchedulingStrategy *na = ss->node_affinity_scheduling_strategy;
         lr.local_only = !na->soft && memcmp(na->node_id.data, node->node_id, ID_UNIQUE_SIZE) == 0;
     }
+    const Ray__Rpc__Address *caller = spec->caller_address;
+    if (caller && caller->worker_id.len == ID_UNIQUE_SIZE)
+        lr.caller_worker_id = caller->worker_id.data;
+    if (caller && caller->node_id.len == ID_UNIQUE_SIZE)
+        lr.caller_node_id = caller->node_id.data;
     /* The arguments in the store (by reference): fetched before the grant. */
     id_object_t *args = NULL;
     ray_addr_t *owners = NULL;

@@ -293,9 +293,18 @@ class TestOnSharedHosts:
 @pytest.mark.parametrize("maker,reader", [("stock", "craylet"), ("craylet", "stock")])
 def test_objects_cross_between_stock_and_craylet(host_cluster, craylet, maker, reader):
     pick = {"stock": None, "craylet": craylet}
-    c = start_three(host_cluster, [craylet, pick[maker], pick[reader]])
+    c = start_three(host_cluster, [craylet, pick[maker], pick[reader]],
+                    env={"RAY_debug_dump_period_milliseconds": "500"})
     res = run_on(c, 0, "MB_SIZE = 100\n" + PUT_ON_B_GET_ON_C)
     assert res["got"] == res["want"], "%s -> %s" % (maker, reader)
+    if reader == "craylet":
+        # It learnt where the copy was from the owner's location channel
+        # (the owner a worker of a stock node, on either release's pubsub).
+        def told(text):
+            m = LOCATIONS.search(text)
+            return m and int(m.group(2)) >= 1 and int(m.group(3)) >= 1
+        text = node_debug_state(c, c.nodes[2].node_id, told)
+        assert int(LOCATIONS.search(text).group(4)) == 0, text
 
 
 # ---- faults --------------------------------------------------------------------

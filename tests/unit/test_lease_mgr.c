@@ -163,6 +163,8 @@ typedef struct env {
     int busy_changes;
     /* argument fetches */
     bool with_args;        /* submit() gives each lease two arguments */
+    const uint8_t *caller; /* submit() names this worker as the caller */
+    bool detached;         /* ... and asks for a detached actor's lease */
     bool args_local;       /* args_fetch finds every argument here */
     int fetches, cancels;
     uint64_t last_token;
@@ -249,6 +251,8 @@ static int submit(env_t *e, uint8_t id, const char *shape, uint64_t class_hash, 
     lease_request_t r = {.args = args,
                          .arg_owners = owners,
                          .nargs = e->with_args ? 2 : 0,
+                         .caller_worker_id = e->caller,
+                         .detached = e->detached,
                          .id = lease_id,
                          .id_len = sizeof lease_id,
                          .job_id = job,
@@ -470,6 +474,38 @@ Test(lease_mgr, arguments_come_before_the_grant)
     env_fini(&e);
     cr_assert_eq(e.cancels, 3);
     cr_assert(f.answered && f.kind == LEASE_FAILED);
+}
+
+/* Whoever asked for a lease is the only one who returns it: when it dies
+ * its queued leases go and the workers it holds are killed, except a
+ * detached actor's. */
+Test(lease_mgr, leases_die_with_their_owner)
+{
+    env_t e;
+    env_init(&e, 3, 0, false, 0);
+    uint8_t driver[ID_UNIQUE_SIZE], other[ID_UNIQUE_SIZE];
+    memset(driver, 0x11, sizeof driver);
+    memset(other, 0x22, sizeof other);
+    answer_t held, detached, queued, theirs;
+    e.caller = driver;
+    submit(&e, 1, "CPU=1", 1, false, &held);
+    e.detached = true;
+    submit(&e, 2, "CPU=1", 1, false, &detached);
+    e.detached = false;
+    e.caller = other;
+    submit(&e, 3, "CPU=1", 1, false, &theirs);
+    e.caller = driver;
+    submit(&e, 4, "CPU=1", 1, false, &queued);
+    cr_assert(held.answered && detached.answered && theirs.answered);
+    cr_assert_not(queued.answered);
+    cr_assert_eq(lease_mgr_owner_died(e.mgr, driver), 2, "its held and its queued lease");
+    cr_assert(queued.answered && queued.kind == LEASE_FAILED);
+    cr_assert_eq(e.pool.release_count, 1);
+    cr_assert_eq(e.pool.released_how[0], LEASE_RELEASE_KILL, "its worker is killed");
+    cr_assert_eq(e.pool.released[0]->index, 0);
+    cr_assert_eq(lease_mgr_granted(e.mgr), 2, "the detached actor's and the other owner's stay");
+    cr_assert_eq(lease_mgr_owner_died(e.mgr, driver), 0);
+    env_fini(&e);
 }
 
 Test(lease_mgr, pool_failure_answers_the_lease)
