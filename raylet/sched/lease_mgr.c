@@ -84,6 +84,12 @@ struct lease_mgr {
     list_t leases;
     u64map_t *by_worker; /* worker_t address -> its lease (WAITING handed over, HELD) */
     u64map_t *by_args;   /* args_token -> the lease whose arguments are coming */
+    /* Workers and nodes that died (the newest LEASE_DEAD_MAX): a lease
+     * request they sent before dying can still arrive after, and nobody
+     * would ever return it. */
+    uint8_t (*dead)[ID_UNIQUE_SIZE]; /* ring */
+    size_t dead_next, dead_count;
+    u64map_t *dead_index; /* hash of an id -> its ring slot + 1 */
     uint64_t next_args_token;
     size_t granted;
     size_t blocked;
@@ -103,6 +109,8 @@ struct lease_mgr {
 };
 
 /* ---- helpers ----------------------------------------------------------------- */
+
+static bool lease_owner_is_dead(const lease_mgr_t *mgr, const uint8_t id[ID_UNIQUE_SIZE]);
 
 static lease_t *lease_of(const list_t *n) { return LIST_ENTRY(n, lease_t, node); }
 
@@ -604,6 +612,14 @@ int lease_mgr_request(lease_mgr_t *mgr, const lease_request_t *req, lease_reply_
         reply(call, &out);
         return 0;
     }
+    if ((req->caller_worker_id && lease_owner_is_dead(mgr, req->caller_worker_id)) ||
+        (req->caller_node_id && lease_owner_is_dead(mgr, req->caller_node_id))) {
+        /* Sent just before its owner died, arriving after. */
+        lease_outcome_t out = {.kind = LEASE_FAILED, .failure = LEASE_FAIL_INTENDED,
+                               .message = "the owner of the lease has died"};
+        reply(call, &out);
+        return 0;
+    }
     lease_t *dup = lease_find(mgr, req->id, req->id_len);
     if (dup) {
         if (dup->state != LEASE_HELD || !dup->worker)
@@ -797,8 +813,43 @@ size_t lease_mgr_drop_matching(lease_mgr_t *mgr, const char *needle)
     return killed;
 }
 
+#define LEASE_DEAD_MAX 8192
+
+static uint64_t lease_id_hash(const uint8_t id[ID_UNIQUE_SIZE]) { return hash_fnv64(0, id, ID_UNIQUE_SIZE); }
+
+static bool lease_owner_is_dead(const lease_mgr_t *mgr, const uint8_t id[ID_UNIQUE_SIZE])
+{
+    void *v;
+    if (!u64map_get(mgr->dead_index, lease_id_hash(id), &v))
+        return false;
+    size_t slot = (size_t)(uintptr_t)v - 1;
+    return memcmp(mgr->dead[slot], id, ID_UNIQUE_SIZE) == 0;
+}
+
+static void lease_owner_remember_dead(lease_mgr_t *mgr, const uint8_t id[ID_UNIQUE_SIZE])
+{
+    if (lease_owner_is_dead(mgr, id))
+        return;
+    if (!mgr->dead)
+        mgr->dead = xcalloc(LEASE_DEAD_MAX, ID_UNIQUE_SIZE);
+    size_t slot = mgr->dead_next;
+    if (mgr->dead_count == LEASE_DEAD_MAX) {
+        /* Forget the oldest (its index entry only if it still points here). */
+        void *v;
+        uint64_t old = lease_id_hash(mgr->dead[slot]);
+        if (u64map_get(mgr->dead_index, old, &v) && (size_t)(uintptr_t)v - 1 == slot)
+            u64map_del(mgr->dead_index, old);
+    } else {
+        mgr->dead_count++;
+    }
+    memcpy(mgr->dead[slot], id, ID_UNIQUE_SIZE);
+    u64map_put(mgr->dead_index, lease_id_hash(id), (void *)(uintptr_t)(slot + 1));
+    mgr->dead_next = (slot + 1) % LEASE_DEAD_MAX;
+}
+
 static size_t lease_drop_owned(lease_mgr_t *mgr, const uint8_t *worker_id, const uint8_t *node_id)
 {
+    lease_owner_remember_dead(mgr, worker_id ? worker_id : node_id);
     static const uint8_t unset[ID_UNIQUE_SIZE];
     size_t dropped = 0;
     list_t *n, *next;
@@ -822,6 +873,11 @@ static size_t lease_drop_owned(lease_mgr_t *mgr, const uint8_t *worker_id, const
             continue; /* inside the pool's answer: it sees no caller and recycles */
         lease_drop_unheld(mgr, l, LEASE_FAIL_INTENDED, "the owner of the lease died");
         dropped++;
+    }
+    if (dropped) {
+        char hex[ID_HEX_BUF];
+        log_info("%zu leases of dead %s %s dropped", dropped, worker_id ? "worker" : "node",
+                 id_to_hex(worker_id ? worker_id : node_id, ID_UNIQUE_SIZE, hex));
     }
     lease_mgr_mark_dirty(mgr);
     return dropped;
@@ -943,6 +999,7 @@ lease_mgr_t *lease_mgr_create(loop_t *loop, res_node_t *resources, const lease_p
     list_init(&mgr->leases);
     mgr->by_worker = u64map_create();
     mgr->by_args = u64map_create();
+    mgr->dead_index = u64map_create();
     if (!mgr->by_worker) {
         free(mgr);
         return NULL;
@@ -980,6 +1037,8 @@ void lease_mgr_destroy(lease_mgr_t *mgr)
     lease_mgr_stop(mgr);
     u64map_destroy(mgr->by_worker);
     u64map_destroy(mgr->by_args);
+    u64map_destroy(mgr->dead_index);
+    free(mgr->dead);
     free(mgr->classes);
     free(mgr->demand);
     for (size_t i = 0; i < mgr->backlog_count; i++)

@@ -505,6 +505,11 @@ Test(lease_mgr, leases_die_with_their_owner)
     cr_assert_eq(e.pool.released[0]->index, 0);
     cr_assert_eq(lease_mgr_granted(e.mgr), 2, "the detached actor's and the other owner's stay");
     cr_assert_eq(lease_mgr_owner_died(e.mgr, driver), 0);
+    /* A request it sent just before dying, arriving after: refused. */
+    answer_t late;
+    submit(&e, 5, "CPU=1", 1, false, &late);
+    cr_assert(late.answered && late.kind == LEASE_FAILED);
+    cr_assert_eq(lease_mgr_granted(e.mgr), 2);
     env_fini(&e);
 }
 
