@@ -4,14 +4,18 @@ scenarios as our tests, one per cause.
 - test_placement_group_strict_spread: actors placed into a STRICT_SPREAD
   group "by wildcard" (no bundle index).  GCS leases such an actor with
   grant_or_reject on one of the group's nodes; a node whose bundle was
-  busy queued the lease instead of rejecting it, so GCS never tried the
-  group's other nodes and the actor never started.  Now a busy
-  grant-or-reject lease is rejected when another node is free.
+  busy queued the lease instead of rejecting it (and spills piled onto one
+  node), so GCS never tried the group's other nodes and the actor never
+  started.  Now a busy grant-or-reject lease is rejected when another node
+  is free, and spills are counted against the target's view.
 - test_actor_restart_on_node_failure: a detached, restartable actor whose
   node dies with calls in flight must come back on a new node and answer
-  every call.  Its leases were treated like its job's ordinary work (killed
-  and refused with the job's bookkeeping) instead of outliving it as a
-  detached actor's tree does.
+  every call.  It has passed since the grant-or-reject fix above and the
+  one that lets a detached actor's workers outlive its job; the hang was
+  not caught again to tell which of the two it was.  The scenario also
+  guards the rule that leases die with their owner (Ray's
+  test_multi_node.py::test_drivers_release_resources) while a detached
+  actor's do not.
 
 Several nodes on this host (each its own raylet and ports), all craylet."""
 
