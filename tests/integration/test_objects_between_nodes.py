@@ -60,12 +60,11 @@ def shared_three(shim_installed, craylet):
         pytest.skip(why)
     hosts = netns.Hosts(3)
     try:
-        # debug_state.txt often: a test reads a node's transfer counters.
-        c = netns.HostCluster(hosts, env={"RAY_debug_dump_period_milliseconds": "500"})
+        c = netns.HostCluster(hosts)
         try:
             for i in range(3):
                 c.start_host(i, craylet, resources={"host%d" % i: 10}, num_cpus=2,
-                             object_store_memory=512 * MB)
+                             object_store_memory=512 * MB, env=FREQUENT_DUMPS if i == 2 else None)
             yield c
         finally:
             problems = c.teardown()
@@ -74,11 +73,18 @@ def shared_three(shim_installed, craylet):
         hosts.close()
 
 
-def start_three(make, raylets, store=512 * MB, env=None):
-    """Hosts 0..2 with the given raylet binaries (None: stock)."""
+# Every node of a cluster here writes the same debug_state.txt: the one a
+# test reads (host 2) rewrites it often, the others every 10 s.
+FREQUENT_DUMPS = {"RAY_debug_dump_period_milliseconds": "200"}
+
+
+def start_three(make, raylets, store=512 * MB, env=None, host_env=None):
+    """Hosts 0..2 with the given raylet binaries (None: stock); `host_env`
+    maps a host to variables for its node only."""
     c = make(env)
     for i, raylet in enumerate(raylets):
-        c.start_host(i, raylet, resources={"host%d" % i: 10}, num_cpus=2, object_store_memory=store)
+        c.start_host(i, raylet, resources={"host%d" % i: 10}, num_cpus=2, object_store_memory=store,
+                     env=(host_env or {}).get(i))
     return c
 
 
@@ -202,11 +208,14 @@ class TestOnSharedHosts:
             @ray.remote(resources={"host2": 1})
             class Reader:
                 def read(self, refs):
-                    return int(ray.get(refs[0], timeout=120)[-1])
+                    t = time.time()
+                    last = int(ray.get(refs[0], timeout=120)[-1])
+                    return last, time.time() - t
 
             r = Reader.remote()
             ray.get(r.__ray_ready__.remote())
-            emit({"last": ray.get(r.read.remote([slow_make.remote()]), timeout=180)})
+            last, waited = ray.get(r.read.remote([slow_make.remote()]), timeout=180)
+            emit({"last": last, "waited": waited})
         """)
         assert res["last"] == 4 * 1024 * 1024 - 1
         node = c.nodes[2].node_id
@@ -214,7 +223,11 @@ class TestOnSharedHosts:
         open_now, opened, published, lookups = (int(g) for g in LOCATIONS.search(text).groups())
         assert opened >= 1, text
         assert published >= 1, "the owner told host 2 where the copy was"
-        assert lookups == 0, "host 2 asked the owner directly %d times while it waited" % lookups
+        # Asked directly only as the safety net, once per
+        # object_manager_pull_timeout_ms (10 s); polling would have asked
+        # every 100 ms to 1 s.
+        assert lookups <= 1 + int(res["waited"] // 10), \
+            "host 2 asked the owner directly %d times in %.1f s" % (lookups, res["waited"])
 
     def test_get_on_one_host_of_an_object_put_on_another(self, shared_three):
         c = shared_three
@@ -293,8 +306,7 @@ class TestOnSharedHosts:
 @pytest.mark.parametrize("maker,reader", [("stock", "craylet"), ("craylet", "stock")])
 def test_objects_cross_between_stock_and_craylet(host_cluster, craylet, maker, reader):
     pick = {"stock": None, "craylet": craylet}
-    c = start_three(host_cluster, [craylet, pick[maker], pick[reader]],
-                    env={"RAY_debug_dump_period_milliseconds": "500"})
+    c = start_three(host_cluster, [craylet, pick[maker], pick[reader]], host_env={2: FREQUENT_DUMPS})
     res = run_on(c, 0, "MB_SIZE = 100\n" + PUT_ON_B_GET_ON_C)
     assert res["got"] == res["want"], "%s -> %s" % (maker, reader)
     if reader == "craylet":
@@ -304,7 +316,8 @@ def test_objects_cross_between_stock_and_craylet(host_cluster, craylet, maker, r
             m = LOCATIONS.search(text)
             return m and int(m.group(2)) >= 1 and int(m.group(3)) >= 1
         text = node_debug_state(c, c.nodes[2].node_id, told)
-        assert int(LOCATIONS.search(text).group(4)) == 0, text
+        # At most the safety net's one direct ask (after 10 s without the copy).
+        assert int(LOCATIONS.search(text).group(4)) <= 1, text
 
 
 # ---- faults --------------------------------------------------------------------
