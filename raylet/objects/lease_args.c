@@ -21,12 +21,20 @@ struct largs {
     u64map_t *fetches; /* token -> largs_fetch_t */
 };
 
-static void largs_drop(largs_t *a, largs_fetch_t *f)
+/* End a fetch: its wait (unless owait is finishing it) and its pull. */
+static void largs_end(largs_t *a, largs_fetch_t *f)
 {
-    u64map_del(a->fetches, f->token);
+    if (f->wait)
+        owait_cancel(a->owait, f->wait);
     if (f->pull && a->xfer)
         xfer_cancel(a->xfer, f->pull);
     free(f);
+}
+
+static void largs_drop(largs_t *a, largs_fetch_t *f)
+{
+    u64map_del(a->fetches, f->token);
+    largs_end(a, f);
 }
 
 static void largs_on_local(void *ctx, const uint8_t (*ids)[ID_OBJECT_SIZE], const bool *ready, size_t count,
@@ -68,10 +76,7 @@ void largs_cancel(largs_t *a, uint64_t token)
     void *v;
     if (!a || !u64map_get(a->fetches, token, &v))
         return;
-    largs_fetch_t *f = v;
-    if (f->wait)
-        owait_cancel(a->owait, f->wait);
-    largs_drop(a, f);
+    largs_drop(a, v);
 }
 
 size_t largs_count(const largs_t *a) { return a ? u64map_count(a->fetches) : 0; }
@@ -95,14 +100,8 @@ void largs_destroy(largs_t *a)
     size_t pos = 0;
     uint64_t key;
     void *v;
-    while (u64map_next(a->fetches, &pos, &key, &v)) {
-        largs_fetch_t *f = v;
-        if (f->wait)
-            owait_cancel(a->owait, f->wait);
-        if (f->pull && a->xfer)
-            xfer_cancel(a->xfer, f->pull);
-        free(f);
-    }
+    while (u64map_next(a->fetches, &pos, &key, &v))
+        largs_end(a, v);
     u64map_destroy(a->fetches);
     free(a);
 }
