@@ -31,7 +31,7 @@ ASAN_BUILD  := build-asan$(SUFFIX)
 TSAN_BUILD  := build-tsan$(SUFFIX)
 # The unit tests whose code crosses threads (the gRPC poller thread and the
 # completion-queue bridge into the loop, cross-thread wake-ups).
-TSAN_TESTS  := test_rpc test_loop
+TSAN_TESTS  := test_rpc test_loop test_transfer
 FUZZ_BUILD  := build-fuzz$(SUFFIX)
 FUZZ_SECONDS ?= 15
 JOBS        ?= 2

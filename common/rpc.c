@@ -218,6 +218,10 @@ static void rpc_unary_done(cq_tag_t *tag, bool ok)
             }
         }
     }
+    /* The request goes first: lent bytes are then released (unless the
+     * transport still holds them) before the caller hears of the end. */
+    grpc_byte_buffer_destroy(u->send_buf);
+    u->send_buf = NULL;
     if (!u->inflight.orphaned && u->cb)
         u->cb(u->ctx, &st, reply);
 
@@ -226,7 +230,6 @@ static void rpc_unary_done(cq_tag_t *tag, bool ok)
     free(details);
     if (u->recv_buf)
         grpc_byte_buffer_destroy(u->recv_buf);
-    grpc_byte_buffer_destroy(u->send_buf);
     grpc_metadata_array_destroy(&u->initial_md);
     grpc_metadata_array_destroy(&u->trailing_md);
     grpc_slice_unref(u->details);
@@ -251,6 +254,27 @@ int rpc_unary_bytes(rpc_channel_t *ch, const char *method, const uint8_t *reques
     grpc_slice slice = grpc_slice_from_copied_buffer((const char *)request, len);
     grpc_byte_buffer *buf = grpc_raw_byte_buffer_create(&slice, 1);
     grpc_slice_unref(slice);
+    int rc = rpc_unary_buffer(ch, method, buf, reply_desc, timeout_ms, cb, ctx);
+    grpc_byte_buffer_destroy(buf);
+    return rc;
+}
+
+int rpc_unary_lent(rpc_channel_t *ch, const char *method, const uint8_t *head, size_t head_len,
+                   const rpc_lent_t *lent, const ProtobufCMessageDescriptor *reply_desc,
+                   uint64_t timeout_ms, rpc_unary_cb cb, void *ctx)
+{
+    grpc_slice_buffer parts;
+    grpc_slice_buffer_init(&parts);
+    grpc_slice_buffer_add(&parts, grpc_slice_from_copied_buffer((const char *)head, head_len));
+    for (size_t i = 0; i < lent->iovcnt; i++) {
+        if (lent->iov[i].iov_len == 0)
+            continue;
+        lent->retain(lent->keep);
+        grpc_slice_buffer_add(&parts, grpc_slice_new_with_user_data(lent->iov[i].iov_base, lent->iov[i].iov_len,
+                                                                    lent->release, lent->keep));
+    }
+    grpc_byte_buffer *buf = grpc_raw_byte_buffer_create(parts.slices, parts.count);
+    grpc_slice_buffer_destroy(&parts);
     int rc = rpc_unary_buffer(ch, method, buf, reply_desc, timeout_ms, cb, ctx);
     grpc_byte_buffer_destroy(buf);
     return rc;
@@ -552,6 +576,7 @@ typedef struct rpc_method {
     const char *path;
     const ProtobufCMessageDescriptor *request_desc;
     rpc_method_fn fn;
+    rpc_raw_method_fn raw_fn; /* instead of fn: the request as received */
     void *ctx;
     void *handle; /* from grpc_server_register_method */
 } rpc_method_t;
@@ -577,6 +602,7 @@ struct rpc_call {
     grpc_byte_buffer *payload;
     grpc_call_details details; /* unregistered only */
     ProtobufCMessage *request;
+    struct iovec *raw_iov; /* a raw method's request, in gRPC's slices */
     grpc_byte_buffer *reply_buf;
     grpc_slice status_details;
     int cancelled;
@@ -590,6 +616,7 @@ static void rpc_call_free(rpc_call_t *c)
 {
     if (c->request)
         protobuf_c_message_free_unpacked(c->request, NULL);
+    free(c->raw_iov);
     if (c->payload)
         grpc_byte_buffer_destroy(c->payload);
     if (c->reply_buf)
@@ -684,6 +711,30 @@ static bool rpc_call_authorized(const rpc_call_t *c)
     return false;
 }
 
+/* A raw method sees the payload's slices in place.  gRPC hands the
+ * surface an uncompressed buffer (compressed messages are inflated below
+ * it), whose slices live as long as the buffer, which the call keeps. */
+static void rpc_call_dispatch_raw(rpc_call_t *c)
+{
+    grpc_byte_buffer_reader reader;
+    if (!c->payload || !grpc_byte_buffer_reader_init(&reader, c->payload)) {
+        rpc_call_fail(c, GRPC_STATUS_INVALID_ARGUMENT, "request payload missing");
+        return;
+    }
+    size_t n = 0, cap = 0, total = 0;
+    grpc_slice *s;
+    while (grpc_byte_buffer_reader_peek(&reader, &s)) {
+        if (n == cap) {
+            cap = cap ? 2 * cap : 16;
+            c->raw_iov = xrealloc(c->raw_iov, cap * sizeof *c->raw_iov);
+        }
+        c->raw_iov[n++] = (struct iovec){.iov_base = GRPC_SLICE_START_PTR(*s), .iov_len = GRPC_SLICE_LENGTH(*s)};
+        total += GRPC_SLICE_LENGTH(*s);
+    }
+    grpc_byte_buffer_reader_destroy(&reader);
+    c->method->raw_fn(c->method->ctx, c, c->raw_iov, n, total);
+}
+
 static void rpc_server_on_request(cq_tag_t *tag, bool ok)
 {
     rpc_call_t *c = CQ_TAG_OWNER(tag, rpc_call_t, tag);
@@ -718,6 +769,10 @@ static void rpc_server_on_request(cq_tag_t *tag, bool ok)
         snprintf(msg, sizeof msg, "craylet does not implement %.250s", method);
         free(method);
         rpc_call_fail(c, GRPC_STATUS_UNIMPLEMENTED, msg);
+        return;
+    }
+    if (c->method->raw_fn) {
+        rpc_call_dispatch_raw(c);
         return;
     }
     grpc_slice flat;
@@ -808,6 +863,14 @@ int rpc_server_add_method(rpc_server_t *srv, const char *path,
     m->next = srv->methods;
     srv->methods = m;
     return 0;
+}
+
+int rpc_server_add_raw_method(rpc_server_t *srv, const char *path, rpc_raw_method_fn fn, void *ctx)
+{
+    int rc = rpc_server_add_method(srv, path, NULL, NULL, ctx);
+    if (rc == 0)
+        srv->methods->raw_fn = fn;
+    return rc;
 }
 
 int rpc_server_listen(rpc_server_t *srv, const char *host, int port, int *bound_port)

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <grpc/grpc.h>
 #include <protobuf-c/protobuf-c.h>
@@ -55,6 +56,29 @@ int rpc_unary_bytes(rpc_channel_t *ch, const char *method, const uint8_t *reques
                     const ProtobufCMessageDescriptor *reply_desc, uint64_t timeout_ms,
                     rpc_unary_cb cb, void *ctx);
 
+/* Bytes lent to a call instead of copied into it (bulk data already in
+ * memory that stays put, such as an object in the store).  gRPC may hold
+ * them past the call's end (a transport still flushing a cancelled call),
+ * so each non-empty segment takes a reference with `retain(keep)` and drops
+ * it with `release(keep)` once gRPC lets go, on whatever thread that
+ * happens: `release` must be thread-safe.  The bytes must stay valid and
+ * unchanged until the last release. */
+typedef struct rpc_lent {
+    const struct iovec *iov;
+    size_t iovcnt;
+    void (*retain)(void *keep);
+    void (*release)(void *keep);
+    void *keep;
+} rpc_lent_t;
+
+/* A unary call whose request is `head` (copied: a serialised message) then
+ * the lent bytes as they are: the caller frames them so the two read as one
+ * message, e.g. a message without its bulk field, then that field's key and
+ * length, then its bytes.  Otherwise as rpc_unary. */
+int rpc_unary_lent(rpc_channel_t *ch, const char *method, const uint8_t *head, size_t head_len,
+                   const rpc_lent_t *lent, const ProtobufCMessageDescriptor *reply_desc,
+                   uint64_t timeout_ms, rpc_unary_cb cb, void *ctx);
+
 typedef struct rpc_stream rpc_stream_t;
 typedef struct rpc_stream_callbacks {
     /* Initial metadata from the server arrived (the stream is established). */
@@ -87,11 +111,19 @@ typedef struct rpc_call rpc_call_t;
  * rpc_call_fail(). */
 typedef void (*rpc_method_fn)(void *ctx, rpc_call_t *call, ProtobufCMessage *request);
 
+/* A method whose request is not decoded for it: the handler gets the
+ * message bytes as gRPC received them, in segments (`total` bytes in all),
+ * valid until it answers the call.  For messages with bulk fields, read in
+ * place with common/pbwire.h. */
+typedef void (*rpc_raw_method_fn)(void *ctx, rpc_call_t *call, const struct iovec *iov, size_t iovcnt,
+                                  size_t total);
+
 rpc_server_t *rpc_server_create(cq_bridge_t *bridge);
 /* Register before rpc_server_start().  `path` must outlive the server. */
 int rpc_server_add_method(rpc_server_t *srv, const char *path,
                           const ProtobufCMessageDescriptor *request_desc, rpc_method_fn fn,
                           void *ctx);
+int rpc_server_add_raw_method(rpc_server_t *srv, const char *path, rpc_raw_method_fn fn, void *ctx);
 /* Bind "host:port" (port 0 picks one); *bound_port gets the port.  Returns 0
  * or a negative code. */
 int rpc_server_listen(rpc_server_t *srv, const char *host, int port, int *bound_port);

@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include "common/id.h"
 #include "common/ray_addr.h"
@@ -20,8 +21,14 @@ typedef struct transfer_chunk {
     uint32_t index;
     uint64_t total_size;    /* data + metadata */
     uint64_t metadata_size;
-    const uint8_t *data;    /* borrowed for the call that passes it */
-    size_t len;
+    /* The bytes, in place (store memory on the way out, the network's
+     * buffers on the way in): never copied until they reach their
+     * destination.  Borrowed for the call that passes the chunk. */
+    const struct iovec *iov;
+    size_t iovcnt;
+    size_t len;             /* the segments' sum */
+    /* Pushed chunks: what keeps `iov` valid past the call (push.h). */
+    struct push_pin *pin;
 } transfer_chunk_t;
 
 #endif

@@ -1,6 +1,7 @@
 #include "object_store/transfer/push.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,22 @@
 
 /* How often parked requests are checked for their deadline. */
 #define PUSH_PARK_CHECK_MS 500
+/* How often finished pushes whose bytes a transport still holds look again
+ * (rare: gRPC normally lets go before the reply is delivered). */
+#define PUSH_DRAIN_CHECK_MS 10
+
+struct push_pin {
+    atomic_uint refs; /* the job's own, plus one per lent segment */
+};
+
+void push_pin_retain(void *pin) { atomic_fetch_add_explicit(&((push_pin_t *)pin)->refs, 1, memory_order_relaxed); }
+
+void push_pin_release(void *pin)
+{
+    push_pin_t *p = pin;
+    if (atomic_fetch_sub_explicit(&p->refs, 1, memory_order_acq_rel) == 1)
+        free(p);
+}
 
 typedef struct push_job {
     list_t link; /* in pm->active */
@@ -21,6 +38,7 @@ typedef struct push_job {
     uint32_t nchunks;
     uint32_t inflight; /* chunks sent, reply pending */
     bool finished;     /* every chunk handed out (or the push dropped) */
+    push_pin_t *pin;   /* shared with the transport; ours is one reference */
 } push_job_t;
 
 typedef struct push_parked {
@@ -42,6 +60,7 @@ struct push {
     uint64_t next_token;
     size_t njobs, nparked, inflight, max_inflight;
     uint64_t park_timer;
+    uint64_t drain_timer;
     bool stopped;
     bool pumping;
 };
@@ -49,15 +68,43 @@ struct push {
 static bool same_node(const id_node_t *a, const id_node_t *b) { return memcmp(a, b, sizeof *a) == 0; }
 static bool same_obj(const id_object_t *a, const id_object_t *b) { return memcmp(a, b, sizeof *a) == 0; }
 
-/* Free a job once nothing refers to it: all handed out and answered. */
+static void job_free(push_t *pm, push_job_t *j)
+{
+    list_remove(&j->link);
+    store_unhold(pm->store, &j->id);
+    push_pin_release(j->pin);
+    pm->njobs--;
+    free(j);
+}
+
+static void push_drain_check(loop_t *loop, uint64_t id, void *data);
+
+/* Free a job once nothing refers to it: all handed out and answered, and
+ * no transport still holding its bytes (else look again shortly). */
 static void job_maybe_free(push_t *pm, push_job_t *j)
 {
     if (!j->finished || j->inflight > 0)
         return;
-    list_remove(&j->link);
-    store_unhold(pm->store, &j->id);
-    pm->njobs--;
-    free(j);
+    if (atomic_load_explicit(&j->pin->refs, memory_order_acquire) > 1) {
+        if (!pm->drain_timer && !pm->stopped)
+            pm->drain_timer = loop_add_timer(pm->loop, PUSH_DRAIN_CHECK_MS, push_drain_check, pm);
+        return;
+    }
+    job_free(pm, j);
+}
+
+static void push_drain_check(loop_t *loop, uint64_t id, void *data)
+{
+    (void)loop;
+    (void)id;
+    push_t *pm = data;
+    pm->drain_timer = 0;
+    list_t *e = pm->active.next;
+    while (e != &pm->active) {
+        push_job_t *j = LIST_ENTRY(e, push_job_t, link);
+        e = e->next;
+        job_maybe_free(pm, j); /* re-arms while any still drains */
+    }
 }
 
 static void push_pump(push_t *pm);
@@ -77,6 +124,8 @@ static void job_start(push_t *pm, const id_node_t *to, const id_object_t *oid)
     push_job_t *j = xcalloc(1, sizeof *j);
     j->to = *to;
     j->id = *oid;
+    j->pin = xmalloc(sizeof *j->pin);
+    atomic_init(&j->pin->refs, 1);
     /* An empty object still travels as one empty chunk. */
     j->nchunks = total ? (uint32_t)((total + pm->opts.chunk_size - 1) / pm->opts.chunk_size) : 1;
     list_insert_tail(&pm->active, &j->link);
@@ -110,25 +159,26 @@ static void push_pump(push_t *pm)
             /* data || metadata: a chunk may straddle the two, and the
              * metadata need not follow the data in memory (it does in the
              * store today, but nothing promises it). */
-            const uint8_t *src;
-            uint8_t *joined = NULL;
+            struct iovec iov[2];
+            size_t iovcnt = 1;
             if (off + len <= v.data_size) {
-                src = v.data + off;
+                iov[0] = (struct iovec){.iov_base = (void *)(v.data + off), .iov_len = (size_t)len};
             } else if (off >= v.data_size) {
-                src = v.metadata + (off - v.data_size);
+                iov[0] = (struct iovec){.iov_base = (void *)(v.metadata + (off - v.data_size)), .iov_len = (size_t)len};
             } else {
-                joined = xmalloc(len);
                 uint64_t first = v.data_size - off;
-                memcpy(joined, v.data + off, first);
-                memcpy(joined + first, v.metadata, len - first);
-                src = joined;
+                iov[0] = (struct iovec){.iov_base = (void *)(v.data + off), .iov_len = (size_t)first};
+                iov[1] = (struct iovec){.iov_base = (void *)v.metadata, .iov_len = (size_t)(len - first)};
+                iovcnt = 2;
             }
             transfer_chunk_t c = {.id = j->id,
-                              .index = j->next,
-                              .total_size = total,
-                              .metadata_size = v.metadata_size,
-                              .data = src,
-                              .len = (size_t)len};
+                                  .index = j->next,
+                                  .total_size = total,
+                                  .metadata_size = v.metadata_size,
+                                  .iov = iov,
+                                  .iovcnt = iovcnt,
+                                  .len = (size_t)len,
+                                  .pin = j->pin};
             c.owner.node_id = v.owner.node_id;
             c.owner.worker_id = v.owner.worker_id;
             c.owner.port = v.owner.port;
@@ -136,7 +186,6 @@ static void push_pump(push_t *pm)
                 snprintf(c.owner.ip, sizeof c.owner.ip, "%s", v.owner.ip);
             uint64_t token = ++pm->next_token;
             int rc = pm->ops.send(pm->ctx, &j->to, &c, token);
-            free(joined);
             if (rc != 0) {
                 j->finished = true; /* the node is gone: drop the push */
                 job_maybe_free(pm, j);
@@ -305,6 +354,9 @@ void push_stop(push_t *pm)
     if (pm->park_timer)
         loop_cancel_timer(pm->loop, pm->park_timer);
     pm->park_timer = 0;
+    if (pm->drain_timer)
+        loop_cancel_timer(pm->loop, pm->drain_timer);
+    pm->drain_timer = 0;
     while (!list_empty(&pm->parked)) {
         push_parked_t *q = LIST_ENTRY(pm->parked.next, push_parked_t, link);
         list_remove(&q->link);
@@ -315,12 +367,8 @@ void push_stop(push_t *pm)
     u64map_destroy(pm->tokens);
     pm->tokens = u64map_create();
     pm->inflight = 0;
-    while (!list_empty(&pm->active)) {
-        push_job_t *j = LIST_ENTRY(pm->active.next, push_job_t, link);
-        j->finished = true;
-        j->inflight = 0;
-        job_maybe_free(pm, j);
-    }
+    while (!list_empty(&pm->active))
+        job_free(pm, LIST_ENTRY(pm->active.next, push_job_t, link));
 }
 
 void push_destroy(push_t *pm)

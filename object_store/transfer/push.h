@@ -11,8 +11,14 @@
  * Pull for a push under way restarts it from its first chunk: the puller
  * asks again only when chunks went missing.
  *
+ * Chunks are never copied here: a chunk's segments point into the held
+ * object.  A sender may lend them to a transport that keeps them past the
+ * chunk's reply (gRPC slices): it takes a reference on the chunk's pin for
+ * each, and the object is released only after the last is dropped.
+ *
  * Senders do not resend a failed chunk; the puller's retry covers it.
- * Loop thread only; the store must outlive the pusher. */
+ * Loop thread only (push_pin_release excepted); the store must outlive the
+ * pusher. */
 #ifndef CRAYLET_OBJECT_STORE_TRANSFER_PUSH_H
 #define CRAYLET_OBJECT_STORE_TRANSFER_PUSH_H
 
@@ -27,6 +33,13 @@
 #include "object_store/transfer/chunk.h"
 
 typedef struct push push_t;
+
+/* Keeps a push's object held while anything still reads its chunks.
+ * Retain on the loop thread (while sending); release from any thread.  The
+ * void pointers fit rpc_lent_t. */
+typedef struct push_pin push_pin_t;
+void push_pin_retain(void *pin);
+void push_pin_release(void *pin);
 
 typedef struct push_ops {
     /* Send a chunk to node `to`; its outcome comes back through
@@ -44,7 +57,9 @@ typedef struct push_options {
 /* `ops` is copied. */
 push_t *push_create(loop_t *loop, store_t *store, const push_options_t *opts, const push_ops_t *ops, void *ctx);
 /* Drop every push and parked request, releasing holds; sends in flight
- * are forgotten (their push_on_sent is ignored).  Idempotent. */
+ * are forgotten (their push_on_sent is ignored), and so are references a
+ * transport still has on chunk bytes: stop the transport first.
+ * Idempotent. */
 void push_stop(push_t *pm);
 void push_destroy(push_t *pm);
 

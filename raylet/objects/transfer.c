@@ -199,11 +199,28 @@ static int xfer_send(void *ctx, const id_node_t *to, const transfer_chunk_t *chu
     req.chunk_index = chunk->index;
     req.data_size = chunk->total_size;
     req.metadata_size = chunk->metadata_size;
-    req.data.data = (uint8_t *)chunk->data;
-    req.data.len = chunk->len;
+    /* Everything but `data` is packed here; `data` (field 8) follows as its
+     * key and length, then the object's own bytes, lent to gRPC in place:
+     * the chunk is never copied on this side. */
+    size_t fixed = protobuf_c_message_get_packed_size(&req.base);
+    uint8_t *head = xmalloc(fixed + 11);
+    size_t n = protobuf_c_message_pack(&req.base, head);
+    head[n++] = (8 << 3) | 2;
+    for (uint64_t v = chunk->len;; v >>= 7) {
+        head[n++] = (uint8_t)(v & 0x7f) | (v >= 0x80 ? 0x80 : 0);
+        if (v < 0x80)
+            break;
+    }
+    rpc_lent_t lent = {.iov = chunk->iov,
+                       .iovcnt = chunk->iovcnt,
+                       .retain = push_pin_retain,
+                       .release = push_pin_release,
+                       .keep = chunk->pin};
     xfer_call_t *c = call_new(x, p, token);
-    if (rpc_unary(p->channel, OM_METHOD("Push"), &req.base, &ray__rpc__push_reply__descriptor, XFER_PUSH_TIMEOUT_MS,
-                  xfer_on_push_sent, c) != 0) {
+    int rc = rpc_unary_lent(p->channel, OM_METHOD("Push"), head, n, &lent, &ray__rpc__push_reply__descriptor,
+                            XFER_PUSH_TIMEOUT_MS, xfer_on_push_sent, c);
+    free(head);
+    if (rc != 0) {
         call_done(c);
         return CR_ERPC;
     }

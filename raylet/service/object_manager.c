@@ -8,7 +8,7 @@
 #include "common/alloc.h"
 #include "common/log.h"
 #include "proto/ray_proto.h"
-#include "raylet/service/address.h"
+#include "raylet/service/push_wire.h"
 
 struct om_service {
     xfer_t *xfer;
@@ -29,44 +29,34 @@ static const char *om_refusal(int rc)
     }
 }
 
-static void om_push(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+static void om_push(void *ctx, rpc_call_t *call, const struct iovec *iov, size_t iovcnt, size_t total)
 {
     om_service_t *svc = ctx;
-    const Ray__Rpc__PushRequest *req = (const Ray__Rpc__PushRequest *)msg;
-    Ray__Rpc__PushReply reply = RAY__RPC__PUSH_REPLY__INIT;
     if (svc->stopped) {
         rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "raylet shutting down");
         return;
     }
-    const char *why = NULL;
-    int rc = 0;
-    if (req->object_id.len != ID_OBJECT_SIZE || req->node_id.len != ID_UNIQUE_SIZE) {
-        why = "malformed ids";
-    } else {
-        transfer_chunk_t c = {.index = req->chunk_index,
-                          .total_size = req->data_size,
-                          .metadata_size = req->metadata_size,
-                          .data = req->data.data,
-                          .len = req->data.len};
-        memcpy(c.id.b, req->object_id.data, ID_OBJECT_SIZE);
-        memcpy(c.from.b, req->node_id.data, ID_UNIQUE_SIZE);
-        svc_address_decode(req->owner_address, &c.owner);
-        rc = xfer_on_chunk(svc->xfer, &c);
-        if (rc != 0 && rc != -ENOENT)
-            why = om_refusal(rc);
+    transfer_chunk_t c;
+    struct iovec *segs;
+    const char *why;
+    if (push_wire_decode(iov, iovcnt, total, &c, &segs, &why) != 0) {
+        log_warn("refused a Push from %s: %s", rpc_call_peer(call), why);
+        rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, why);
+        return;
     }
-    if (why) {
-        char hex[ID_HEX_BUF] = "?";
-        if (req->object_id.len == ID_OBJECT_SIZE)
-            id_to_hex(req->object_id.data, ID_OBJECT_SIZE, hex);
-        log_warn("refused chunk %u of object %s from %s: %s", req->chunk_index, hex, rpc_call_peer(call), why);
-    } else if (rc == -ENOENT) {
+    int rc = xfer_on_chunk(svc->xfer, &c);
+    free(segs);
+    char hex[ID_HEX_BUF];
+    if (rc == -ENOENT) {
         /* Late chunks of a pull that just finished or was cancelled are
          * normal: said, but not as a warning. */
-        char hex[ID_HEX_BUF];
-        log_info("dropped chunk %u of object %s from %s: %s", req->chunk_index,
-                 id_to_hex(req->object_id.data, ID_OBJECT_SIZE, hex), rpc_call_peer(call), om_refusal(rc));
+        log_info("dropped chunk %u of object %s from %s: %s", c.index, ID_TO_HEX(&c.id, hex), rpc_call_peer(call),
+                 om_refusal(rc));
+    } else if (rc != 0) {
+        log_warn("refused chunk %u of object %s from %s: %s", c.index, ID_TO_HEX(&c.id, hex), rpc_call_peer(call),
+                 om_refusal(rc));
     }
+    Ray__Rpc__PushReply reply = RAY__RPC__PUSH_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
 }
 
@@ -127,10 +117,15 @@ om_service_t *om_service_create(rpc_server_t *server, xfer_t *xfer, store_t *sto
         const ProtobufCMessageDescriptor *desc;
         rpc_method_fn fn;
     } methods[] = {
-        {"/ray.rpc.ObjectManagerService/Push", &ray__rpc__push_request__descriptor, om_push},
         {"/ray.rpc.ObjectManagerService/Pull", &ray__rpc__pull_request__descriptor, om_pull},
         {"/ray.rpc.ObjectManagerService/FreeObjects", &ray__rpc__free_objects_request__descriptor, om_free_objects},
     };
+    /* Push carries megabytes: read in place, not unpacked (push_wire.h). */
+    if (rpc_server_add_raw_method(server, "/ray.rpc.ObjectManagerService/Push", om_push, svc) != 0) {
+        log_error("cannot register ObjectManagerService/Push");
+        free(svc);
+        return NULL;
+    }
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
         if (rpc_server_add_method(server, methods[i].path, methods[i].desc, methods[i].fn, svc) != 0) {
             log_error("cannot register %s", methods[i].path);

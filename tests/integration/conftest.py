@@ -29,6 +29,8 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# Hand-written wire formats shared with the fuzz seeds (tests/tools/).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 
 import helpers  # noqa: E402
 

@@ -15,6 +15,7 @@ import pytest
 
 import helpers
 import netns
+import protowire
 
 MB = 1024 * 1024
 
@@ -460,28 +461,6 @@ def test_stalled_sender_times_out_and_another_copy_serves(host_cluster, craylet)
 
 # ---- bad input on the object manager port ------------------------------------
 
-def _varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _field(num, value):
-    if isinstance(value, int):
-        return _varint(num << 3) + _varint(value)
-    return _varint(num << 3 | 2) + _varint(len(value)) + value
-
-
-def push_request(oid, node, index, total, meta, data):
-    return (_field(1, b"\x01" * 28) + _field(2, oid) + _field(3, node) +
-            _field(4, _field(1, b"\x02" * 28) + _field(2, b"127.0.0.1") + _field(3, 9) + _field(4, b"\x03" * 28)) +
-            _field(5, index) + _field(6, total) + _field(7, meta) + _field(8, data))
-
-
 def test_object_manager_port_refuses_bad_input_and_keeps_serving(cluster_factory, craylet):
     import grpc
     import os
@@ -505,13 +484,20 @@ def test_object_manager_port_refuses_bad_input_and_keeps_serving(cluster_factory
                 (os.urandom(28), 0, 10, 0, b"x" * 10),          # unsolicited
                 (os.urandom(28), 5, 10, 0, b"x" * 10),          # past the end
                 (os.urandom(28), 0, 10, 20, b"x" * 10),         # metadata > size
-                (os.urandom(28), 0, 2 ** 63, 0, b"x"),          # lying size
-                (b"short", 0, 10, 0, b"x" * 10)]:               # bad id
-            assert push(push_request(oid, peer, idx, total, meta, data), metadata=md, timeout=10) == b""
+                (os.urandom(28), 0, 2 ** 63, 0, b"x")]:         # lying size
+            assert push(protowire.push_request(oid, peer, idx, total, meta, data), metadata=md, timeout=10) == b""
+        # Requests that do not decode as a Push: refused as invalid.
+        for bad in [protowire.push_request(b"short", peer, 0, 10, 0, b"x" * 10),          # bad id
+                    protowire.push_request(os.urandom(28), peer, 0, 10, 0, b"x" * 10)[:-3],  # data cut short
+                    protowire.field(2, os.urandom(28)) + protowire.field(3, peer) + protowire.varint(8 << 3) + b"\x01",  # wrong wire type
+                    protowire.field(2, os.urandom(28)) + protowire.field(3, peer) + protowire.field(5, 2 ** 40)]:    # index past 32 bits
+            with pytest.raises(grpc.RpcError) as e:
+                push(bad, metadata=md, timeout=10)
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         # A Pull from a node not in the cluster: answered, nothing parked.
-        assert pull(_field(1, peer) + _field(2, os.urandom(28)), metadata=md, timeout=10) == b""
+        assert pull(protowire.field(1, peer) + protowire.field(2, os.urandom(28)), metadata=md, timeout=10) == b""
         with pytest.raises(grpc.RpcError) as e:
-            pull(_field(1, b"abc") + _field(2, os.urandom(28)), metadata=md, timeout=10)
+            pull(protowire.field(1, b"abc") + protowire.field(2, os.urandom(28)), metadata=md, timeout=10)
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         with pytest.raises(grpc.RpcError) as e:
             push(b"\xff\xff\xff", metadata=md, timeout=10)
@@ -536,4 +522,5 @@ def test_object_manager_port_refuses_bad_input_and_keeps_serving(cluster_factory
     assert log.count("no pull here wants it") == 4, log[-3000:]
     assert "which is not in the cluster" in log
     assert "malformed ids" in log
+    assert "a field of the wrong wire type" in log and "chunk index past 32 bits" in log
     assert node.raylet_process().is_running()

@@ -23,6 +23,28 @@ typedef struct shim_test {
 static shim_test_t shim_tests[TSAN_SHIM_MAX_TESTS];
 static size_t shim_count;
 
+typedef struct shim_suite {
+    const char *name;
+    tsan_shim_suite_t hooks;
+} shim_suite_t;
+
+static shim_suite_t shim_suites[16];
+static size_t shim_suite_count;
+
+void tsan_shim_register_suite(const char *suite, tsan_shim_suite_t hooks)
+{
+    if (shim_suite_count < sizeof shim_suites / sizeof shim_suites[0])
+        shim_suites[shim_suite_count++] = (shim_suite_t){suite, hooks};
+}
+
+static const tsan_shim_suite_t *shim_suite_of(const char *suite)
+{
+    for (size_t i = 0; i < shim_suite_count; i++)
+        if (strcmp(shim_suites[i].name, suite) == 0)
+            return &shim_suites[i].hooks;
+    return NULL;
+}
+
 void tsan_shim_register(const char *suite, const char *name, void (*fn)(void))
 {
     if (shim_count < TSAN_SHIM_MAX_TESTS)
@@ -51,7 +73,12 @@ int main(int argc, char **argv)
         }
         if (pid == 0) {
             alarm(TSAN_SHIM_TIMEOUT_S);
+            const tsan_shim_suite_t *hooks = shim_suite_of(t->suite);
+            if (hooks && hooks->init)
+                hooks->init();
             t->fn();
+            if (hooks && hooks->fini)
+                hooks->fini();
             fflush(NULL);
             _exit(0);
         }

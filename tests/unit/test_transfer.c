@@ -4,6 +4,7 @@
  * pusher on another store. */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,9 @@ typedef struct net {
     /* chunks the pusher sent: copies */
     transfer_chunk_t sent[64];
     uint8_t *sent_data[64];
+    struct iovec sent_iov[64];
+    bool lend;              /* hold each chunk's bytes past its reply */
+    void *pins[64];
     uint64_t tokens[64];
     int nsent;
 } net_t;
@@ -95,9 +99,21 @@ static int fake_send(void *ctx, const id_node_t *to, const transfer_chunk_t *c, 
     (void)to;
     cr_assert_lt(net.nsent, 64);
     net.sent[net.nsent] = *c;
-    net.sent_data[net.nsent] = malloc(c->len ? c->len : 1);
-    memcpy(net.sent_data[net.nsent], c->data, c->len);
-    net.sent[net.nsent].data = net.sent_data[net.nsent];
+    uint8_t *copy = malloc(c->len ? c->len : 1);
+    size_t at = 0;
+    for (size_t i = 0; i < c->iovcnt; i++) {
+        memcpy(copy + at, c->iov[i].iov_base, c->iov[i].iov_len);
+        at += c->iov[i].iov_len;
+    }
+    cr_assert_eq(at, c->len, "the segments add up to the chunk");
+    net.sent_data[net.nsent] = copy;
+    net.sent_iov[net.nsent] = (struct iovec){.iov_base = copy, .iov_len = c->len};
+    net.sent[net.nsent].iov = &net.sent_iov[net.nsent];
+    net.sent[net.nsent].iovcnt = 1;
+    if (net.lend) {
+        push_pin_retain(c->pin);
+        net.pins[net.nsent] = c->pin;
+    }
     net.tokens[net.nsent] = token;
     net.nsent++;
     return 0;
@@ -175,10 +191,16 @@ static void fill(uint8_t *buf, size_t len, unsigned seed)
 static transfer_chunk_t chunk_of(const id_object_t *id, const uint8_t *whole, uint64_t total, uint64_t meta,
                              uint32_t index)
 {
+    /* The bytes as the network hands them: in two uneven segments. */
+    static struct iovec segs[16][2];
+    static unsigned next;
+    struct iovec *seg = segs[next++ % 16];
     uint64_t off = (uint64_t)index * CHUNK;
     uint64_t len = total - off < CHUNK ? total - off : CHUNK;
+    seg[0] = (struct iovec){.iov_base = (void *)(whole + off), .iov_len = (size_t)(len / 3)};
+    seg[1] = (struct iovec){.iov_base = (void *)(whole + off + len / 3), .iov_len = (size_t)(len - len / 3)};
     transfer_chunk_t c = {.id = *id, .from = node_n(2), .owner = owner_addr(), .index = index, .total_size = total,
-                      .metadata_size = meta, .data = whole + off, .len = (size_t)len};
+                          .metadata_size = meta, .iov = seg, .iovcnt = 2, .len = (size_t)len};
     return c;
 }
 
@@ -509,8 +531,8 @@ Test(transfer, push_streams_chunks_within_the_budget)
     uint64_t h = pull_bundle(p, PULL_GET, &id, &owner, 1);
     for (int i = 2; i >= 0; i--) {
         transfer_chunk_t c = {.id = id, .index = net.sent[i].index, .total_size = net.sent[i].total_size,
-                          .metadata_size = net.sent[i].metadata_size, .data = net.sent[i].data,
-                          .len = net.sent[i].len};
+                          .metadata_size = net.sent[i].metadata_size, .iov = net.sent[i].iov,
+                          .iovcnt = net.sent[i].iovcnt, .len = net.sent[i].len};
         cr_assert_eq(pull_on_chunk(p, &c), 0);
     }
     store_view_t v;
@@ -522,6 +544,48 @@ Test(transfer, push_streams_chunks_within_the_budget)
     push_destroy(pm);
     free(data);
     free(meta);
+    net_reset();
+}
+
+static void *release_pins(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < net.nsent; i++)
+        push_pin_release(net.pins[i]);
+    return NULL;
+}
+
+/* A transport may keep lent chunk bytes after the reply (gRPC slices in a
+ * write still flushing): the object stays held until it lets go, which
+ * may happen on another thread. */
+Test(transfer, lent_chunk_bytes_keep_the_object_until_released)
+{
+    net_reset();
+    net.lend = true;
+    push_options_t o = {.chunk_size = CHUNK, .max_bytes_in_flight = 8 * CHUNK, .park_ms = 10000};
+    push_t *pm = push_create(loop, there, &o, &push_ops, NULL);
+    id_object_t id = oid_n(0x72);
+    uint64_t len = 2 * CHUNK + 100;
+    uint8_t *data = malloc(len);
+    fill(data, len, 3);
+    cr_assert_eq(store_put_local(there, &id, data, len, NULL, 0, NULL, 0), 0);
+    id_node_t to = node_n(1);
+    push_request(pm, &to, &id);
+    cr_assert_eq(net.nsent, 3);
+    cr_assert_neq(store_free(there, &id), 0, "held while pushed: a delete waits");
+    for (int i = 0; i < 3; i++)
+        push_on_sent(pm, net.tokens[i], true);
+    run_for(30);
+    cr_assert_eq(push_active_count(pm), 1, "every chunk answered, but its bytes are still lent");
+    cr_assert(store_contains(there, &id), "so the object is still held");
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, release_pins, NULL), 0);
+    pthread_join(t, NULL);
+    run_for(30);
+    cr_assert_eq(push_active_count(pm), 0, "released: the push ends");
+    cr_assert_not(store_contains(there, &id), "and the deferred delete happens");
+    push_destroy(pm);
+    free(data);
     net_reset();
 }
 
