@@ -26,6 +26,7 @@
 #include "gcs_client/pubsub.h"
 #include "gcs_client/syncer.h"
 #include "object_store/store.h"
+#include "raylet/cluster/drain.h"
 #include "raylet/cluster/peers.h"
 #include "raylet/config.h"
 #include "raylet/debug_dump.h"
@@ -95,6 +96,7 @@ struct raylet {
 
     bool grpc_started;
     bool view_urgent; /* report resources to GCS before sleeping */
+    drain_t drain;    /* accepted DrainRaylet: exit once idle */
     raylet_state_t state;
     int exit_code;
     uint8_t node_id[ID_UNIQUE_SIZE];
@@ -501,7 +503,8 @@ static uint64_t raylet_view_version(void *ctx)
 {
     struct raylet *r = ctx;
     raylet_refresh_store_use(r);
-    return res_node_version(r->resources);
+    /* Draining only ever turns on: adding it keeps the version rising. */
+    return res_node_version(r->resources) + (r->drain.active ? 1 : 0);
 }
 
 static void raylet_fill_view(void *ctx, Ray__Rpc__Syncer__ResourceViewSyncMessage *v)
@@ -525,6 +528,8 @@ static void raylet_fill_view(void *ctx, Ray__Rpc__Syncer__ResourceViewSyncMessag
     }
     v->n_resources_available = v->n_resources_total = n;
     v->idle_duration_ms = (int64_t)raylet_idle_ms(r);
+    v->is_draining = r->drain.active;
+    v->draining_deadline_timestamp_ms = r->drain.active ? r->drain.deadline_ms : 0;
     size_t nl = r->flags.label_count + 1;
     Ray__Rpc__Syncer__ResourceViewSyncMessage__LabelsEntry *labels = xcalloc(nl, sizeof *labels);
     v->labels = xcalloc(nl, sizeof *v->labels);
@@ -788,6 +793,27 @@ static bool raylet_svc_serving(void *ctx) { return ((struct raylet *)ctx)->state
 
 static uint64_t raylet_svc_idle_ms(void *ctx) { return raylet_idle_ms(ctx); }
 
+static int raylet_svc_drain(void *ctx, int reason, const char *message, int64_t deadline_ms, const char **why)
+{
+    struct raylet *r = ctx;
+    raylet_refresh_store_use(r);
+    bool was = r->drain.active;
+    drain_verdict_t v = drain_request(&r->drain, reason, message, deadline_ms, raylet_idle_ms(r) > 0, why);
+    if (v == DRAIN_ACCEPTED && !was) {
+        log_info("draining: no new work here; the node exits once idle");
+        lease_mgr_set_draining(r->leases);
+        r->view_urgent = true; /* GCS and the other nodes stop sending work */
+    }
+    return (int)v;
+}
+
+static bool raylet_svc_draining(void *ctx, int64_t *deadline_ms)
+{
+    struct raylet *r = ctx;
+    *deadline_ms = r->drain.active ? r->drain.deadline_ms : 0;
+    return r->drain.active;
+}
+
 static void raylet_svc_shutdown(void *ctx, bool graceful)
 {
     raylet_shutdown(ctx, 0, graceful, RAY__RPC__NODE_DEATH_INFO__REASON__EXPECTED_TERMINATION,
@@ -814,8 +840,8 @@ static void raylet_start_serving(struct raylet *r)
                                       : 0,
     };
     static const nm_node_ops_t svc_ops = {
-        .serving = raylet_svc_serving, .idle_ms = raylet_svc_idle_ms, .shutdown = raylet_svc_shutdown,
-        .bundles_changed = raylet_svc_bundles_changed};
+        .serving = raylet_svc_serving, .idle_ms = raylet_svc_idle_ms, .drain = raylet_svc_drain,
+        .draining = raylet_svc_draining, .shutdown = raylet_svc_shutdown, .bundles_changed = raylet_svc_bundles_changed};
     r->service = nm_service_create(r->server, &deps, &svc_ops, r);
     if (!r->service ||
         rpc_server_listen(r->server, host, r->flags.node_manager_port, &r->node_manager_port) != 0 ||
@@ -1012,8 +1038,11 @@ static void raylet_on_signal(loop_t *loop, int signo, void *data)
     /* Ray's agents look for this exact phrase in raylet.out to tell a
      * graceful stop from a crash. */
     log_info("Raylet received SIG%s; shutting down", signo == SIGTERM ? "TERM" : "INT");
-    raylet_shutdown(r, 0, true, RAY__RPC__NODE_DEATH_INFO__REASON__EXPECTED_TERMINATION,
-                    "received SIGTERM");
+    /* Taken away after its preemption deadline: that is why it dies. */
+    if (drain_preempted_by(&r->drain, (int64_t)raylet_wall_ms()))
+        raylet_shutdown(r, 0, true, drain_death_reason(&r->drain), r->drain.message);
+    else
+        raylet_shutdown(r, 0, true, RAY__RPC__NODE_DEATH_INFO__REASON__EXPECTED_TERMINATION, "received SIGTERM");
 }
 
 static void raylet_on_stop_timer(loop_t *loop, uint64_t id, void *data)
@@ -1068,6 +1097,14 @@ static void raylet_before_sleep(loop_t *loop, void *data)
 {
     struct raylet *r = data;
     lease_mgr_flush(r->leases);
+    if (r->drain.active && r->state == RAYLET_RUNNING) {
+        raylet_refresh_store_use(r);
+        if (raylet_idle_ms(r) > 0) {
+            log_info("The node is drained, continue to shut down raylet...");
+            raylet_shutdown(r, 0, true, drain_death_reason(&r->drain), r->drain.message);
+            return;
+        }
+    }
     if (r->view_urgent && r->syncer) {
         r->view_urgent = false;
         syncer_flush(r->syncer);

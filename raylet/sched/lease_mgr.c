@@ -94,6 +94,7 @@ struct lease_mgr {
     size_t granted;
     size_t blocked;
     bool dirty;      /* something changed: walk the queue at the next flush */
+    bool draining;   /* nothing more is granted here */
     bool scheduling; /* inside the walk */
     lease_t *current; /* the lease the walk is trying: pool callbacks must not free it */
     bool stopped;
@@ -486,9 +487,31 @@ static bool lease_spill(lease_mgr_t *mgr, lease_t *l, bool need_available)
     return true;
 }
 
+/* A draining node grants nothing: the lease goes elsewhere or waits. */
+static bool lease_try_one_draining(lease_mgr_t *mgr, lease_t *l)
+{
+    if (l->local_only) {
+        lease_answer_failed(l, LEASE_FAIL_UNSCHEDULABLE,
+                            "The node specified via NodeAffinitySchedulingStrategy doesn't exist any more or is "
+                            "infeasible, and soft=False was specified.");
+        return true;
+    }
+    if (l->grant_or_reject) {
+        lease_outcome_t out = {.kind = LEASE_REJECTED};
+        lease_answer(l, &out);
+        return true;
+    }
+    if (lease_spill(mgr, l, true) || lease_spill(mgr, l, false))
+        return true;
+    l->infeasible = true;
+    return false;
+}
+
 /* Returns true if the lease left the queue (answered or handed on). */
 static bool lease_try_one(lease_mgr_t *mgr, lease_t *l)
 {
+    if (mgr->draining)
+        return lease_try_one_draining(mgr, l);
     int rc = res_check(mgr->res, l->request);
     if (rc == 0) {
         /* It would run here: its arguments come first (no resources or
@@ -540,6 +563,14 @@ static bool lease_try_one(lease_mgr_t *mgr, lease_t *l)
     if (rc == -EAGAIN)
         lease_args_local(mgr, l);
     return false;
+}
+
+void lease_mgr_set_draining(lease_mgr_t *mgr)
+{
+    if (!mgr || mgr->draining)
+        return;
+    mgr->draining = true;
+    mgr->dirty = true;
 }
 
 void lease_mgr_mark_dirty(lease_mgr_t *mgr)

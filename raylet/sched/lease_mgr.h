@@ -277,6 +277,13 @@ size_t lease_mgr_cancel_shapes(lease_mgr_t *mgr, res_set_t *const *shapes, size_
 /* Something changed that may let queued leases through (resources or
  * workers freed, the cluster view changed): schedule at the next flush. */
 void lease_mgr_mark_dirty(lease_mgr_t *mgr);
+/* The node drains (raylet/cluster/drain.h): nothing more is granted here.
+ * Queued leases, and later ones, spill to another node that can run them
+ * (busy or not); a grant-or-reject lease is rejected, one bound to this
+ * node by hard affinity fails UNSCHEDULABLE, and with no other node able
+ * the lease waits here as infeasible (demand for the autoscaler).  Leases
+ * already granted run to their end.  There is no way back. */
+void lease_mgr_set_draining(lease_mgr_t *mgr);
 /* Walk the queue if dirty.  Called from the before-sleep hook; tests call
  * it directly. */
 void lease_mgr_flush(lease_mgr_t *mgr);

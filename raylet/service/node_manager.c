@@ -11,6 +11,7 @@
 #include "common/alloc.h"
 #include "common/log.h"
 #include "common/list.h"
+#include "raylet/cluster/drain.h"
 #include "raylet/service/leases.h"
 
 struct nm_service;
@@ -97,6 +98,7 @@ static void nm_get_resource_load(void *ctx, rpc_call_t *call, ProtobufCMessage *
     svc_lease_load_fill(svc->leases, &load);
     data.resource_load_by_shape = &load.load;
     data.idle_duration_ms = (int64_t)svc->ops.idle_ms(svc->ctx);
+    data.is_draining = svc->ops.draining(svc->ctx, &data.draining_deadline_timestamp_ms);
 
     Ray__Rpc__GetResourceLoadReply reply = RAY__RPC__GET_RESOURCE_LOAD_REPLY__INIT;
     reply.resources = &data;
@@ -514,6 +516,28 @@ static void nm_notify_gcs_restart(void *ctx, rpc_call_t *call, ProtobufCMessage 
     rpc_call_reply(call, &reply.base);
 }
 
+static void nm_drain_raylet(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    nm_service_t *svc = ctx;
+    const Ray__Rpc__DrainRayletRequest *req = (const Ray__Rpc__DrainRayletRequest *)msg;
+    log_info("DrainRaylet requested: reason %d, deadline %lld ms, message \"%.200s\"", (int)req->reason,
+             (long long)req->deadline_timestamp_ms, req->reason_message ? req->reason_message : "");
+    const char *why = NULL;
+    int verdict = svc->ops.drain(svc->ctx, (int)req->reason, req->reason_message, req->deadline_timestamp_ms, &why);
+    if (verdict == DRAIN_INVALID) {
+        log_warn("refused DrainRaylet from %s: %s", rpc_call_peer(call), why);
+        rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, why);
+        return;
+    }
+    Ray__Rpc__DrainRayletReply reply = RAY__RPC__DRAIN_RAYLET_REPLY__INIT;
+    reply.is_accepted = verdict == DRAIN_ACCEPTED;
+    if (!reply.is_accepted) {
+        log_info("DrainRaylet rejected: %s", why);
+        reply.rejection_reason_message = (char *)why;
+    }
+    rpc_call_reply(call, &reply.base);
+}
+
 static void nm_shutdown_raylet(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
     nm_service_t *svc = ctx;
@@ -740,7 +764,9 @@ static void nm_prepare_bundles(void *ctx, rpc_call_t *call, ProtobufCMessage *ms
     bool ok = nm_bundles_decode(req->bundle_specs, req->n_bundle_specs, true, true, &b);
     if (!ok)
         log_warn("PrepareBundleResources with a malformed bundle spec: refused");
-    reply.success = ok && svc->ops.serving(svc->ctx) && bundles_prepare(svc->d.bundles, b.specs, b.n) == 0;
+    int64_t deadline;
+    reply.success = ok && svc->ops.serving(svc->ctx) && !svc->ops.draining(svc->ctx, &deadline) &&
+                    bundles_prepare(svc->d.bundles, b.specs, b.n) == 0;
     nm_bundles_free(&b);
     rpc_call_reply(call, &reply.base);
 }
@@ -912,6 +938,7 @@ nm_service_t *nm_service_create(rpc_server_t *server, const nm_service_deps_t *d
          nm_notify_gcs_restart},
         {"/ray.rpc.NodeManagerService/ShutdownRaylet", &ray__rpc__shutdown_raylet_request__descriptor,
          nm_shutdown_raylet},
+        {"/ray.rpc.NodeManagerService/DrainRaylet", &ray__rpc__drain_raylet_request__descriptor, nm_drain_raylet},
         {"/ray.rpc.NodeManagerService/IsLocalWorkerDead", &ray__rpc__is_local_worker_dead_request__descriptor,
          nm_is_local_worker_dead},
         {"/ray.rpc.NodeManagerService/RequestWorkerLease", &ray__rpc__request_worker_lease_request__descriptor,

@@ -34,6 +34,12 @@ typedef struct nm_node_ops {
     /* How long the node has been idle (ms), 0 while leases or stored
      * objects keep it busy; for GetResourceLoad. */
     uint64_t (*idle_ms)(void *ctx);
+    /* DrainRaylet: a drain_verdict_t (raylet/cluster/drain.h); *why is
+     * set unless accepted. */
+    int (*drain)(void *ctx, int reason, const char *message, int64_t deadline_ms, const char **why);
+    /* The node is draining: no bundles here; GetResourceLoad says so.
+     * `deadline_ms` gets the drain deadline (0: none). */
+    bool (*draining)(void *ctx, int64_t *deadline_ms);
     /* ShutdownRaylet: stop the node (unregistering when `graceful`). */
     void (*shutdown)(void *ctx, bool graceful);
     /* Placement-group bundles were given back: GCS should hear of the

@@ -165,6 +165,7 @@ typedef struct env {
     bool with_args;        /* submit() gives each lease two arguments */
     const uint8_t *caller; /* submit() names this worker as the caller */
     bool detached;         /* ... and asks for a detached actor's lease */
+    bool local_only;       /* ... bound here by hard node affinity */
     bool args_local;       /* args_fetch finds every argument here */
     int fetches, cancels;
     uint64_t last_token;
@@ -260,7 +261,8 @@ static int submit(env_t *e, uint8_t id, const char *shape, uint64_t class_hash, 
                          .normal_task = true,
                          .resources = set,
                          .class_hash = class_hash,
-                         .grant_or_reject = grant_or_reject};
+                         .grant_or_reject = grant_or_reject,
+                         .local_only = e->local_only};
     memset(a, 0, sizeof *a);
     int rc = lease_mgr_request(e->mgr, &r, on_outcome, a);
     res_set_destroy(set);
@@ -572,6 +574,42 @@ Test(lease_mgr, spillback_reject_and_infeasible)
     e.remote_available = false;
     submit(&e, 7, "CPU=1", 4, true, &h);
     cr_assert_not(h.answered);
+    env_fini(&e);
+}
+
+/* A draining node grants nothing more: leases go elsewhere, or wait here
+ * as demand; those bound here fail; granted ones run on. */
+Test(lease_mgr, a_draining_node_grants_nothing_more)
+{
+    env_t e;
+    env_init(&e, 2, 0, false, 0);
+    answer_t running, queued, spilled, bound, placed, waiting;
+    submit(&e, 1, "CPU=1", 1, false, &running);
+    cr_assert_eq(running.kind, LEASE_GRANTED);
+    submit(&e, 2, "CPU=2", 1, false, &queued);
+    cr_assert_not(queued.answered, "busy: queued here");
+    lease_mgr_set_draining(e.mgr);
+    e.remote_total = true; /* another node could run it, though busy now */
+    lease_mgr_flush(e.mgr);
+    cr_assert_eq(queued.kind, LEASE_SPILLBACK, "a queued lease leaves for the other node");
+    submit(&e, 3, "CPU=1", 2, false, &spilled);
+    cr_assert_eq(spilled.kind, LEASE_SPILLBACK, "a CPU free here is not offered");
+    e.local_only = true;
+    submit(&e, 4, "CPU=1", 3, false, &bound);
+    cr_assert(bound.answered && bound.failure == LEASE_FAIL_UNSCHEDULABLE, "hard affinity to this node fails");
+    e.local_only = false;
+    submit(&e, 5, "CPU=1", 4, true, &placed);
+    cr_assert_eq(placed.kind, LEASE_REJECTED, "GCS's grant-or-reject goes elsewhere");
+    e.remote_total = false;
+    submit(&e, 6, "CPU=1", 5, false, &waiting);
+    cr_assert_not(waiting.answered, "no other node: it waits here");
+    const lease_demand_t *dm;
+    cr_assert_eq(lease_mgr_demand(e.mgr, &dm), 1);
+    cr_assert_eq(dm[0].infeasible, 1, "as demand for a new node");
+    cr_assert_eq(lease_mgr_granted(e.mgr), 1, "the running lease runs on");
+    give_back(&e, 1, false);
+    cr_assert_eq(lease_mgr_granted(e.mgr), 0);
+    cr_assert_not(waiting.answered, "a freed CPU is still not used");
     env_fini(&e);
 }
 
