@@ -28,11 +28,15 @@ def test_bundles_reserve_gpus_and_removal_returns_them(cluster, craylet):
         actor = ray.get(a.ok.remote(), timeout=60)
 
         remove_placement_group(pg)
+        # GCS may show the whole return before the node's reports of each
+        # bundle (one CancelResourceReserve each on 2.54) catch up: wait
+        # until the view has stayed whole for a second.
         deadline = time.time() + 60
-        while time.time() < deadline:
+        steady = 0
+        while time.time() < deadline and steady < 5:
             avail = ray.available_resources()
-            if avail.get("CPU") == 4 and avail.get("GPU") == 2 and not any("_group_" in k for k in avail):
-                break
+            whole = avail.get("CPU") == 4 and avail.get("GPU") == 2 and not any("_group_" in k for k in avail)
+            steady = steady + 1 if whole else 0
             time.sleep(0.2)
         emit({"held_cpu": held.get("CPU", 0), "held_gpu": held.get("GPU", 0), "runs": runs, "actor": actor,
               "after": {k: v for k, v in ray.available_resources().items() if k in ("CPU", "GPU") or "_group_" in k}})
