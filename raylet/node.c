@@ -793,12 +793,18 @@ static bool raylet_svc_serving(void *ctx) { return ((struct raylet *)ctx)->state
 
 static uint64_t raylet_svc_idle_ms(void *ctx) { return raylet_idle_ms(ctx); }
 
+/* Idle now, the store's use measured afresh (a drain decides on it). */
+static bool raylet_idle_now(struct raylet *r)
+{
+    raylet_refresh_store_use(r);
+    return raylet_idle_ms(r) > 0;
+}
+
 static int raylet_svc_drain(void *ctx, int reason, const char *message, int64_t deadline_ms, const char **why)
 {
     struct raylet *r = ctx;
-    raylet_refresh_store_use(r);
     bool was = r->drain.active;
-    drain_verdict_t v = drain_request(&r->drain, reason, message, deadline_ms, raylet_idle_ms(r) > 0, why);
+    drain_verdict_t v = drain_request(&r->drain, reason, message, deadline_ms, raylet_idle_now(r), why);
     if (v == DRAIN_ACCEPTED && !was) {
         log_info("draining: no new work here; the node exits once idle");
         lease_mgr_set_draining(r->leases);
@@ -1097,13 +1103,10 @@ static void raylet_before_sleep(loop_t *loop, void *data)
 {
     struct raylet *r = data;
     lease_mgr_flush(r->leases);
-    if (r->drain.active && r->state == RAYLET_RUNNING) {
-        raylet_refresh_store_use(r);
-        if (raylet_idle_ms(r) > 0) {
-            log_info("The node is drained, continue to shut down raylet...");
-            raylet_shutdown(r, 0, true, drain_death_reason(&r->drain), r->drain.message);
-            return;
-        }
+    if (r->drain.active && r->state == RAYLET_RUNNING && raylet_idle_now(r)) {
+        log_info("The node is drained, continue to shut down raylet...");
+        raylet_shutdown(r, 0, true, drain_death_reason(&r->drain), r->drain.message);
+        return;
     }
     if (r->view_urgent && r->syncer) {
         r->view_urgent = false;
