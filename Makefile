@@ -25,7 +25,8 @@ VPY         := $(VENV)/bin/python
 PY_DEPS     := ray[default,train]==$(RAY_VERSION) pytest pytest-timeout flatbuffers numpy scikit-build-core
 APT_PKGS    := build-essential cmake pkg-config libgrpc-dev protobuf-compiler \
                protobuf-c-compiler libprotobuf-c-dev libhiredis-dev libjemalloc-dev \
-               libhwloc-dev libcriterion-dev flatbuffers-compiler clang libclang-rt-14-dev
+               libhwloc-dev libcriterion-dev flatbuffers-compiler clang libclang-rt-14-dev \
+               redis-server
 BUILD       := build$(SUFFIX)
 ASAN_BUILD  := build-asan$(SUFFIX)
 TSAN_BUILD  := build-tsan$(SUFFIX)

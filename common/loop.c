@@ -57,6 +57,7 @@ struct loop {
     int epfd;
     bool stop;
     uint64_t now_ms;
+    struct timespec woke; /* when epoll_wait last returned */
 
     loop_fd_entry_t *fds; /* indexed by fd */
     size_t fd_cap;
@@ -459,6 +460,16 @@ void loop_set_before_sleep(loop_t *loop, loop_hook_cb cb, void *data)
     loop->before_sleep_data = data;
 }
 
+uint64_t loop_awake_us(loop_t *loop)
+{
+    if (loop->woke.tv_sec == 0 && loop->woke.tv_nsec == 0)
+        return 0; /* not woken yet */
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t us = (int64_t)(now.tv_sec - loop->woke.tv_sec) * 1000000 + (now.tv_nsec - loop->woke.tv_nsec) / 1000;
+    return us > 0 ? (uint64_t)us : 0;
+}
+
 int loop_run(loop_t *loop)
 {
     int rc = 0;
@@ -479,6 +490,7 @@ int loop_run(loop_t *loop)
             n = 0;
         }
         loop_update_time(loop);
+        clock_gettime(CLOCK_MONOTONIC, &loop->woke);
         for (int i = 0; i < n; i++)
             loop_dispatch_fd(loop, &loop->events[i]);
         loop_process_timers(loop);

@@ -40,6 +40,9 @@ void loop_stop(loop_t *loop);
 uint64_t loop_now_ms(loop_t *loop);
 /* Refresh and return the monotonic clock now. */
 uint64_t loop_update_time(loop_t *loop);
+/* Microseconds since the loop last woke from waiting (monotonic clock):
+ * from the before-sleep hook, the work of the iteration ending. */
+uint64_t loop_awake_us(loop_t *loop);
 
 /* Watch fd for `events` (LOOP_READABLE | LOOP_WRITABLE).  One registration per
  * fd; adding an fd twice returns -EEXIST.  The caller keeps ownership of fd and

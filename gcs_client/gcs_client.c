@@ -18,6 +18,15 @@ struct gcs_client {
     char *address;
     uint64_t reconnect_timeout_ms;
     uint64_t call_timeout_ms;
+    /* Outage tracking: any answer from GCS (even an error) proves it up;
+     * UNAVAILABLE starts an outage, and one that outlasts the reconnect
+     * timeout is reported through on_unreachable, as the stock raylet
+     * exits when GCS stays away (with Redis, a restarted GCS comes back
+     * well within it). */
+    uint64_t down_since; /* loop ms; 0 while reachable */
+    uint64_t down_timer;
+    gcs_unreachable_cb on_unreachable;
+    void *unreachable_ctx;
     /* Every logical call whose callback has not run yet (in flight or
      * waiting on a retry timer): answered CR_ECLOSED by destroy. */
     list_t calls;
@@ -70,10 +79,44 @@ static const Ray__Rpc__GcsStatus *gcs_reply_status(const ProtobufCMessage *reply
     return *(const Ray__Rpc__GcsStatus *const *)((const char *)reply + f->offset);
 }
 
+static void gcs_on_down_timer(loop_t *loop, uint64_t id, void *data)
+{
+    gcs_client_t *gcs = data;
+    gcs->down_timer = 0;
+    uint64_t down_ms = loop_update_time(loop) - gcs->down_since;
+    log_error("GCS at %s unreachable for %.1f s", gcs->address, down_ms / 1000.0);
+    if (gcs->on_unreachable)
+        gcs->on_unreachable(gcs->unreachable_ctx, down_ms);
+}
+
+static void gcs_note_health(gcs_client_t *gcs, grpc_status_code code)
+{
+    if (code == GRPC_STATUS_UNAVAILABLE) {
+        if (gcs->down_since)
+            return;
+        gcs->down_since = loop_update_time(gcs->loop);
+        if (gcs->down_since == 0)
+            gcs->down_since = 1;
+        log_warn("GCS at %s is unavailable; waiting up to %.0f s for it to come back", gcs->address,
+                 gcs->reconnect_timeout_ms / 1000.0);
+        gcs->down_timer = loop_add_timer(gcs->loop, gcs->reconnect_timeout_ms, gcs_on_down_timer, gcs);
+        return;
+    }
+    if (code == GRPC_STATUS_DEADLINE_EXCEEDED || code == GRPC_STATUS_CANCELLED || !gcs->down_since)
+        return; /* proves nothing either way, or nothing to end */
+    log_info("GCS at %s reachable again after %.1f s", gcs->address,
+             (loop_update_time(gcs->loop) - gcs->down_since) / 1000.0);
+    gcs->down_since = 0;
+    if (gcs->down_timer)
+        loop_cancel_timer(gcs->loop, gcs->down_timer);
+    gcs->down_timer = 0;
+}
+
 static void gcs_on_reply(void *ctx, const rpc_status_t *st, ProtobufCMessage *reply)
 {
     gcs_pending_t *p = ctx;
     gcs_client_t *gcs = p->gcs;
+    gcs_note_health(gcs, st->code);
     if (st->code == GRPC_STATUS_OK) {
         const Ray__Rpc__GcsStatus *gs = gcs_reply_status(reply);
         if (gs && gs->code != 0) {
@@ -160,6 +203,8 @@ gcs_client_t *gcs_client_create(loop_t *loop, cq_bridge_t *bridge, const gcs_cli
     gcs->address = strdup(opts->address);
     gcs->reconnect_timeout_ms = opts->reconnect_timeout_ms ? opts->reconnect_timeout_ms : 60000;
     gcs->call_timeout_ms = opts->call_timeout_ms ? opts->call_timeout_ms : 10000;
+    gcs->on_unreachable = opts->on_unreachable;
+    gcs->unreachable_ctx = opts->unreachable_ctx;
     gcs->channel = rpc_channel_create(bridge, opts->address);
     if (!gcs->address || !gcs->channel) {
         gcs_client_destroy(gcs);
@@ -177,6 +222,9 @@ void gcs_client_destroy(gcs_client_t *gcs)
     /* Attempts in flight are cancelled without callbacks; then every
      * caller still waiting hears CR_ECLOSED once, so it can free what it
      * passed as ctx.  Callbacks must not start new calls on this client. */
+    if (gcs->down_timer)
+        loop_cancel_timer(gcs->loop, gcs->down_timer);
+    gcs->down_timer = 0;
     rpc_channel_destroy(gcs->channel);
     gcs->channel = NULL;
     while (!list_empty(&gcs->calls)) {
@@ -190,6 +238,14 @@ void gcs_client_destroy(gcs_client_t *gcs)
     free(gcs->address);
     free(gcs);
 }
+
+void gcs_client_set_reconnect_timeout(gcs_client_t *gcs, uint64_t timeout_ms)
+{
+    if (timeout_ms)
+        gcs->reconnect_timeout_ms = timeout_ms;
+}
+
+bool gcs_client_reachable(const gcs_client_t *gcs) { return gcs->down_since == 0; }
 
 rpc_channel_t *gcs_client_channel(gcs_client_t *gcs) { return gcs->channel; }
 const char *gcs_client_address(const gcs_client_t *gcs) { return gcs->address; }

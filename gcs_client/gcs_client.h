@@ -20,17 +20,31 @@
 
 typedef struct gcs_client gcs_client_t;
 
+/* GCS has answered nothing but UNAVAILABLE for `down_ms` (at least the
+ * reconnect timeout): it was stopped, or died without Redis to come back
+ * from.  Called once per outage, on the loop thread. */
+typedef void (*gcs_unreachable_cb)(void *ctx, uint64_t down_ms);
+
 typedef struct gcs_client_options {
     const char *address;       /* "host:port"; copied */
     const char *cluster_id_hex; /* copied; sent as ray_cluster_id */
     uint64_t reconnect_timeout_ms; /* give up on retried calls after this */
     uint64_t call_timeout_ms;      /* deadline of one attempt */
+    gcs_unreachable_cb on_unreachable; /* optional */
+    void *unreachable_ctx;
 } gcs_client_options_t;
 
 /* Returns NULL on failure (logged).  The loop and bridge must outlive it. */
 gcs_client_t *gcs_client_create(loop_t *loop, cq_bridge_t *bridge, const gcs_client_options_t *opts);
 /* Cancels outstanding calls without running their callbacks. */
 void gcs_client_destroy(gcs_client_t *gcs);
+
+/* How long calls keep retrying, and how long an outage may last before
+ * on_unreachable, from now on (the system config arrives after creation). */
+void gcs_client_set_reconnect_timeout(gcs_client_t *gcs, uint64_t timeout_ms);
+/* Whether the last call that got through found GCS up; false from the
+ * first UNAVAILABLE until the next answer. */
+bool gcs_client_reachable(const gcs_client_t *gcs);
 
 rpc_channel_t *gcs_client_channel(gcs_client_t *gcs);
 const char *gcs_client_address(const gcs_client_t *gcs);

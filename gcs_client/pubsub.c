@@ -205,6 +205,18 @@ gcs_sub_t *gcs_sub_create(loop_t *loop, gcs_client_t *gcs, const int *channels, 
     return sub;
 }
 
+void gcs_sub_resubscribe(gcs_sub_t *sub)
+{
+    if (sub->timer)
+        loop_cancel_timer(sub->loop, sub->timer);
+    sub->timer = 0;
+    if (sub->inflight)
+        sub->inflight->sub = NULL;
+    sub->inflight = NULL;
+    sub->backoff_ms = SUB_BACKOFF_INITIAL_MS;
+    sub_subscribe(sub);
+}
+
 void gcs_sub_destroy(gcs_sub_t *sub)
 {
     if (!sub)

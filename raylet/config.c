@@ -11,8 +11,9 @@
 #include "common/log.h"
 
 /* CONFIG_STRLIST: a JSON array of strings (or the env var's comma-separated
- * form), kept comma-joined in an owned char *. */
-typedef enum { CONFIG_INT, CONFIG_BOOL, CONFIG_DOUBLE, CONFIG_STRLIST } config_kind_t;
+ * form), kept comma-joined in an owned char *.  CONFIG_STRING: a JSON
+ * string, kept as an owned char *. */
+typedef enum { CONFIG_INT, CONFIG_BOOL, CONFIG_DOUBLE, CONFIG_STRLIST, CONFIG_STRING } config_kind_t;
 
 typedef struct config_key {
     const char *name;
@@ -55,6 +56,16 @@ static const config_key_t config_keys[] = {
     {"object_manager_timer_freq_ms", CONFIG_INT, offsetof(config_t, object_manager_timer_freq_ms)},
     {"fetch_fail_timeout_milliseconds", CONFIG_INT, offsetof(config_t, fetch_fail_timeout_milliseconds)},
     {"scheduler_report_pinned_bytes_only", CONFIG_BOOL, offsetof(config_t, scheduler_report_pinned_bytes_only)},
+    {"object_spilling_config", CONFIG_STRING, offsetof(config_t, object_spilling_config)},
+    {"object_spilling_threshold", CONFIG_DOUBLE, offsetof(config_t, object_spilling_threshold)},
+    {"min_spilling_size", CONFIG_INT, offsetof(config_t, min_spilling_size)},
+    {"max_fused_object_count", CONFIG_INT, offsetof(config_t, max_fused_object_count)},
+    {"max_spilling_file_size_bytes", CONFIG_INT, offsetof(config_t, max_spilling_file_size_bytes)},
+    {"max_io_workers", CONFIG_INT, offsetof(config_t, max_io_workers)},
+    {"free_objects_period_milliseconds", CONFIG_INT, offsetof(config_t, free_objects_period_milliseconds)},
+    {"is_external_storage_type_fs", CONFIG_BOOL, offsetof(config_t, is_external_storage_type_fs)},
+    {"metrics_report_interval_ms", CONFIG_INT, offsetof(config_t, metrics_report_interval_ms)},
+    {"enable_open_telemetry", CONFIG_BOOL, offsetof(config_t, enable_open_telemetry)},
 };
 
 static const char *config_kind_name(config_kind_t kind)
@@ -63,6 +74,7 @@ static const char *config_kind_name(config_kind_t kind)
     case CONFIG_INT: return "integer";
     case CONFIG_BOOL: return "boolean";
     case CONFIG_DOUBLE: return "number";
+    case CONFIG_STRING: return "string";
     default: return "list of strings";
     }
 }
@@ -88,6 +100,13 @@ static bool config_names_ok(const char *s, size_t len)
             return false;
     }
     return true;
+}
+
+static bool config_string_json(const json_t *v, char **field)
+{
+    size_t len;
+    const char *str = json_string(v, &len);
+    return str && !memchr(str, '\0', len) && config_set_string(field, str, len);
 }
 
 static bool config_parse_strlist_env(const char *s, char **field)
@@ -182,6 +201,16 @@ void config_init(config_t *cfg)
     cfg->object_manager_timer_freq_ms = 100;
     cfg->fetch_fail_timeout_milliseconds = 600000;
     cfg->scheduler_report_pinned_bytes_only = true;
+    cfg->object_spilling_config = xstrdup("");
+    cfg->object_spilling_threshold = 0.8;
+    cfg->min_spilling_size = 100 * 1024 * 1024;
+    cfg->max_fused_object_count = 2000;
+    cfg->max_spilling_file_size_bytes = -1;
+    cfg->max_io_workers = 4;
+    cfg->free_objects_period_milliseconds = 1000;
+    cfg->is_external_storage_type_fs = true;
+    cfg->metrics_report_interval_ms = 10000;
+    cfg->enable_open_telemetry = true;
     cfg->system_config_json = xstrdup("{}");
     cfg->preload_python_modules = xstrdup("");
     for (size_t i = 0; i < sizeof config_keys / sizeof config_keys[0]; i++) {
@@ -195,6 +224,7 @@ void config_init(config_t *cfg)
         bool ok = k->kind == CONFIG_INT      ? config_parse_int(v, field)
                   : k->kind == CONFIG_BOOL   ? config_parse_bool(v, field)
                   : k->kind == CONFIG_DOUBLE ? config_parse_double(v, field)
+                  : k->kind == CONFIG_STRING ? config_set_string(field, v, strlen(v))
                                              : config_parse_strlist_env(v, field);
         if (!ok)
             log_warn("ignoring %s=%s: not a valid %s", var, v, config_kind_name(k->kind));
@@ -225,6 +255,7 @@ int config_apply_json(config_t *cfg, const char *json)
         bool ok = k->kind == CONFIG_INT      ? json_int64(v, field)
                   : k->kind == CONFIG_BOOL   ? json_bool(v, field)
                   : k->kind == CONFIG_DOUBLE ? json_number(v, field)
+                  : k->kind == CONFIG_STRING ? config_string_json(v, field)
                                              : config_strlist_json(v, field);
         if (!ok)
             log_warn("system config key %s has the wrong type; ignored", k->name);
@@ -239,4 +270,6 @@ void config_free(config_t *cfg)
     cfg->system_config_json = NULL;
     free(cfg->preload_python_modules);
     cfg->preload_python_modules = NULL;
+    free(cfg->object_spilling_config);
+    cfg->object_spilling_config = NULL;
 }

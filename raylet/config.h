@@ -44,6 +44,18 @@ typedef struct config {
     /* object_store_memory in the resource view: primary copies only (so a
      * node holding only evictable secondary copies may scale down), or all */
     bool scheduler_report_pinned_bytes_only;
+    /* spilling (raylet/objects/spill.h) */
+    char *object_spilling_config;       /* owned; JSON text, "" = spilling off */
+    double object_spilling_threshold;   /* spill when primaries fill this share */
+    int64_t min_spilling_size;          /* bytes worth a file of their own */
+    int64_t max_fused_object_count;     /* objects per spill file at most */
+    int64_t max_spilling_file_size_bytes; /* <= 0: no cap */
+    int64_t max_io_workers;             /* per kind (spill, restore) */
+    int64_t free_objects_period_milliseconds; /* the periodic spill check */
+    bool is_external_storage_type_fs;   /* spilled files are this node's */
+    /* metrics (raylet/metrics/metrics.h) */
+    int64_t metrics_report_interval_ms;
+    bool enable_open_telemetry; /* off: no export (stock falls back to OpenCensus) */
     char *system_config_json;           /* owned; "{}" until GCS answers */
 } config_t;
 

@@ -35,6 +35,10 @@
 #include "raylet/objects/lease_args.h"
 #include "raylet/objects/obj_wait.h"
 #include "raylet/objects/owner_sub.h"
+#include "raylet/objects/spill.h"
+#include "raylet/metrics/metrics.h"
+#include "raylet/metrics/node_metrics.h"
+#include "proto/gen/ray_version.h"
 #include "raylet/sched/bundles.h"
 #include "raylet/sched/lease_mgr.h"
 #include "raylet/sched/resources.h"
@@ -89,6 +93,8 @@ struct raylet {
     renv_client_t *renv;  /* the runtime-env agent, once its port is known */
     owait_t *owait;
     osub_t *osub;         /* owners of the primary copies pinned here */
+    spill_t *spill;       /* primaries to and from external storage */
+    metrics_t *metrics;   /* exports to the dashboard agent; NULL when off */
     store_t *store;
     listener_t *raylet_listener;  /* --raylet_socket_name */
     child_output_t *child_output; /* children's fd 1/2, copied into ours; NULL: they inherit ours */
@@ -197,6 +203,9 @@ static void raylet_on_worker_dead(void *ctx, worker_t *w, int exit_type, const c
         osub_owner_died(r->osub, worker_id(w));
     if (r->xfer)
         xfer_worker_died(r->xfer, (const id_worker_t *)worker_id(w));
+    spill_worker_died(r->spill, w);
+    if (worker_type(w) == WORKER_TYPE_SPILL || worker_type(w) == WORKER_TYPE_RESTORE)
+        return; /* no job, no actor: nothing for GCS */
     if (worker_type(w) == WORKER_TYPE_DRIVER) {
         gcs_mark_job_finished(r->gcs, worker_job_id(w), raylet_on_gcs_reply_logged, "MarkJobFinished");
         raylet_job_finished(r, worker_job_id(w));
@@ -329,6 +338,7 @@ static void raylet_on_primary_released(void *ctx, const uint8_t oid[ID_OBJECT_SI
     /* Every pin here came from this owner's PinObjectIDs: drop them all. */
     while (store_unpin(r->store, (const id_object_t *)oid) == 0)
         ;
+    spill_release(r->spill, (const id_object_t *)oid);
     store_free(r->store, (const id_object_t *)oid);
 #if !CRAYLET_RAY_FREE_LOCAL_OBJECTS
     /* Copies pulled elsewhere go too (from 2.60 on, owners free each). */
@@ -343,6 +353,34 @@ static void raylet_on_object_sealed(void *ctx, const store_object_info_t *info)
     if (r->xfer)
         xfer_on_sealed(r->xfer, info);
     owait_on_sealed(r->owait, info->id.b);
+    spill_on_sealed(r->spill);
+}
+
+/* ---- spilling --------------------------------------------------------------- */
+
+static bool raylet_on_store_full(void *ctx, uint64_t bytes_needed)
+{
+    struct raylet *r = ctx;
+    return spill_on_store_full(r->spill, bytes_needed);
+}
+
+static void raylet_on_spilled(void *ctx, const id_object_t *oid, const ray_addr_t *owner, const char *url)
+{
+    struct raylet *r = ctx;
+    if (r->xfer)
+        xfer_on_spilled(r->xfer, owner, oid, url);
+}
+
+static int raylet_restore(void *ctx, const id_object_t *oid)
+{
+    struct raylet *r = ctx;
+    return spill_restore(r->spill, oid);
+}
+
+static void raylet_on_io_ready(void *ctx, worker_type_t type)
+{
+    struct raylet *r = ctx;
+    spill_io_ready(r->spill, type);
 }
 
 static void raylet_on_object_deleted(void *ctx, const id_object_t *id)
@@ -637,9 +675,25 @@ static void raylet_on_registered(void *ctx, int err, const char *message, Protob
                                           raylet_on_check_alive_timer, r);
 }
 
+/* One export's worth of the node (raylet/metrics/node_metrics.h). */
+static void raylet_collect_metrics(void *ctx, otlp_export_t *e)
+{
+    struct raylet *r = ctx;
+    node_metrics_sources_t src = {
+        .resources = r->resources,
+        .store = r->store,
+        .spill = r->spill,
+        .pool = r->pool,
+        .leases = r->leases,
+        .gang = r->gang,
+    };
+    node_metrics_collect(&src, e);
+}
+
 static void raylet_register(struct raylet *r)
 {
     r->state = RAYLET_REGISTERING;
+    metrics_start(r->metrics, r->metrics_agent_port);
     r->renv = renv_client_create(r->loop, r->flags.node_ip_address, r->runtime_env_agent_port, 0,
                                  cq_bridge_authorization(r->bridge));
     pool_set_renv(r->pool, r->renv);
@@ -826,6 +880,13 @@ static void raylet_svc_shutdown(void *ctx, bool graceful)
                     "Terminated by autoscaler.");
 }
 
+static void raylet_svc_gcs_restarted(void *ctx)
+{
+    struct raylet *r = ctx;
+    if (r->sub)
+        gcs_sub_resubscribe(r->sub);
+}
+
 static void raylet_start_serving(struct raylet *r)
 {
     const char *host = strcmp(r->flags.node_ip_address, "127.0.0.1") == 0 ? "127.0.0.1" : "0.0.0.0";
@@ -841,13 +902,15 @@ static void raylet_start_serving(struct raylet *r)
         .node_hex = r->node_hex,
         .node_ip_address = r->flags.node_ip_address,
         .system_config_json = r->config.system_config_json,
+        .metrics = r->metrics,
         .kill_worker_timeout_ms = r->config.kill_worker_timeout_milliseconds > 0
                                       ? (uint64_t)r->config.kill_worker_timeout_milliseconds
                                       : 0,
     };
     static const nm_node_ops_t svc_ops = {
         .serving = raylet_svc_serving, .idle_ms = raylet_svc_idle_ms, .drain = raylet_svc_drain,
-        .draining = raylet_svc_draining, .shutdown = raylet_svc_shutdown, .bundles_changed = raylet_svc_bundles_changed};
+        .draining = raylet_svc_draining, .shutdown = raylet_svc_shutdown,
+        .bundles_changed = raylet_svc_bundles_changed, .gcs_restarted = raylet_svc_gcs_restarted};
     r->service = nm_service_create(r->server, &deps, &svc_ops, r);
     if (!r->service ||
         rpc_server_listen(r->server, host, r->flags.node_manager_port, &r->node_manager_port) != 0 ||
@@ -877,6 +940,8 @@ static void raylet_start_serving(struct raylet *r)
         .no_room_grace_ms = r->config.oom_grace_period_s > 0 ? (uint64_t)r->config.oom_grace_period_s * 1000 : 0,
         .tick_ms = r->config.object_manager_timer_freq_ms > 0 ? (uint64_t)r->config.object_manager_timer_freq_ms
                                                                : 100,
+        .restore = raylet_restore,
+        .restore_ctx = r,
     };
     memcpy(xo.self.b, r->node_id, ID_UNIQUE_SIZE);
     r->xfer = xfer_create(&xo);
@@ -914,9 +979,36 @@ static void raylet_start_serving(struct raylet *r)
         .preload_modules = r->config.preload_python_modules,
         .stdout_fd = child_output_stdout(r->child_output),
         .stderr_fd = child_output_stderr(r->child_output),
+        .object_spilling_config = r->config.object_spilling_config,
+        .max_io_workers = r->config.max_io_workers > 0 ? (int)r->config.max_io_workers : 1,
     };
-    static const pool_callbacks_t pcbs = {.on_worker_dead = raylet_on_worker_dead};
+    static const pool_callbacks_t pcbs = {.on_worker_dead = raylet_on_worker_dead, .io_ready = raylet_on_io_ready};
     r->pool = pool_create(r->loop, r->bridge, &po, &pcbs, r);
+    if (r->pool) {
+        spill_options_t so = {
+            .loop = r->loop,
+            .bridge = r->bridge,
+            .store = r->store,
+            .pool = r->pool,
+            .node_ip_address = r->flags.node_ip_address,
+            .enabled = r->config.object_spilling_config && r->config.object_spilling_config[0],
+            .threshold = r->config.object_spilling_threshold,
+            .min_spilling_size = r->config.min_spilling_size > 0 ? (uint64_t)r->config.min_spilling_size : 0,
+            .max_fused_object_count =
+                r->config.max_fused_object_count > 0 ? (size_t)r->config.max_fused_object_count : 1,
+            .max_file_size = r->config.max_spilling_file_size_bytes,
+            .max_io_workers = r->config.max_io_workers > 0 ? (size_t)r->config.max_io_workers : 1,
+            .check_period_ms = r->config.free_objects_period_milliseconds > 0
+                                   ? (uint64_t)r->config.free_objects_period_milliseconds
+                                   : 0,
+        };
+        static const spill_ops_t sops = {.spilled = raylet_on_spilled};
+        r->spill = spill_create(&so, &sops, r);
+        store_set_spill_cb(r->store, raylet_on_store_full, r);
+        if (so.enabled)
+            log_info("spilling objects with %s (threshold %.2f, at least %llu bytes per file)",
+                     r->config.object_spilling_config, so.threshold, (unsigned long long)so.min_spilling_size);
+    }
     lease_mgr_options_t lo = {
         .worker_cap_enabled = r->config.worker_cap_enabled,
         .worker_cap_initial_backoff_ms = r->config.worker_cap_initial_backoff_delay_ms > 0
@@ -964,6 +1056,7 @@ static void raylet_start_serving(struct raylet *r)
     r->wsock = wsock_create(&wo);
 
     nm_service_attach_workers(r->service, r->pool, r->leases, r->osub);
+    nm_service_attach_spill(r->service, r->spill);
     if (raylet_start_agent(r, "dashboard_agent", r->flags.dashboard_agent_command, &r->dashboard_agent) != 0 ||
         raylet_start_agent(r, "runtime_env_agent", r->flags.runtime_env_agent_command,
                            &r->runtime_env_agent) != 0) {
@@ -1003,10 +1096,42 @@ static void raylet_on_config(void *ctx, int err, const char *message, ProtobufCM
     }
     const Ray__Rpc__GetInternalConfigReply *c = (const Ray__Rpc__GetInternalConfigReply *)reply;
     config_apply_json(&r->config, c->config);
+    gcs_client_set_reconnect_timeout(r->gcs, (uint64_t)r->config.gcs_rpc_server_reconnect_timeout_s * 1000);
+    if (r->config.enable_open_telemetry) {
+        metrics_options_t mo = {
+            .loop = r->loop,
+            .bridge = r->bridge,
+            .interval_ms = r->config.metrics_report_interval_ms > 0 ? (uint64_t)r->config.metrics_report_interval_ms
+                                                                     : 10000,
+            .node_address = r->flags.node_ip_address,
+            .session_name = r->flags.session_name,
+            .version = CRAYLET_RAY_VERSION,
+        };
+        r->metrics = metrics_create(&mo, raylet_collect_metrics, r);
+    }
     raylet_start_serving(r);
 }
 
 /* ---- signals and shutdown ------------------------------------------------- */
+
+/* GCS stayed away for the whole reconnect timeout: without Redis it is not
+ * coming back (with it, a restarted GCS answers well within the timeout).
+ * The node cannot be scheduled or reached without GCS, so it exits 1 as the
+ * stock raylet does, with the same explanation; its workers follow when
+ * the raylet socket closes. */
+static void raylet_on_gcs_unreachable(void *ctx, uint64_t down_ms)
+{
+    struct raylet *r = ctx;
+    char msg[512];
+    snprintf(msg, sizeof msg,
+             "Failed to connect to GCS within %.0f seconds. GCS may have been killed. It's either GCS is "
+             "terminated by `ray stop` or is killed unexpectedly. If it is killed unexpectedly, see the log "
+             "file gcs_server.out. The program will terminate.",
+             down_ms / 1000.0);
+    log_error("%s", msg);
+    fprintf(stderr, "craylet: %s\n", msg);
+    raylet_shutdown(r, 1, false, 0, NULL);
+}
 
 static void raylet_reap_children(struct raylet *r)
 {
@@ -1102,6 +1227,8 @@ static void raylet_shutdown(struct raylet *r, int exit_code, bool unregister, in
 static void raylet_before_sleep(loop_t *loop, void *data)
 {
     struct raylet *r = data;
+    if (r->metrics)
+        metrics_observe(r->metrics, METRICS_LOOP_ITERATION_MS, (double)loop_awake_us(loop) / 1000.0);
     lease_mgr_flush(r->leases);
     if (r->drain.active && r->state == RAYLET_RUNNING && raylet_idle_now(r)) {
         log_info("The node is drained, continue to shut down raylet...");
@@ -1195,6 +1322,8 @@ raylet_t *raylet_create(flags_t *flags, const raylet_gpu_t *gpu)
         .address = r->flags.gcs_address,
         .cluster_id_hex = r->flags.cluster_id,
         .reconnect_timeout_ms = (uint64_t)r->config.gcs_rpc_server_reconnect_timeout_s * 1000,
+        .on_unreachable = raylet_on_gcs_unreachable,
+        .unreachable_ctx = r,
     };
     r->gcs = gcs_client_create(r->loop, r->bridge, &go);
     if (!r->gcs)
@@ -1276,6 +1405,9 @@ void raylet_destroy(raylet_t *r)
     nm_service_stop(r->service);
     lease_mgr_stop(r->leases);
     osub_destroy(r->osub);
+    store_set_spill_cb(r->store, NULL, NULL);
+    spill_stop(r->spill);
+    metrics_stop(r->metrics);
     r->osub = NULL;
     om_service_stop(r->om_service);
     xfer_stop(r->xfer);
@@ -1299,6 +1431,8 @@ void raylet_destroy(raylet_t *r)
     child_output_destroy(r->child_output);
     lease_mgr_destroy(r->leases);
     largs_destroy(r->largs); /* after the leases, which cancel their fetches */
+    spill_destroy(r->spill);
+    metrics_destroy(r->metrics);
     pool_destroy(r->pool);
     owait_destroy(r->owait);
     xfer_destroy(r->xfer);

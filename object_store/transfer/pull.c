@@ -303,6 +303,21 @@ void pull_on_locations(pull_t *p, const id_object_t *oid, const pull_locations_t
     o->located = true;
     o->pending_creation = loc->pending_creation;
     uint64_t now = loop_now_ms(p->loop);
+    /* No copy in memory anywhere but a spilled one: the node that spilled
+     * it restores it, here or when asked to push it. */
+    if (o->nlocs == 0 && loc->spilled) {
+        if (memcmp(&loc->spilled_node, &p->opts.self, sizeof p->opts.self) == 0) {
+            if (p->ops.restore && p->ops.restore(p->ctx, oid) == 0) {
+                o->no_copy_since_ms = 0;
+                locate_later(p, o, now);
+                pull_arm(p);
+                return;
+            }
+        } else {
+            o->locs = xcalloc(1, sizeof *o->locs);
+            o->locs[o->nlocs++] = loc->spilled_node;
+        }
+    }
     if (o->nlocs > 0) {
         o->no_copy_since_ms = 0;
         o->locate_delay_ms = PULL_LOCATE_MIN_MS;

@@ -65,6 +65,11 @@ typedef struct pull_ops {
     /* Nothing here needs `oid` from `owner` any more (it came, failed or
      * nobody waits): stop following its locations.  May be NULL. */
     void (*forget)(void *ctx, const ray_addr_t *owner, const id_object_t *oid);
+    /* The owner says `oid` was spilled on this node: bring it back into
+     * the store (its seal ends the pull).  0 if under way, else a negative
+     * code (the file is not ours: wait for another location).  May be
+     * NULL. */
+    int (*restore)(void *ctx, const id_object_t *oid);
 } pull_ops_t;
 
 typedef struct pull_options {
@@ -93,6 +98,8 @@ typedef struct pull_locations {
     uint64_t object_size;  /* 0: not known yet */
     bool pending_creation; /* being (re)made: wait, do not time out */
     bool ref_removed;      /* the owner no longer has it */
+    bool spilled;          /* spilled to storage local to spilled_node */
+    id_node_t spilled_node;
 } pull_locations_t;
 
 

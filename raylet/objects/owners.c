@@ -20,6 +20,7 @@
 typedef struct owner_update {
     id_object_t id;
     bool added;
+    char *spilled_url; /* owned; set: a spill, not a copy added or removed */
 } owner_update_t;
 
 /* A subscribe or unsubscribe waiting for the owner's command batch. */
@@ -115,6 +116,8 @@ static void owner_free(owner_rec_t *r)
         list_remove(&c->link);
         free(c);
     }
+    for (size_t i = 0; i < r->nqueued; i++)
+        free(r->queued[i].spilled_url);
     free(r->queued);
     free(r->subs);
     free(r->cmds);
@@ -152,6 +155,13 @@ static void pub_locations(owners_t *o, const id_object_t *oid, const Ray__Rpc__W
                             .object_size = m->object_size,
                             .pending_creation = m->pending_creation,
                             .ref_removed = m->ref_removed};
+    /* A nil spilled node would mean storage any node reads from (cloud
+     * storage); only node-local filesystem spilling is followed. */
+    if (m->spilled_url && m->spilled_url[0] && m->spilled_node_id.len == ID_UNIQUE_SIZE &&
+        !id_is_nil(m->spilled_node_id.data, ID_UNIQUE_SIZE)) {
+        loc.spilled = true;
+        memcpy(loc.spilled_node.b, m->spilled_node_id.data, ID_UNIQUE_SIZE);
+    }
     o->cbs.located(o->ctx, oid, &loc);
     free(nodes);
 }
@@ -413,6 +423,15 @@ int owners_locate(owners_t *o, const ray_addr_t *owner, const id_object_t *oid)
 
 static void owners_send_reports(owners_t *o, owner_rec_t *r);
 
+/* The first n queued updates are done with. */
+static void owner_updates_drop(owner_rec_t *r, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(r->queued[i].spilled_url);
+    memmove(r->queued, r->queued + n, (r->nqueued - n) * sizeof *r->queued);
+    r->nqueued -= n;
+}
+
 static void owners_on_reported(void *ctx, const rpc_status_t *st, ProtobufCMessage *reply)
 {
     (void)reply;
@@ -425,11 +444,10 @@ static void owners_on_reported(void *ctx, const rpc_status_t *st, ProtobufCMessa
     if (st->code != GRPC_STATUS_OK) {
         /* As the stock raylet: an owner that cannot take reports is gone
          * or going; what was queued for it is dropped. */
-        r->nqueued = 0;
+        owner_updates_drop(r, r->nqueued);
         return;
     }
-    memmove(r->queued, r->queued + sent, (r->nqueued - sent) * sizeof *r->queued);
-    r->nqueued -= sent;
+    owner_updates_drop(r, sent);
     owners_send_reports(o, r);
 }
 
@@ -440,16 +458,28 @@ static void owners_send_reports(owners_t *o, owner_rec_t *r)
     size_t n = r->nqueued < OWNERS_BATCH_MAX ? r->nqueued : OWNERS_BATCH_MAX;
     Ray__Rpc__ObjectLocationUpdate *ups = xcalloc(n, sizeof *ups);
     Ray__Rpc__ObjectLocationUpdate **ptrs = xcalloc(n, sizeof *ptrs);
+    Ray__Rpc__ObjectSpilledLocationUpdate *spills = xcalloc(n, sizeof *spills);
     for (size_t i = 0; i < n; i++) {
         ray__rpc__object_location_update__init(&ups[i]);
         ups[i].object_id.data = r->queued[i].id.b;
         ups[i].object_id.len = ID_OBJECT_SIZE;
+        ptrs[i] = &ups[i];
+        if (r->queued[i].spilled_url) {
+            /* In this node's own storage: the owner names this node as
+             * the one to restore it. */
+            ray__rpc__object_spilled_location_update__init(&spills[i]);
+            spills[i].spilled_url = r->queued[i].spilled_url;
+            spills[i].spilled_to_local_storage = true;
+            ups[i]._spilled_location_update_case =
+                RAY__RPC__OBJECT_LOCATION_UPDATE___SPILLED_LOCATION_UPDATE_SPILLED_LOCATION_UPDATE;
+            ups[i].spilled_location_update = &spills[i];
+            continue;
+        }
         /* A proto3 optional: ADDED is 0 and must still be on the wire. */
         ups[i]._plasma_location_update_case =
             RAY__RPC__OBJECT_LOCATION_UPDATE___PLASMA_LOCATION_UPDATE_PLASMA_LOCATION_UPDATE;
         ups[i].plasma_location_update = r->queued[i].added ? RAY__RPC__OBJECT_PLASMA_LOCATION_UPDATE__ADDED
                                                            : RAY__RPC__OBJECT_PLASMA_LOCATION_UPDATE__REMOVED;
-        ptrs[i] = &ups[i];
     }
     Ray__Rpc__UpdateObjectLocationBatchRequest req = RAY__RPC__UPDATE_OBJECT_LOCATION_BATCH_REQUEST__INIT;
     req.intended_worker_id.data = r->addr.worker_id.b;
@@ -466,9 +496,11 @@ static void owners_send_reports(owners_t *o, owner_rec_t *r)
         call_done(c);
     free(ups);
     free(ptrs);
+    free(spills);
 }
 
-static void owners_queue(owners_t *o, const ray_addr_t *owner, const id_object_t *oid, bool added)
+static void owners_queue(owners_t *o, const ray_addr_t *owner, const id_object_t *oid, bool added,
+                         const char *spilled_url)
 {
     owner_rec_t *r = owner_get(o, owner);
     if (!r)
@@ -477,8 +509,15 @@ static void owners_queue(owners_t *o, const ray_addr_t *owner, const id_object_t
         r->cap = r->cap ? r->cap * 2 : 16;
         r->queued = xrealloc(r->queued, r->cap * sizeof *r->queued);
     }
-    r->queued[r->nqueued++] = (owner_update_t){.id = *oid, .added = added};
+    r->queued[r->nqueued++] = (owner_update_t){
+        .id = *oid, .added = added, .spilled_url = spilled_url ? xstrdup(spilled_url) : NULL};
     owners_send_reports(o, r);
+}
+
+void owners_copy_spilled(owners_t *o, const ray_addr_t *owner, const id_object_t *oid, const char *url)
+{
+    if (ray_addr_reachable(owner))
+        owners_queue(o, owner, oid, false, url);
 }
 
 void owners_copy_added(owners_t *o, const ray_addr_t *owner, const id_object_t *oid)
@@ -492,7 +531,7 @@ void owners_copy_added(owners_t *o, const ray_addr_t *owner, const id_object_t *
         c->owner = *owner;
         idtab_insert(o->copies, &c->node);
     }
-    owners_queue(o, owner, oid, true);
+    owners_queue(o, owner, oid, true, NULL);
 }
 
 void owners_copy_removed(owners_t *o, const id_object_t *oid)
@@ -504,7 +543,7 @@ void owners_copy_removed(owners_t *o, const id_object_t *oid)
     idtab_remove(o->copies, n);
     /* Only to an owner still connected: a dead owner's objects are gone. */
     if (owner_find(o, &c->owner.worker_id))
-        owners_queue(o, &c->owner, oid, false);
+        owners_queue(o, &c->owner, oid, false, NULL);
     free(c);
 }
 

@@ -52,6 +52,10 @@ void owners_forget(owners_t *o, const ray_addr_t *owner, const id_object_t *oid)
 void owners_copy_added(owners_t *o, const ray_addr_t *owner, const id_object_t *oid);
 void owners_copy_removed(owners_t *o, const id_object_t *oid);
 
+/* A primary copy of `oid` was spilled here to `url` (copied): the owner
+ * hands the URL and this node to whoever asks where the object is. */
+void owners_copy_spilled(owners_t *o, const ray_addr_t *owner, const id_object_t *oid, const char *url);
+
 /* The worker died: forget its channel and whatever was queued for it. */
 void owners_worker_died(owners_t *o, const id_worker_t *worker);
 

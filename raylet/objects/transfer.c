@@ -298,10 +298,17 @@ void xfer_free_everywhere(xfer_t *x, const id_object_t *oid)
 
 uint64_t xfer_pull(xfer_t *x, pull_priority_t prio, const id_object_t *ids, const ray_addr_t *owners, size_t n)
 {
-    /* Alone in the cluster, every object is made here: nothing to fetch,
-     * and no owner need be asked (a one-node cluster pays nothing). */
-    if (x->stopped || peers_count(x->o.peers) == 0)
+    if (x->stopped)
         return 0;
+    /* Alone in the cluster, every object is made here: nothing to fetch,
+     * and no owner need be asked (a one-node cluster pays nothing), unless
+     * it was spilled here, when it comes back from storage. */
+    if (peers_count(x->o.peers) == 0) {
+        for (size_t i = 0; i < n && x->o.restore; i++)
+            if (!store_contains(x->o.store, &ids[i]))
+                x->o.restore(x->o.restore_ctx, &ids[i]);
+        return 0;
+    }
     return pull_bundle(x->pull, prio, ids, owners, n);
 }
 
@@ -369,8 +376,17 @@ bool xfer_on_pull(xfer_t *x, const id_node_t *from, const id_object_t *oid)
      * parked for it either. */
     if (x->stopped || !peers_lookup(x->o.peers, from->b, &info))
         return false;
+    /* Spilled here and evicted since: the push waits for the restore. */
+    if (!store_contains(x->o.store, oid) && x->o.restore)
+        x->o.restore(x->o.restore_ctx, oid);
     push_request(x->push, from, oid);
     return true;
+}
+
+void xfer_on_spilled(xfer_t *x, const ray_addr_t *owner, const id_object_t *oid, const char *url)
+{
+    if (!x->stopped)
+        owners_copy_spilled(x->owners, owner, oid, url);
 }
 
 void xfer_get_stats(const xfer_t *x, xfer_stats_t *out)
@@ -396,6 +412,12 @@ void xfer_get_stats(const xfer_t *x, xfer_stats_t *out)
     out->loc_lookups = os.lookups;
 }
 
+static int xfer_restore(void *ctx, const id_object_t *oid)
+{
+    xfer_t *x = ctx;
+    return x->o.restore ? x->o.restore(x->o.restore_ctx, oid) : -ENOENT;
+}
+
 xfer_t *xfer_create(const xfer_options_t *opts)
 {
     xfer_t *x = xcalloc(1, sizeof *x);
@@ -415,7 +437,8 @@ xfer_t *xfer_create(const xfer_options_t *opts)
                          .no_room_grace_ms = x->o.no_room_grace_ms,
                          .tick_ms = x->o.tick_ms,
                          .locations_pushed = true};
-    static const pull_ops_t pull_ops = {.locate = xfer_locate, .request = xfer_request, .forget = xfer_forget};
+    static const pull_ops_t pull_ops = {
+        .locate = xfer_locate, .request = xfer_request, .forget = xfer_forget, .restore = xfer_restore};
     x->pull = pull_create(x->o.loop, x->o.store, &po, &pull_ops, x);
     push_options_t so = {.chunk_size = x->o.chunk_size,
                          .max_bytes_in_flight = x->o.max_bytes_in_flight,

@@ -41,6 +41,10 @@ typedef struct xfer_options {
     uint64_t fetch_fail_ms;
     uint64_t no_room_grace_ms; /* oom_grace_period_s */
     uint64_t tick_ms;
+    /* Bring back a copy this node spilled (objects/spill.h spill_restore):
+     * 0 if under way.  NULL: nothing is ever spilled here. */
+    int (*restore)(void *ctx, const id_object_t *oid);
+    void *restore_ctx;
 } xfer_options_t;
 
 xfer_t *xfer_create(const xfer_options_t *opts);
@@ -58,6 +62,8 @@ void xfer_on_sealed(xfer_t *x, const store_object_info_t *info);
 void xfer_on_deleted(xfer_t *x, const id_object_t *id);
 void xfer_node_removed(xfer_t *x, const id_node_t *node);
 void xfer_worker_died(xfer_t *x, const id_worker_t *worker);
+/* A primary copy of `oid` was spilled here to `url`: its owner hears. */
+void xfer_on_spilled(xfer_t *x, const ray_addr_t *owner, const id_object_t *oid, const char *url);
 
 /* Up to Ray 2.5x: a primary copy released here is freed on every other
  * node too (ObjectManagerService.FreeObjects, batched for 100 ms), as the

@@ -123,6 +123,18 @@ static size_t gang_members(uint64_t mask, uint8_t *ids)
     return n;
 }
 
+size_t gpu_gang_count(const gpu_gang_t *g) { return g ? g->count : 0; }
+
+void gpu_gang_at(const gpu_gang_t *g, size_t i, gpu_gang_info_t *out)
+{
+    const gang_entry_t *x = &g->items[i];
+    memcpy(out->pg, x->pg, ID_PG_SIZE);
+    out->index = x->index;
+    out->links = x->links;
+    out->best_links = x->best_links;
+    out->all_nvlink = x->all_nvlink;
+}
+
 size_t gpu_gang_format(const gpu_gang_t *g, char *buf, size_t len)
 {
     size_t used = 0;

@@ -58,6 +58,17 @@ bool gpu_gang_cpus(const gpu_gang_t *g, const uint32_t *ids, size_t n, const gpu
  * them, or spread over several nodes: no single node is nearer). */
 int gpu_gang_numa_node(const gpu_gang_t *g, const uint32_t *ids, size_t n);
 
+/* One live bundle reservation, for metrics: its gang's NVLinks and the
+ * most any choice of as many free GPUs could have had. */
+typedef struct gpu_gang_info {
+    uint8_t pg[ID_PG_SIZE];
+    int32_t index;
+    uint32_t links, best_links;
+    bool all_nvlink;
+} gpu_gang_info_t;
+size_t gpu_gang_count(const gpu_gang_t *g);
+void gpu_gang_at(const gpu_gang_t *g, size_t i, gpu_gang_info_t *out);
+
 /* The live gangs as text (for debug_state.txt and the record file);
  * returns the length it needed, as snprintf does. */
 size_t gpu_gang_format(const gpu_gang_t *g, char *buf, size_t len);

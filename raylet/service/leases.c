@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/alloc.h"
 #include "common/hash.h"
@@ -13,6 +14,7 @@
 typedef struct svc_lease_call {
     rpc_call_t *call;
     const svc_lease_node_t *node;
+    struct timespec received;
 } svc_lease_call_t;
 
 res_set_t *svc_lease_resources(const Ray__Rpc__LeaseSpec *spec)
@@ -160,6 +162,12 @@ static void svc_reply_grant(svc_lease_call_t *c, const lease_outcome_t *o)
 static void svc_on_outcome(void *ctx, const lease_outcome_t *o)
 {
     svc_lease_call_t *c = ctx;
+    if (c->node->metrics) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        double ms = (double)(now.tv_sec - c->received.tv_sec) * 1e3 + (double)(now.tv_nsec - c->received.tv_nsec) / 1e6;
+        metrics_observe(c->node->metrics, METRICS_LEASE_LATENCY_MS, ms);
+    }
     Ray__Rpc__RequestWorkerLeaseReply reply = RAY__RPC__REQUEST_WORKER_LEASE_REPLY__INIT;
     Ray__Rpc__Address addr = RAY__RPC__ADDRESS__INIT;
     switch (o->kind) {
@@ -260,6 +268,7 @@ void svc_lease_request(lease_mgr_t *mgr, const svc_lease_node_t *node, rpc_call_
     svc_lease_call_t *c = xmalloc(sizeof *c);
     c->call = call;
     c->node = node;
+    clock_gettime(CLOCK_MONOTONIC, &c->received);
     int rc = lease_mgr_request(mgr, &lr, svc_on_outcome, c);
     if (rc != 0) {
         free(c);

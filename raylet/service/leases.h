@@ -6,6 +6,7 @@
 
 #include "common/rpc.h"
 #include "proto/ray_proto.h"
+#include "raylet/metrics/metrics.h"
 #include "raylet/sched/lease_mgr.h"
 
 /* Where granted workers live: this node.  Borrowed; must outlive every
@@ -13,6 +14,7 @@
 typedef struct svc_lease_node {
     const uint8_t *node_id; /* ID_UNIQUE_SIZE bytes */
     const char *ip_address;
+    metrics_t *metrics;     /* each request's time to its answer; NULL: none */
 } svc_lease_node_t;
 
 void svc_lease_request(lease_mgr_t *mgr, const svc_lease_node_t *node, rpc_call_t *call,

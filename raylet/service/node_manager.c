@@ -2,6 +2,7 @@
  * answered UNIMPLEMENTED by the rpc layer at once, so no caller waits on
  * something this build does not do. */
 #include "raylet/service/node_manager.h"
+#include "raylet/service/address.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,6 +47,7 @@ struct nm_service {
     pool_t *pool;          /* NULL until attached */
     lease_mgr_t *leases;   /* NULL until attached */
     osub_t *osub;          /* NULL until attached */
+    spill_t *spill;        /* NULL until attached */
     agent_t *dashboard_agent, *runtime_env_agent;
     svc_lease_node_t lease_node; /* this node, as lease replies name it */
     list_t pending;              /* nm_pending_t */
@@ -215,6 +217,11 @@ static void nm_pin_object_ids(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
         /* Without an owner to watch, the pin lasts until the node stops. */
         if (ok[i] && svc->osub)
             osub_watch(svc->osub, req->owner_address, req->object_ids[i].data);
+        if (ok[i] && svc->spill && req->owner_address) {
+            ray_addr_t owner;
+            svc_address_decode(req->owner_address, &owner);
+            spill_track(svc->spill, (const id_object_t *)req->object_ids[i].data, &owner);
+        }
     }
     Ray__Rpc__PinObjectIDsReply reply = RAY__RPC__PIN_OBJECT_IDS_REPLY__INIT;
     reply.n_successes = req->n_object_ids;
@@ -288,6 +295,20 @@ static void nm_store_stats(nm_service_t *svc, Ray__Rpc__ObjectStoreStats *out)
     out->num_object_store_primary_copies = (int64_t)st.num_pinned;
     out->cumulative_created_objects = (int64_t)st.num_created;
     out->cumulative_created_bytes = (int64_t)st.bytes_created;
+    if (svc->spill) {
+        /* Primary copies as the stock raylet counts them: those in memory
+         * (not being spilled), and every one tracked, spilled or not. */
+        spill_stats_t sp;
+        spill_get_stats(svc->spill, &sp);
+        out->spill_time_total_s = sp.spill_time_total_s;
+        out->spilled_bytes_total = (int64_t)sp.spilled_bytes_total;
+        out->spilled_objects_total = (int64_t)sp.spilled_objects_total;
+        out->restore_time_total_s = sp.restore_time_total_s;
+        out->restored_bytes_total = (int64_t)sp.restored_bytes_total;
+        out->restored_objects_total = (int64_t)sp.restored_objects_total;
+        out->object_store_bytes_primary_copy = (int64_t)sp.pinned_bytes;
+        out->num_object_store_primary_copies = (int64_t)sp.primaries;
+    }
 }
 
 /* GetNodeStats asks every worker and driver for its CoreWorkerStats (the
@@ -422,8 +443,14 @@ static void nm_mem_add(nm_mem_t *m, const Ray__Rpc__ObjectStoreStats *s)
     m->sum.object_store_bytes_primary_copy += s->object_store_bytes_primary_copy;
     m->sum.object_store_bytes_fallback += s->object_store_bytes_fallback;
     m->sum.num_local_objects += s->num_local_objects;
-    m->sum.num_object_store_primary_copies += s->num_object_store_primary_copies;
+    /* As the stock raylet aggregates (FormatGlobalMemoryInfo): times are
+     * the slowest node's, the primary-copy count is not summed. */
     m->sum.cumulative_created_objects += s->cumulative_created_objects;
+    if (s->spill_time_total_s > m->sum.spill_time_total_s)
+        m->sum.spill_time_total_s = s->spill_time_total_s;
+    if (s->restore_time_total_s > m->sum.restore_time_total_s)
+        m->sum.restore_time_total_s = s->restore_time_total_s;
+    m->sum.object_pulls_queued = m->sum.object_pulls_queued || s->object_pulls_queued;
     m->sum.cumulative_created_bytes += s->cumulative_created_bytes;
     m->sum.spilled_bytes_total += s->spilled_bytes_total;
     m->sum.spilled_objects_total += s->spilled_objects_total;
@@ -507,11 +534,34 @@ static void nm_format_global_memory_info(void *ctx, rpc_call_t *call, ProtobufCM
     m->p.timer = loop_add_timer(svc->d.loop, NM_STATS_DEADLINE_MS + 500, nm_mem_on_deadline, m);
 }
 
+static void nm_on_worker_notified(void *ctx, const rpc_status_t *st, ProtobufCMessage *reply)
+{
+    (void)ctx;
+    (void)reply;
+    if (st->code != GRPC_STATUS_OK)
+        log_debug("RayletNotifyGCSRestart to a worker: %s", st->message);
+}
+
 static void nm_notify_gcs_restart(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    /* The subscriber and the RaySyncer stream both reconnect by themselves
-     * once their calls fail against the new GCS. */
-    log_info("GCS restarted");
+    nm_service_t *svc = ctx;
+    (void)msg;
+    /* The node's own subscriber re-subscribes now; each worker and driver
+     * hears it too (they connected to GCS after registering here, so every
+     * one of them has subscriptions to renew). */
+    size_t told = 0;
+    worker_t *list[1024];
+    size_t n = svc->pool ? pool_list(svc->pool, list, 1024) : 0;
+    for (size_t i = 0; i < n; i++) {
+        worker_state_t state = worker_state(list[i]);
+        if (state != WORKER_IDLE && state != WORKER_LEASED && state != WORKER_DRIVER)
+            continue;
+        rpc_channel_t *ch = pool_channel(svc->pool, list[i]);
+        if (ch && cwc_raylet_notify_gcs_restart(ch, NM_STATS_DEADLINE_MS, nm_on_worker_notified, NULL) == 0)
+            told++;
+    }
+    log_info("GCS restarted: resubscribing and telling %zu workers and drivers", told);
+    svc->ops.gcs_restarted(svc->ctx);
     Ray__Rpc__NotifyGCSRestartReply reply = RAY__RPC__NOTIFY_GCSRESTART_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
 }
@@ -918,6 +968,7 @@ nm_service_t *nm_service_create(rpc_server_t *server, const nm_service_deps_t *d
     list_init(&svc->pending);
     svc->lease_node.node_id = deps->node_id;
     svc->lease_node.ip_address = deps->node_ip_address;
+    svc->lease_node.metrics = deps->metrics;
     static const struct {
         const char *path;
         const ProtobufCMessageDescriptor *desc;
@@ -1001,6 +1052,8 @@ void nm_service_attach_workers(nm_service_t *svc, pool_t *pool, lease_mgr_t *lea
     svc->leases = leases;
     svc->osub = osub;
 }
+
+void nm_service_attach_spill(nm_service_t *svc, spill_t *spill) { svc->spill = spill; }
 
 void nm_service_attach_agents(nm_service_t *svc, agent_t *dashboard_agent, agent_t *runtime_env_agent)
 {

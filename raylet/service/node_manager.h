@@ -19,6 +19,8 @@
 #include "object_store/store.h"
 #include "raylet/cluster/peers.h"
 #include "raylet/objects/owner_sub.h"
+#include "raylet/metrics/metrics.h"
+#include "raylet/objects/spill.h"
 #include "raylet/sched/bundles.h"
 #include "raylet/sched/lease_mgr.h"
 #include "raylet/sched/resources.h"
@@ -46,6 +48,9 @@ typedef struct nm_node_ops {
      * freed resources now, not at the next periodic report (it holds
      * pending groups until it does; what it reserves it already counts). */
     void (*bundles_changed)(void *ctx);
+    /* NotifyGCSRestart: re-send the node's GCS subscriptions and re-read
+     * what they describe. */
+    void (*gcs_restarted)(void *ctx);
 } nm_node_ops_t;
 
 /* Everything borrowed; each must outlive the service. */
@@ -61,6 +66,7 @@ typedef struct nm_service_deps {
     const char *node_ip_address;
     const char *system_config_json;
     uint64_t kill_worker_timeout_ms;
+    metrics_t *metrics; /* lease latencies; NULL: none */
 } nm_service_deps_t;
 
 /* Registers every method on `server` (before rpc_server_start).  Returns
@@ -70,6 +76,8 @@ nm_service_t *nm_service_create(rpc_server_t *server, const nm_service_deps_t *d
 /* Components made after the server is up (the pool needs its port): until
  * attached, leases are refused UNAVAILABLE and the rest answer empty. */
 void nm_service_attach_workers(nm_service_t *svc, pool_t *pool, lease_mgr_t *leases, osub_t *osub);
+/* Spilling's books (spilled bytes in GetNodeStats, pins to track). */
+void nm_service_attach_spill(nm_service_t *svc, spill_t *spill);
 void nm_service_attach_agents(nm_service_t *svc, agent_t *dashboard_agent, agent_t *runtime_env_agent);
 /* Answer every call still pending (UNAVAILABLE) and silence its channels;
  * no service callback runs afterwards.  Idempotent. */

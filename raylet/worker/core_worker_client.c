@@ -22,6 +22,34 @@ int cwc_get_stats(rpc_channel_t *ch, const Ray__Rpc__GetCoreWorkerStatsRequest *
                      &ray__rpc__get_core_worker_stats_reply__descriptor, timeout_ms, cb, ctx);
 }
 
+int cwc_spill_objects(rpc_channel_t *ch, const Ray__Rpc__SpillObjectsRequest *req, uint64_t timeout_ms,
+                      rpc_unary_cb cb, void *ctx)
+{
+    return rpc_unary(ch, CWC_METHOD("SpillObjects"), &req->base, &ray__rpc__spill_objects_reply__descriptor,
+                     timeout_ms, cb, ctx);
+}
+
+int cwc_restore_spilled_objects(rpc_channel_t *ch, const Ray__Rpc__RestoreSpilledObjectsRequest *req,
+                                uint64_t timeout_ms, rpc_unary_cb cb, void *ctx)
+{
+    return rpc_unary(ch, CWC_METHOD("RestoreSpilledObjects"), &req->base,
+                     &ray__rpc__restore_spilled_objects_reply__descriptor, timeout_ms, cb, ctx);
+}
+
+int cwc_delete_spilled_objects(rpc_channel_t *ch, const Ray__Rpc__DeleteSpilledObjectsRequest *req,
+                               uint64_t timeout_ms, rpc_unary_cb cb, void *ctx)
+{
+    return rpc_unary(ch, CWC_METHOD("DeleteSpilledObjects"), &req->base,
+                     &ray__rpc__delete_spilled_objects_reply__descriptor, timeout_ms, cb, ctx);
+}
+
+int cwc_raylet_notify_gcs_restart(rpc_channel_t *ch, uint64_t timeout_ms, rpc_unary_cb cb, void *ctx)
+{
+    Ray__Rpc__RayletNotifyGCSRestartRequest req = RAY__RPC__RAYLET_NOTIFY_GCSRESTART_REQUEST__INIT;
+    return rpc_unary(ch, CWC_METHOD("RayletNotifyGCSRestart"), &req.base,
+                     &ray__rpc__raylet_notify_gcsrestart_reply__descriptor, timeout_ms, cb, ctx);
+}
+
 int cwc_plasma_object_ready(rpc_channel_t *ch, const Ray__Rpc__PlasmaObjectReadyRequest *req,
                             uint64_t timeout_ms, rpc_unary_cb cb, void *ctx)
 {

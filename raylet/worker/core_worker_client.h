@@ -20,6 +20,15 @@ int cwc_plasma_object_ready(rpc_channel_t *ch, const Ray__Rpc__PlasmaObjectReady
                             uint64_t timeout_ms, rpc_unary_cb cb, void *ctx);
 int cwc_actor_call_arg_wait_complete(rpc_channel_t *ch, const Ray__Rpc__ActorCallArgWaitCompleteRequest *req,
                                      uint64_t timeout_ms, rpc_unary_cb cb, void *ctx);
+/* An I/O worker's work (objects/spill.c). */
+int cwc_spill_objects(rpc_channel_t *ch, const Ray__Rpc__SpillObjectsRequest *req, uint64_t timeout_ms,
+                      rpc_unary_cb cb, void *ctx);
+int cwc_restore_spilled_objects(rpc_channel_t *ch, const Ray__Rpc__RestoreSpilledObjectsRequest *req,
+                                uint64_t timeout_ms, rpc_unary_cb cb, void *ctx);
+int cwc_delete_spilled_objects(rpc_channel_t *ch, const Ray__Rpc__DeleteSpilledObjectsRequest *req,
+                               uint64_t timeout_ms, rpc_unary_cb cb, void *ctx);
+/* GCS restarted: the worker re-sends its GCS subscriptions. */
+int cwc_raylet_notify_gcs_restart(rpc_channel_t *ch, uint64_t timeout_ms, rpc_unary_cb cb, void *ctx);
 /* The owner side of object pubsub (objects/owner_sub.c). */
 int cwc_pubsub_long_polling(rpc_channel_t *ch, const Ray__Rpc__PubsubLongPollingRequest *req,
                             uint64_t timeout_ms, rpc_unary_cb cb, void *ctx);

@@ -17,6 +17,7 @@
 #include "common/alloc.h"
 #include "common/list.h"
 #include "common/cmdline.h"
+#include "common/base64.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/numa.h"
@@ -55,6 +56,7 @@ struct pool {
     char **argv_template; /* the parsed --python_worker_command */
     size_t argc_template;
     char *preload_arg;    /* --worker-preload-modules=..., or NULL */
+    char *io_config_arg;  /* --object-spilling-config=<base64>, or NULL: no I/O workers */
     int *ports; /* free worker ports (a stack) */
     size_t port_count, port_cap;
     pool_callbacks_t cbs;
@@ -67,6 +69,7 @@ struct pool {
     uint64_t next_pop_id;
     cpu_set_t own_cpus; /* the daemon's CPUs: what an unbound worker may use */
     uint64_t memory_nodes; /* NUMA nodes with memory here (bit per node) */
+    uint64_t started_total;
 };
 
 /* An Exit call in flight on the worker's channel.  It is the worker
@@ -194,8 +197,8 @@ size_t pool_count(const pool_t *pool, worker_state_t state)
 /* ---- spawning ----------------------------------------------------------------- */
 
 
-static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int language, int runtime_env_hash,
-                            const char *env_context)
+static worker_t *pool_spawn(pool_t *pool, worker_type_t type, const uint8_t job_id[ID_JOB_SIZE], int language,
+                            int runtime_env_hash, const char *env_context)
 {
     if (!pool->argv_template || pool->argc_template == 0) {
         log_error("cannot start a worker: no --python_worker_command");
@@ -208,7 +211,7 @@ static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int
     }
     id_to_hex(w->id, sizeof w->id, w->id_hex);
     memcpy(w->job_id, job_id, ID_JOB_SIZE);
-    w->type = WORKER_TYPE_WORKER;
+    w->type = type;
     w->language = language;
     w->runtime_env_hash = runtime_env_hash;
     w->launch_wall_ms = pool_wall_ms();
@@ -220,7 +223,7 @@ static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int
     snprintf(a_node, sizeof a_node, "--node-id=%s", pool->opts.node_id_hex);
     snprintf(a_hash, sizeof a_hash, "--runtime-env-hash=%d", w->runtime_env_hash);
 
-    size_t cap = pool->argc_template + 10;
+    size_t cap = pool->argc_template + 12;
     char **argv = xcalloc(cap, sizeof *argv);
     size_t n = 0;
     for (size_t i = 0; i < pool->argc_template; i++) {
@@ -248,6 +251,10 @@ static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int
         argv[n++] = strdup("--ray-debugger-external");
     if (pool->preload_arg)
         argv[n++] = strdup(pool->preload_arg);
+    if (type == WORKER_TYPE_SPILL || type == WORKER_TYPE_RESTORE) {
+        argv[n++] = strdup(type == WORKER_TYPE_SPILL ? "--worker-type=SPILL_WORKER" : "--worker-type=RESTORE_WORKER");
+        argv[n++] = xstrdup(pool->io_config_arg);
+    }
     argv[n] = NULL;
 
     char job_hex[ID_HEX_BUF], env_job[96], env_pid[48], env_threads[64];
@@ -255,8 +262,10 @@ static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int
     snprintf(env_job, sizeof env_job, "RAY_JOB_ID=%s", job_hex);
     snprintf(env_pid, sizeof env_pid, "RAY_RAYLET_PID=%d", (int)getpid());
     /* setproctitle would otherwise wipe /proc/<pid>/environ. */
-    const char *overrides[8] = {env_job, env_pid, "SPT_NOENV=1"};
-    size_t n_env = 3;
+    /* I/O workers belong to no job, and are told none. */
+    bool io = type == WORKER_TYPE_SPILL || type == WORKER_TYPE_RESTORE;
+    const char *overrides[8] = {env_pid, "SPT_NOENV=1", env_job};
+    size_t n_env = io ? 2 : 3;
     if (pool->opts.grpc_threads > 0) {
         snprintf(env_threads, sizeof env_threads, "RAY_num_grpc_internal_threads=%d", pool->opts.grpc_threads);
         overrides[n_env++] = env_threads;
@@ -285,6 +294,7 @@ static worker_t *pool_spawn(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int
         return NULL;
     }
     w->state = WORKER_STARTING;
+    pool->started_total++;
     pool_link_worker(pool, w);
     log_debug("started worker %s, pid %d, job %s", w->id_hex, (int)w->pid, job_hex);
     /* The reap timer enforces it (no per-worker timer to outlive the record). */
@@ -390,13 +400,13 @@ static void pool_start_for_pops(pool_t *pool)
                 break;
         }
         LIST_FOREACH_ENTRY(worker_t, w, &pool->workers, node)
-            if ((w->state == WORKER_STARTING || w->state == WORKER_REGISTERED) &&
+            if ((w->state == WORKER_STARTING || w->state == WORKER_REGISTERED) && w->type == WORKER_TYPE_WORKER &&
                 pool_job_fits(w->job_id, p->job_id) && w->language == p->language &&
                 w->runtime_env_hash == p->runtime_env_hash)
                 have++;
         if (have >= want)
             continue;
-        if (!pool_spawn(pool, p->job_id, p->language, p->runtime_env_hash, p->env_context)) {
+        if (!pool_spawn(pool, WORKER_TYPE_WORKER, p->job_id, p->language, p->runtime_env_hash, p->env_context)) {
             pool_unlink_pop(p);
             p->cb(p->ctx, NULL, CR_ECLOSED, "could not start a worker process", false);
             pool_pop_free(p);
@@ -518,12 +528,13 @@ worker_t *pool_register(pool_t *pool, conn_t *conn, worker_type_t type, const ui
         w->state = WORKER_DRIVER;
         pool_link_worker(pool, w);
     } else {
-        if (type != WORKER_TYPE_WORKER) {
-            snprintf(err, err_len, "I/O workers are not started by this raylet");
-            return NULL;
-        }
         if (!w || w->state != WORKER_STARTING) {
             snprintf(err, err_len, "Unknown worker");
+            return NULL;
+        }
+        if (type != w->type) {
+            snprintf(err, err_len, "worker %s registered as type %d but was started as type %d", w->id_hex,
+                     (int)type, (int)w->type);
             return NULL;
         }
         /* A worker is the process we spawned (setup_worker.py execs, so
@@ -549,6 +560,13 @@ void pool_announce(pool_t *pool, worker_t *w, int port)
     w->port = port;
     if (w->type == WORKER_TYPE_DRIVER || w->state != WORKER_REGISTERED)
         return;
+    if (w->type == WORKER_TYPE_SPILL || w->type == WORKER_TYPE_RESTORE) {
+        w->state = WORKER_IO;
+        w->io_busy = false;
+        if (pool->cbs.io_ready)
+            pool->cbs.io_ready(pool->ctx, w->type);
+        return;
+    }
     pool_push_idle(pool, w);
     pool_start_for_pops(pool);
 }
@@ -762,9 +780,59 @@ void pool_prestart(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int language
 {
     size_t starting = pool_starting(pool);
     for (size_t i = 0; i < n && starting < (size_t)pool->opts.maximum_startup_concurrency; i++, starting++)
-        if (!pool_spawn(pool, job_id, language, 0, NULL))
+        if (!pool_spawn(pool, WORKER_TYPE_WORKER, job_id, language, 0, NULL))
             break;
 }
+
+/* ---- I/O workers ------------------------------------------------------------ */
+
+size_t pool_io_count(const pool_t *pool, worker_type_t type)
+{
+    size_t n = 0;
+    LIST_FOREACH_ENTRY(const worker_t, w, &pool->workers, node)
+        if (w->type == type && w->state != WORKER_DEAD)
+            n++;
+    return n;
+}
+
+worker_t *pool_io_take(pool_t *pool, worker_type_t type)
+{
+    if (pool->destroying || !pool->io_config_arg)
+        return NULL;
+    size_t alive = 0, starting = 0;
+    LIST_FOREACH_ENTRY(worker_t, w, &pool->workers, node) {
+        if (w->type != type || w->state == WORKER_DEAD)
+            continue;
+        if (w->state == WORKER_IO && !w->io_busy && w->port > 0) {
+            w->io_busy = true;
+            return w;
+        }
+        alive++;
+        starting += w->state == WORKER_STARTING || w->state == WORKER_REGISTERED;
+    }
+    /* Every taker waits for the next ready one: starting one at a time is
+     * enough, as each ready worker serves the queue in turn. */
+    if (starting == 0 && alive < (size_t)pool->opts.max_io_workers) {
+        uint8_t no_job[ID_JOB_SIZE];
+        memset(no_job, 0xff, sizeof no_job); /* JobID::Nil() */
+        worker_t *w = pool_spawn(pool, type, no_job, RAY__RPC__LANGUAGE__PYTHON, 0, NULL);
+        if (w)
+            log_info("started %s worker %s (pid %d)", type == WORKER_TYPE_SPILL ? "spill" : "restore", w->id_hex,
+                     (int)w->pid);
+    }
+    return NULL;
+}
+
+void pool_io_release(pool_t *pool, worker_t *w)
+{
+    if (w->state != WORKER_IO)
+        return;
+    w->io_busy = false;
+    if (pool->cbs.io_ready)
+        pool->cbs.io_ready(pool->ctx, w->type);
+}
+
+uint64_t pool_started_total(const pool_t *pool) { return pool->started_total; }
 
 size_t pool_list(pool_t *pool, worker_t **out, size_t max)
 {
@@ -805,9 +873,16 @@ pool_t *pool_create(loop_t *loop, cq_bridge_t *bridge, const pool_options_t *opt
     pool->opts.python_worker_command = NULL;
     pool->opts.worker_port_list = NULL;
     pool->opts.preload_modules = NULL;
+    pool->opts.object_spilling_config = NULL;
     if (opts->preload_modules && *opts->preload_modules) {
         pool->preload_arg = xmalloc(strlen(opts->preload_modules) + 32);
         sprintf(pool->preload_arg, "--worker-preload-modules=%s", opts->preload_modules);
+    }
+    if (opts->object_spilling_config && opts->object_spilling_config[0]) {
+        char *b64 = base64_encode(opts->object_spilling_config, strlen(opts->object_spilling_config));
+        pool->io_config_arg = xmalloc(strlen(b64) + 32);
+        sprintf(pool->io_config_arg, "--object-spilling-config=%s", b64);
+        free(b64);
     }
     if (pool->opts.maximum_startup_concurrency < 1)
         pool->opts.maximum_startup_concurrency = 1;
@@ -867,6 +942,7 @@ void pool_destroy(pool_t *pool)
     }
     cmdline_free(pool->argv_template);
     free(pool->preload_arg);
+    free(pool->io_config_arg);
     free(pool->ports);
     free(pool);
 }

@@ -46,11 +46,17 @@ typedef struct pool_options {
     const char *preload_modules;    /* comma-joined names or NULL; copied */
     /* A worker's fd 1 and 2 (child_output.h); <= 0: inherit ours. */
     int stdout_fd, stderr_fd;
+    /* I/O workers: the spilling config they are started with (JSON; copied;
+     * NULL or "": none are started) and how many of each kind at most. */
+    const char *object_spilling_config;
+    int max_io_workers;
 } pool_options_t;
 
 typedef struct pool_callbacks {
     /* `w` is about to be freed; `exit_type` is an rpc::WorkerExitType. */
     void (*on_worker_dead)(void *ctx, worker_t *w, int exit_type, const char *detail);
+    /* An I/O worker of `type` is ready to be taken (pool_io_take). */
+    void (*io_ready)(void *ctx, worker_type_t type);
 } pool_callbacks_t;
 
 pool_t *pool_create(loop_t *loop, cq_bridge_t *bridge, const pool_options_t *opts,
@@ -160,9 +166,25 @@ void pool_mark_actor(pool_t *pool, worker_t *w);
 struct lease_pool_ops;
 extern const struct lease_pool_ops pool_lease_ops;
 
+/* ---- I/O workers ------------------------------------------------------------
+ * Python processes that write objects to external storage and read them
+ * back (default_worker.py --worker-type=SPILL_WORKER|RESTORE_WORKER, with
+ * the spilling config): started on demand, at most max_io_workers of each
+ * kind, never leased, never reaped for idleness, belonging to no job. */
+
+/* A ready I/O worker of `type` (WORKER_TYPE_SPILL or _RESTORE), now taken
+ * until pool_io_release; or NULL, and one more is started if the limit
+ * allows (io_ready runs when one is ready). */
+worker_t *pool_io_take(pool_t *pool, worker_type_t type);
+void pool_io_release(pool_t *pool, worker_t *w);
+/* I/O workers of `type` alive (starting, ready or taken). */
+size_t pool_io_count(const pool_t *pool, worker_type_t type);
+
 /* Fill pids[] with live worker and driver pids; returns the count. */
 size_t pool_pids(pool_t *pool, int32_t *pids, size_t max);
 size_t pool_count(const pool_t *pool, worker_state_t state);
+/* Worker processes started since the pool was made (any kind). */
+uint64_t pool_started_total(const pool_t *pool);
 /* Up to `max` live records (not DEAD), newest first; valid until the pool
  * next changes. */
 size_t pool_list(pool_t *pool, worker_t **out, size_t max);

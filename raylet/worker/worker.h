@@ -29,6 +29,7 @@ typedef enum {
     WORKER_IDLE,       /* in the idle pool */
     WORKER_LEASED,     /* granted to a lease */
     WORKER_DRIVER,     /* a driver (never leased) */
+    WORKER_IO,         /* a spill or restore worker, ready (pool_io_take) */
     WORKER_DEAD,       /* gone; the record is about to be freed */
 } worker_state_t;
 

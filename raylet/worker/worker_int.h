@@ -34,6 +34,7 @@ struct worker {
     bool ran_tasks;        /* has run normal tasks (it may own objects others hold) */
     bool exit_requested;   /* asked to exit (idle reaping); do not reuse */
     bool failed_while_leased; /* its owner returned the lease saying it failed */
+    bool io_busy;          /* WORKER_IO: taken by pool_io_take */
     uint64_t idle_since_ms;
     uint64_t register_deadline_ms; /* STARTING: killed if not registered by then */
     uint64_t kill_deadline_ms;     /* asked to exit (job finished): SIGKILL at, 0: none */
