@@ -135,13 +135,13 @@ def test_nodes_and_actors_ride_out_two_gcs_restarts(cluster_factory, craylet, re
         helpers.wait_for(lambda: ready.exists() or driver.poll() is not None, 180, what="the workload")
         assert driver.poll() is None, driver.communicate()
         for _ in range(2):
-            time.sleep(3)
-            restart_gcs(cluster, down_s=3)
+            time.sleep(2)
+            restart_gcs(cluster, down_s=2)
             # GCS reloads both nodes as ALIVE and health-checks them again.
             helpers.wait_for(lambda: {n["node_id"]: n["state"] for n in helpers.gcs_nodes(cluster.gcs_address)}
                              == {head.node_id: "ALIVE", worker.node_id: "ALIVE"},
                              60, what="both nodes ALIVE after the GCS restart")
-        time.sleep(5)
+        time.sleep(3)
         stop.write_text("stop")
         out, err = driver.communicate(timeout=240)
     finally:
