@@ -38,7 +38,7 @@ FUZZ_SECONDS ?= 15
 JOBS        ?= 2
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: setup apt venv build asan asan-daemon tsan fuzz run test unit-test asan-test tsan-test integration-test fuzz-test bench clean
+.PHONY: setup apt venv build asan asan-daemon tsan fuzz run test unit-test asan-test tsan-test integration-test fuzz-test bench soak clean
 
 setup: apt venv build
 
@@ -127,6 +127,13 @@ integration-test: setup $(INTEGRATION_ASAN)
 	  $(VPY) -m pytest -q -p no:cacheprovider --timeout=600 --durations=15 $(PYTEST_ARGS) tests/integration
 
 test: setup unit-test asan-test tsan-test fuzz-test integration-test
+
+# The chaos soak at full length (CI runs it for CRAYLET_SOAK_SECONDS=40).
+SOAK_SECONDS ?= 600
+soak: setup
+	CRAYLET_BUILD_DIR=$(CURDIR)/$(BUILD) CRAYLET_BIN=$(CURDIR)/$(BUILD)/craylet CRAYLET_VENV=$(CURDIR)/$(VENV) \
+	  CRAYLET_SOAK_SECONDS=$(SOAK_SECONDS) $(VPY) -m pytest -q -s -p no:cacheprovider --timeout=1800 \
+	  tests/integration/test_chaos.py
 
 bench: setup
 	$(VPY) benchmarks/startup.py --raylet-path $(CURDIR)/$(BUILD)/craylet

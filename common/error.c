@@ -13,6 +13,7 @@ const char *cr_strerror(int err)
     case CR_EGCS: return "GCS returned an error";
     case CR_ECLOSED: return "closed";
     case CR_ETIMEOUT: return "timed out";
+    case CR_EAUTH: return "authentication token refused";
     default: break;
     }
     if (err < 0 && err > -4096)

@@ -17,6 +17,7 @@ enum {
     CR_EGCS = -5005,     /* GCS replied with a non-OK GcsStatus */
     CR_ECLOSED = -5006,  /* the peer or the component has shut down */
     CR_ETIMEOUT = -5007, /* a deadline passed */
+    CR_EAUTH = -5008,    /* the peer refused our authentication token */
 };
 
 const char *cr_strerror(int err);

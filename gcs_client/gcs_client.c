@@ -151,7 +151,7 @@ static void gcs_on_reply(void *ctx, const rpc_status_t *st, ProtobufCMessage *re
     } else {
         snprintf(msg, sizeof msg, "%s failed: gRPC status %d: %s", p->method, (int)st->code,
                  st->message);
-        p->cb(p->ctx, CR_ERPC, msg, NULL);
+        p->cb(p->ctx, st->code == GRPC_STATUS_UNAUTHENTICATED ? CR_EAUTH : CR_ERPC, msg, NULL);
     }
     gcs_pending_free(p);
 }

@@ -50,7 +50,9 @@ rpc_channel_t *gcs_client_channel(gcs_client_t *gcs);
 const char *gcs_client_address(const gcs_client_t *gcs);
 
 /* err is 0, CR_ETIMEOUT (GCS unreachable for the whole reconnect timeout),
- * CR_ERPC (a non-retryable gRPC failure), CR_EGCS (GCS answered with an
+ * CR_EAUTH (GCS refused this node's token: token authentication is on
+ * there and the token here is missing or another), CR_ERPC (another
+ * non-retryable gRPC failure), CR_EGCS (GCS answered with an
  * error status) or CR_ECLOSED (the client is being destroyed: free ctx,
  * start nothing); message explains it.  `reply` is NULL unless err == 0, and
  * is freed when the callback returns. */

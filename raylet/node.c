@@ -1088,6 +1088,19 @@ static void raylet_on_config(void *ctx, int err, const char *message, ProtobufCM
     struct raylet *r = ctx;
     if (r->state != RAYLET_FETCHING_CONFIG)
         return;
+    if (err == CR_EAUTH) {
+        /* The cluster runs with token authentication and this node's token
+         * is not the cluster's: it cannot join, and the operator should
+         * know which token it used. */
+        log_error("GCS at %s refused this node's authentication token (%s)", r->flags.gcs_address, message);
+        fprintf(stderr,
+                "craylet: GCS at %s refused this node's authentication token: the cluster runs with "
+                "token authentication and this node has %s. Give it the cluster's token (RAY_AUTH_TOKEN, "
+                "RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token).\n",
+                r->flags.gcs_address, cq_bridge_authorization(r->bridge) ? "another token" : "none");
+        raylet_shutdown(r, 1, false, 0, NULL);
+        return;
+    }
     if (err) {
         log_error("cannot get the system config from GCS: %s", message);
         fprintf(stderr, "craylet: cannot reach GCS at %s: %s\n", r->flags.gcs_address, message);

@@ -176,11 +176,13 @@ static void pool_unlink_pop(pool_pop_t *p) { list_remove(&p->node); }
 static worker_t *pool_worker_of(list_t *n) { return LIST_ENTRY(n, worker_t, node); }
 static pool_pop_t *pool_pop_of(list_t *n) { return LIST_ENTRY(n, pool_pop_t, node); }
 
+/* Task and actor workers starting: the start-up concurrency limit is theirs
+ * (I/O workers have their own, max_io_workers, as in the stock pool). */
 static size_t pool_starting(const pool_t *pool)
 {
     size_t n = 0;
     LIST_FOREACH_ENTRY(const worker_t, w, &pool->workers, node)
-        if ((w->state == WORKER_STARTING || w->state == WORKER_REGISTERED) && w->type != WORKER_TYPE_DRIVER)
+        if ((w->state == WORKER_STARTING || w->state == WORKER_REGISTERED) && w->type == WORKER_TYPE_WORKER)
             n++;
     return n;
 }
@@ -565,6 +567,7 @@ void pool_announce(pool_t *pool, worker_t *w, int port)
         w->io_busy = false;
         if (pool->cbs.io_ready)
             pool->cbs.io_ready(pool->ctx, w->type);
+        pool_start_for_pops(pool);
         return;
     }
     pool_push_idle(pool, w);

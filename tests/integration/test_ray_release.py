@@ -329,6 +329,26 @@ def test_token_mode_without_a_token_stops_craylet_with_the_reason(craylet, tmp_p
     assert "RAY_AUTH_MODE=token" in r.stderr and str(tmp_path / "missing") in r.stderr, r.stderr
 
 
+def test_a_craylet_with_another_token_cannot_join_and_says_why(cluster, craylet, tmp_path):
+    """A node whose token is not the cluster's is refused by GCS; craylet
+    stops before registering and says which token to give it."""
+    if craylet is None:
+        pytest.skip("CRAYLET_BIN=stock: nothing of ours to check")
+    if os.environ.get("RAY_AUTH_MODE") != "token":
+        pytest.skip("the suite runs without token authentication (CRAYLET_TEST_AUTH=off)")
+    node = head(cluster, craylet, num_cpus=1)
+    cluster_id = next(a.split("=", 1)[1] for a in node.raylet_process().cmdline() if a.startswith("--cluster-id="))
+    other = tmp_path / "other_token"
+    other.write_text("0" * 64 + "\n")
+    env = dict(os.environ, RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(other))
+    env.pop("RAY_AUTH_TOKEN", None)
+    argv = helpers.direct_raylet_argv(craylet, str(tmp_path), cluster.gcs_address, cluster_id=cluster_id)
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=90, env=env)
+    assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
+    assert "refused this node's authentication token" in r.stderr and "another token" in r.stderr, r.stderr
+    assert [n["node_id"] for n in helpers.gcs_nodes(cluster.gcs_address)] == [node.node_id]
+
+
 # ---- installed the way Ray users install things ----------------------------
 
 
