@@ -459,9 +459,19 @@ static void raylet_on_pub_message(void *ctx, const Ray__Rpc__PubMessage *m)
         raylet_on_liveness(r, m->node_address_and_liveness_message);
     } else if (m->inner_message_case == RAY__RPC__PUB_MESSAGE__INNER_MESSAGE_JOB_MESSAGE && m->job_message &&
                m->job_message->job_id.len == ID_JOB_SIZE) {
-        if (m->job_message->is_dead)
+        if (m->job_message->is_dead) {
             raylet_job_finished(r, m->job_message->job_id.data);
-        else
+            /* Its driver is gone: what it owned here (primaries pinned for
+             * it, leases it asked for) has nobody left to ask for it. */
+            const Ray__Rpc__Address *d = m->job_message->driver_address;
+            if (d && d->worker_id.len == ID_UNIQUE_SIZE) {
+                lease_mgr_owner_died(r->leases, d->worker_id.data);
+                if (r->osub)
+                    osub_owner_died(r->osub, d->worker_id.data);
+                if (r->xfer)
+                    xfer_worker_died(r->xfer, (const id_worker_t *)d->worker_id.data);
+            }
+        } else
             jobs_add(r->jobs, m->job_message->job_id.data, NULL, 0);
     } else if (m->inner_message_case == RAY__RPC__PUB_MESSAGE__INNER_MESSAGE_WORKER_DELTA_MESSAGE &&
                m->worker_delta_message && m->worker_delta_message->worker_id.len == ID_UNIQUE_SIZE) {

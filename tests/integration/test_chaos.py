@@ -6,7 +6,7 @@ tasks with retries, calls to restartable actors, placement groups made and
 removed, puts read by tasks, and task outputs held on other hosts and read
 later (rebuilt by their owner when their host died).  Every answer is
 checked.  Afterwards, on the surviving nodes: no worker of the job is left,
-every CPU is free again, the stores hold nothing, and each craylet has as
+every CPU is free again, no primary copy is left pinned, and each craylet has as
 many open descriptors as before the workload (give or take the few a
 connection's timing moves).
 
@@ -48,7 +48,9 @@ class Echo:
 
 counts = {"rounds": 0, "tasks": 0, "actor_calls": 0, "placement_groups": 0, "puts": 0, "held_reads": 0}
 bad = []
-actors = [Echo.options(resources={"host%%d" %% (1 + i %% 2): 1}).remote() for i in range(2)]
+# On the worker hosts, wherever there is room: an actor whose host dies
+# restarts on the other.
+actors = [Echo.options(resources={"spare": 1}).remote() for i in range(2)]
 held = []
 while time.time() < deadline:
     r = counts["rounds"]
@@ -95,8 +97,7 @@ def fds(proc):
 
 def test_mixed_workload_survives_killed_workers_and_a_killed_node(host_cluster, craylet):  # noqa: F811
     seconds = int(os.environ.get("CRAYLET_SOAK_SECONDS", "40"))
-    # Every node here writes the same debug_state.txt: often, so each is seen.
-    c = host_cluster({"RAY_debug_dump_period_milliseconds": "200"})
+    c = host_cluster()
     nodes = [c.start_host(0, craylet, resources={"host0": 10}, num_cpus=2, object_store_memory=256 * MB),
              c.start_host(1, craylet, resources={"host1": 10, "spare": 10}, num_cpus=2,
                           object_store_memory=256 * MB),
@@ -111,7 +112,7 @@ def test_mixed_workload_survives_killed_workers_and_a_killed_node(host_cluster, 
     def killer():
         rng = random.Random(7)
         started = time.time()
-        while not stop.wait(3):
+        while not stop.wait(5):
             if not kills["nodes"] and time.time() - started > seconds / 2:
                 # Host 2's craylet, once: its workers and objects go with it.
                 raylets[2].send_signal(signal.SIGKILL)
@@ -148,21 +149,20 @@ def test_mixed_workload_survives_killed_workers_and_a_killed_node(host_cluster, 
     status = c.wait_status(lambda s: s.totals.get("CPU") == 4.0 and re.search(r"\b0\.0/4\.0 CPU", s.text),
                            60, what="every CPU free again on the surviving nodes")
     assert status.totals.get("CPU") == 4.0
-    for node in nodes[:2]:
-        helpers.wait_for(lambda: "- num objects: 0 " in _debug_state(c, node), 60,
-                         what="an empty store on %s" % node.node_id)
+    # No primary copy is left pinned on the surviving nodes (`ray memory`
+    # sums them as "needed"); copies pulled here stay as an evictable
+    # cache, as under the stock raylet.
+    last = {}
+
+    def no_primaries():
+        last["out"] = c.ray("memory", "--stats-only", "--address=%s" % c.gcs_address, timeout=60).stdout
+        return re.search(r"full, 0\.0% needed", last["out"])
+    try:
+        helpers.wait_for(no_primaries, 60, interval=2, what="no primary copies left")
+    except helpers.WaitTimeout:
+        raise AssertionError("primary copies left:\n" + last.get("out", ""))
     # A descriptor per connection that timing keeps open a moment longer
     # is tolerated; a leak per killed worker or per object is not.
     helpers.wait_for(lambda: all(fds(p) <= b + 8 for p, b in zip(raylets[:2], fds_before)), 60,
                      what="craylet's descriptors back to their count before the workload")
 
-
-def _debug_state(cluster, node):
-    import glob
-    texts = []
-    for path in glob.glob(os.path.join(cluster.temp_dir, "session_*", "logs", "debug_state.txt")):
-        with open(path, errors="replace") as f:
-            text = f.read()
-        if node.node_id in text:
-            texts.append(text)
-    return "".join(texts)
