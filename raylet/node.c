@@ -1428,7 +1428,8 @@ void raylet_destroy(raylet_t *r)
     nm_service_stop(r->service);
     lease_mgr_stop(r->leases);
     osub_destroy(r->osub);
-    store_set_spill_cb(r->store, NULL, NULL);
+    if (r->store)
+        store_set_spill_cb(r->store, NULL, NULL);
     spill_stop(r->spill);
     metrics_stop(r->metrics);
     r->osub = NULL;
