@@ -245,8 +245,6 @@ void gcs_client_set_reconnect_timeout(gcs_client_t *gcs, uint64_t timeout_ms)
         gcs->reconnect_timeout_ms = timeout_ms;
 }
 
-bool gcs_client_reachable(const gcs_client_t *gcs) { return gcs->down_since == 0; }
-
 rpc_channel_t *gcs_client_channel(gcs_client_t *gcs) { return gcs->channel; }
 const char *gcs_client_address(const gcs_client_t *gcs) { return gcs->address; }
 

@@ -42,9 +42,6 @@ void gcs_client_destroy(gcs_client_t *gcs);
 /* How long calls keep retrying, and how long an outage may last before
  * on_unreachable, from now on (the system config arrives after creation). */
 void gcs_client_set_reconnect_timeout(gcs_client_t *gcs, uint64_t timeout_ms);
-/* Whether the last call that got through found GCS up; false from the
- * first UNAVAILABLE until the next answer. */
-bool gcs_client_reachable(const gcs_client_t *gcs);
 
 rpc_channel_t *gcs_client_channel(gcs_client_t *gcs);
 const char *gcs_client_address(const gcs_client_t *gcs);

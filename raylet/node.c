@@ -187,6 +187,18 @@ static void raylet_report_worker_died(struct raylet *r, const worker_t *w, const
     gcs_report_job_error(r->gcs, worker_job_id(w), ID_JOB_SIZE, "worker_died", msg, (double)raylet_wall_ms());
 }
 
+/* A worker or driver anywhere in the cluster is gone: leases it asked for
+ * here, primaries pinned here for it and the locations we followed on it
+ * have nobody left to want them. */
+static void raylet_owner_gone(struct raylet *r, const uint8_t worker[ID_UNIQUE_SIZE])
+{
+    lease_mgr_owner_died(r->leases, worker);
+    if (r->osub)
+        osub_owner_died(r->osub, worker);
+    if (r->xfer)
+        xfer_worker_died(r->xfer, (const id_worker_t *)worker);
+}
+
 static void raylet_on_worker_dead(void *ctx, worker_t *w, int exit_type, const char *detail)
 {
     struct raylet *r = ctx;
@@ -195,14 +207,10 @@ static void raylet_on_worker_dead(void *ctx, worker_t *w, int exit_type, const c
         raylet_report_worker_died(r, w, detail);
     lease_mgr_worker_dead(r->leases, w);
     wsock_worker_dead(r->wsock, w);
-    /* Leases it asked for here can never be returned by it: drop them. */
-    lease_mgr_owner_died(r->leases, worker_id(w));
-    /* What it owned and pinned here has no owner left (GCS would tell us
-     * too, later, and not for drivers). */
-    if (r->osub)
-        osub_owner_died(r->osub, worker_id(w));
-    if (r->xfer)
-        xfer_worker_died(r->xfer, (const id_worker_t *)worker_id(w));
+    /* Leases it asked for here can never be returned by it, and what it
+     * owned and pinned here has no owner left (GCS would tell us too,
+     * later, and not for drivers). */
+    raylet_owner_gone(r, worker_id(w));
     spill_worker_died(r->spill, w);
     if (worker_type(w) == WORKER_TYPE_SPILL || worker_type(w) == WORKER_TYPE_RESTORE)
         return; /* no job, no actor: nothing for GCS */
@@ -464,23 +472,14 @@ static void raylet_on_pub_message(void *ctx, const Ray__Rpc__PubMessage *m)
             /* Its driver is gone: what it owned here (primaries pinned for
              * it, leases it asked for) has nobody left to ask for it. */
             const Ray__Rpc__Address *d = m->job_message->driver_address;
-            if (d && d->worker_id.len == ID_UNIQUE_SIZE) {
-                lease_mgr_owner_died(r->leases, d->worker_id.data);
-                if (r->osub)
-                    osub_owner_died(r->osub, d->worker_id.data);
-                if (r->xfer)
-                    xfer_worker_died(r->xfer, (const id_worker_t *)d->worker_id.data);
-            }
+            if (d && d->worker_id.len == ID_UNIQUE_SIZE)
+                raylet_owner_gone(r, d->worker_id.data);
         } else
             jobs_add(r->jobs, m->job_message->job_id.data, NULL, 0);
     } else if (m->inner_message_case == RAY__RPC__PUB_MESSAGE__INNER_MESSAGE_WORKER_DELTA_MESSAGE &&
                m->worker_delta_message && m->worker_delta_message->worker_id.len == ID_UNIQUE_SIZE) {
         /* A worker died somewhere in the cluster: release what it owned. */
-        lease_mgr_owner_died(r->leases, m->worker_delta_message->worker_id.data);
-        if (r->osub)
-            osub_owner_died(r->osub, m->worker_delta_message->worker_id.data);
-        if (r->xfer)
-            xfer_worker_died(r->xfer, (const id_worker_t *)m->worker_delta_message->worker_id.data);
+        raylet_owner_gone(r, m->worker_delta_message->worker_id.data);
     }
 }
 
@@ -969,6 +968,7 @@ static void raylet_start_serving(struct raylet *r)
 
     /* Workers need the bound port (their command line carries it). */
     res_amount_t cpus = res_node_total(r->resources, "CPU");
+    int max_io = r->config.max_io_workers > 0 ? (int)r->config.max_io_workers : 1;
     pool_options_t po = {
         .python_worker_command = r->flags.python_worker_command,
         .node_manager_port = r->node_manager_port,
@@ -990,7 +990,7 @@ static void raylet_start_serving(struct raylet *r)
         .stdout_fd = child_output_stdout(r->child_output),
         .stderr_fd = child_output_stderr(r->child_output),
         .object_spilling_config = r->config.object_spilling_config,
-        .max_io_workers = r->config.max_io_workers > 0 ? (int)r->config.max_io_workers : 1,
+        .max_io_workers = max_io,
     };
     static const pool_callbacks_t pcbs = {.on_worker_dead = raylet_on_worker_dead, .io_ready = raylet_on_io_ready};
     r->pool = pool_create(r->loop, r->bridge, &po, &pcbs, r);
@@ -1007,7 +1007,7 @@ static void raylet_start_serving(struct raylet *r)
             .max_fused_object_count =
                 r->config.max_fused_object_count > 0 ? (size_t)r->config.max_fused_object_count : 1,
             .max_file_size = r->config.max_spilling_file_size_bytes,
-            .max_io_workers = r->config.max_io_workers > 0 ? (size_t)r->config.max_io_workers : 1,
+            .max_io_workers = (size_t)max_io,
             .check_period_ms = r->config.free_objects_period_milliseconds > 0
                                    ? (uint64_t)r->config.free_objects_period_milliseconds
                                    : 0,

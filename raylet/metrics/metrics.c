@@ -47,7 +47,7 @@ struct metrics {
     int health_attempts;
     uint64_t start_ns;
     metrics_hist_t hist[METRICS_NHIST];
-    metrics_stats_t st;
+    uint64_t failures; /* failed exports, for logging one in 30 */
 };
 
 static uint64_t metrics_wall_ns(void)
@@ -72,7 +72,6 @@ static void metrics_on_health(void *ctx, const rpc_status_t *st, ProtobufCMessag
     m->in_flight = false;
     if (st->code == GRPC_STATUS_OK) {
         m->connected = true;
-        m->st.connected = true;
         log_info("metrics agent ready; exporting every %llu ms", (unsigned long long)m->o.interval_ms);
         metrics_arm(m, 0); /* the first export at once, as stock */
         return;
@@ -90,13 +89,9 @@ static void metrics_on_exported(void *ctx, const rpc_status_t *st, ProtobufCMess
     metrics_t *m = ctx;
     (void)reply;
     m->in_flight = false;
-    if (st->code == GRPC_STATUS_OK) {
-        m->st.exports++;
-    } else {
-        /* Logged once in a while: an agent restarting is not news. */
-        if (m->st.failures++ % 30 == 0)
-            log_warn("exporting metrics failed: %s", st->message);
-    }
+    /* Failures are logged once in a while: an agent restarting is not news. */
+    if (st->code != GRPC_STATUS_OK && m->failures++ % 30 == 0)
+        log_warn("exporting metrics failed: %s", st->message);
     metrics_arm(m, m->o.interval_ms);
 }
 
@@ -226,5 +221,3 @@ void metrics_destroy(metrics_t *m)
     free(m->version);
     free(m);
 }
-
-void metrics_get_stats(const metrics_t *m, metrics_stats_t *out) { *out = m->st; }

@@ -51,11 +51,4 @@ void metrics_observe(metrics_t *m, metrics_hist_id_t id, double value);
 void metrics_stop(metrics_t *m);
 void metrics_destroy(metrics_t *m);
 
-typedef struct metrics_stats {
-    bool connected;    /* the agent answered the health check */
-    uint64_t exports;  /* answered OK */
-    uint64_t failures; /* failed exports */
-} metrics_stats_t;
-void metrics_get_stats(const metrics_t *m, metrics_stats_t *out);
-
 #endif

@@ -789,15 +789,6 @@ void pool_prestart(pool_t *pool, const uint8_t job_id[ID_JOB_SIZE], int language
 
 /* ---- I/O workers ------------------------------------------------------------ */
 
-size_t pool_io_count(const pool_t *pool, worker_type_t type)
-{
-    size_t n = 0;
-    LIST_FOREACH_ENTRY(const worker_t, w, &pool->workers, node)
-        if (w->type == type && w->state != WORKER_DEAD)
-            n++;
-    return n;
-}
-
 worker_t *pool_io_take(pool_t *pool, worker_type_t type)
 {
     if (pool->destroying || !pool->io_config_arg)

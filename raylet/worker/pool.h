@@ -177,8 +177,6 @@ extern const struct lease_pool_ops pool_lease_ops;
  * allows (io_ready runs when one is ready). */
 worker_t *pool_io_take(pool_t *pool, worker_type_t type);
 void pool_io_release(pool_t *pool, worker_t *w);
-/* I/O workers of `type` alive (starting, ready or taken). */
-size_t pool_io_count(const pool_t *pool, worker_type_t type);
 
 /* Fill pids[] with live worker and driver pids; returns the count. */
 size_t pool_pids(pool_t *pool, int32_t *pids, size_t max);
