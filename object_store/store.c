@@ -519,6 +519,22 @@ void store_set_spill_cb(store_t *s, store_spill_cb cb, void *ctx)
     s->spill_ctx = ctx;
 }
 
+void store_set_disk_full_cb(store_t *s, store_disk_full_cb cb, void *ctx)
+{
+    s->disk_full_cb = cb;
+    s->disk_full_ctx = ctx;
+}
+
+void store_set_fs_capacity_threshold(store_t *s, double threshold)
+{
+    s->opts.fs_capacity_threshold = threshold;
+}
+
+bool store_disk_full(store_t *s)
+{
+    return s->disk_full_cb && s->disk_full_cb(s->disk_full_ctx);
+}
+
 /* ---- in-process API ---- */
 
 bool store_contains(const store_t *s, const id_object_t *id)
@@ -620,7 +636,13 @@ static int store_create_raylet(store_t *s, const id_object_t *id, uint64_t data_
                               .source = source,
                               .owner = owner};
     store_obj_t *o;
-    switch (store_obj_create(s, &in, allow_fallback, &o)) {
+    /* Memory first; a full disk takes neither a fallback file nor (for a
+     * pull) a spill to make room: OutOfDisk now, as in Ray. */
+    plasma_err_t err = store_obj_create(s, &in, false, &o);
+    if (err == PLASMA_OUT_OF_MEMORY)
+        err = store_disk_full(s) ? PLASMA_OUT_OF_DISK
+                                 : allow_fallback ? store_obj_create(s, &in, true, &o) : err;
+    switch (err) {
     case PLASMA_OK:
         break;
     case PLASMA_OBJECT_EXISTS:

@@ -114,12 +114,21 @@ typedef void (*store_deleted_cb)(void *ctx, const id_object_t *id);
  * Return true if spilling is under way (the store then waits without
  * starting the grace period that ends in fallback allocation). */
 typedef bool (*store_spill_cb)(void *ctx, uint64_t bytes_needed);
+/* A create cannot fit in memory: is the disk too full to spill or fall
+ * back to a file?  True fails the create with OutOfDisk at once, as Ray
+ * does when its file-system monitor reports a spill or fallback directory
+ * over local_fs_capacity_threshold. */
+typedef bool (*store_disk_full_cb)(void *ctx);
 
 /* One callback of each kind; NULL clears.  Callbacks may call any store_
  * function except store_destroy. */
 void store_set_sealed_cb(store_t *s, store_sealed_cb cb, void *ctx);
 void store_set_deleted_cb(store_t *s, store_deleted_cb cb, void *ctx);
 void store_set_spill_cb(store_t *s, store_spill_cb cb, void *ctx);
+void store_set_disk_full_cb(store_t *s, store_disk_full_cb cb, void *ctx);
+/* The system config's local_fs_capacity_threshold, once GCS has sent it
+ * (replaces store_options_t.fs_capacity_threshold). */
+void store_set_fs_capacity_threshold(store_t *s, double threshold);
 
 /* ---- in-process API for the raylet ---- */
 

@@ -599,6 +599,12 @@ static void cq_process(store_t *s)
         store_create_info_t in = creq_info(q);
         store_obj_t *o = NULL;
         plasma_err_t err = store_obj_create(s, &in, false, &o);
+        if (err == PLASMA_OUT_OF_MEMORY && store_disk_full(s)) {
+            /* Neither spilling nor a fallback file has room: fail it now
+             * (the worker raises OutOfDiskError), as Ray does. */
+            log_info("out of disk: cannot create a %" PRIu64 "-byte object", q->size);
+            err = PLASMA_OUT_OF_DISK;
+        }
         if (err != PLASMA_OUT_OF_MEMORY) {
             creq_answer(s, q, err, o);
             s->oom_since_ms = -1;

@@ -116,6 +116,8 @@ struct store {
     void *deleted_ctx;
     store_spill_cb spill_cb;
     void *spill_ctx;
+    store_disk_full_cb disk_full_cb;
+    void *disk_full_ctx;
 
     /* Statistics. */
     uint64_t num_unsealed, bytes_unsealed;
@@ -138,6 +140,9 @@ store_obj_t *store_obj_find(const store_t *s, const id_object_t *id);
  * or PLASMA_OUT_OF_DISK (the fallback file could not be made). */
 plasma_err_t store_obj_create(store_t *s, const store_create_info_t *info, bool allow_fallback,
                               store_obj_t **out);
+/* The raylet's verdict (store_disk_full_cb): no room on disk for spilling
+ * or a fallback file.  False without a callback. */
+bool store_disk_full(store_t *s);
 /* Marks sealed, serves waiting gets, runs the sealed callback.  The object
  * may be gone when this returns (a callback may free it). */
 void store_obj_seal(store_t *s, store_obj_t *o);

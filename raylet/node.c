@@ -21,6 +21,7 @@
 #include "common/listen.h"
 #include "common/log.h"
 #include "common/loop.h"
+#include "common/ray_event.h"
 #include "common/rpc.h"
 #include "gcs_client/gcs_client.h"
 #include "gcs_client/pubsub.h"
@@ -36,6 +37,7 @@
 #include "raylet/objects/obj_wait.h"
 #include "raylet/objects/owner_sub.h"
 #include "raylet/objects/spill.h"
+#include "raylet/objects/fs_monitor.h"
 #include "raylet/metrics/metrics.h"
 #include "raylet/metrics/node_metrics.h"
 #include "proto/gen/ray_version.h"
@@ -94,6 +96,8 @@ struct raylet {
     owait_t *owait;
     osub_t *osub;         /* owners of the primary copies pinned here */
     spill_t *spill;       /* primaries to and from external storage */
+    fs_monitor_t *fs_monitor; /* is the disk too full for objects? once configured */
+    ray_event_log_t *events;  /* <log_dir>/events/event_RAYLET.log; NULL without a log dir */
     metrics_t *metrics;   /* exports to the dashboard agent; NULL when off */
     store_t *store;
     listener_t *raylet_listener;  /* --raylet_socket_name */
@@ -370,6 +374,12 @@ static bool raylet_on_store_full(void *ctx, uint64_t bytes_needed)
 {
     struct raylet *r = ctx;
     return spill_on_store_full(r->spill, bytes_needed);
+}
+
+static bool raylet_on_disk_check(void *ctx)
+{
+    struct raylet *r = ctx;
+    return fs_monitor_over_capacity(r->fs_monitor, loop_now_ms(r->loop));
 }
 
 static void raylet_on_spilled(void *ctx, const id_object_t *oid, const ray_addr_t *owner, const char *url)
@@ -1015,6 +1025,16 @@ static void raylet_start_serving(struct raylet *r)
         static const spill_ops_t sops = {.spilled = raylet_on_spilled};
         r->spill = spill_create(&so, &sops, r);
         store_set_spill_cb(r->store, raylet_on_store_full, r);
+        fs_monitor_options_t fo = {
+            .threshold = r->config.local_fs_capacity_threshold,
+            .spilling_config = r->config.object_spilling_config,
+            .spilling_is_fs = r->config.is_external_storage_type_fs,
+            .fallback_directory = r->flags.fallback_directory,
+            .events = r->events,
+        };
+        r->fs_monitor = fs_monitor_create(&fo);
+        store_set_fs_capacity_threshold(r->store, r->config.local_fs_capacity_threshold);
+        store_set_disk_full_cb(r->store, raylet_on_disk_check, r);
         if (so.enabled)
             log_info("spilling objects with %s (threshold %.2f, at least %llu bytes per file)",
                      r->config.object_spilling_config, so.threshold, (unsigned long long)so.min_spilling_size);
@@ -1370,6 +1390,7 @@ raylet_t *raylet_create(flags_t *flags, const raylet_gpu_t *gpu)
     store_set_sealed_cb(r->store, raylet_on_object_sealed, r);
     store_set_deleted_cb(r->store, raylet_on_object_deleted, r);
     r->owait = owait_create(r->loop, raylet_store_contains, r);
+    r->events = ray_event_log_create(r->flags.log_dir, "RAYLET", r->node_hex);
 
     /* Children must not inherit raylet.out/raylet.err (see child_output.h);
      * when our output is not going to Ray's log files, they share it. */
@@ -1428,8 +1449,10 @@ void raylet_destroy(raylet_t *r)
     nm_service_stop(r->service);
     lease_mgr_stop(r->leases);
     osub_destroy(r->osub);
-    if (r->store)
+    if (r->store) {
         store_set_spill_cb(r->store, NULL, NULL);
+        store_set_disk_full_cb(r->store, NULL, NULL);
+    }
     spill_stop(r->spill);
     metrics_stop(r->metrics);
     r->osub = NULL;
@@ -1456,6 +1479,8 @@ void raylet_destroy(raylet_t *r)
     lease_mgr_destroy(r->leases);
     largs_destroy(r->largs); /* after the leases, which cancel their fetches */
     spill_destroy(r->spill);
+    fs_monitor_destroy(r->fs_monitor);
+    ray_event_log_destroy(r->events);
     metrics_destroy(r->metrics);
     pool_destroy(r->pool);
     owait_destroy(r->owait);

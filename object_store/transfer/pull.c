@@ -178,7 +178,9 @@ static void obj_fail(pull_t *p, pull_obj_t *o, int error_type)
         log_warn("cannot fetch object %s: no node could give it in time", ID_TO_HEX(&o->node.id, hex));
     else
         log_info("cannot fetch object %s: %s", ID_TO_HEX(&o->node.id, hex),
-                 error_type == PULL_ERROR_OWNER_DIED ? "its owner died" : "its owner no longer has it");
+                 error_type == PULL_ERROR_OWNER_DIED    ? "its owner died"
+                 : error_type == PULL_ERROR_OUT_OF_DISK ? "the local disk is full"
+                                                        : "its owner no longer has it");
     ray_addr_t addr = o->owner;
     id_object_t id = o->node.id;
     o->local = true;
@@ -429,6 +431,12 @@ int pull_on_chunk(pull_t *p, const transfer_chunk_t *c)
                                      waited, &buf);
         if (rc == -EEXIST)
             return -ENOENT; /* someone else is making it here */
+        if (rc == -ENOSPC) {
+            /* The disk is too full to make room: the getters get
+             * OutOfDiskError rather than a wait that cannot end (Ray). */
+            obj_fail(p, o, PULL_ERROR_OUT_OF_DISK);
+            return -ENOSPC;
+        }
         if (rc != 0) {
             if (!o->no_room_since_ms) {
                 o->no_room_since_ms = now ? now : 1;

@@ -53,6 +53,7 @@ typedef enum pull_priority {
 #define PULL_ERROR_OWNER_DIED 9
 #define PULL_ERROR_OBJECT_DELETED 10
 #define PULL_ERROR_FETCH_TIMED_OUT 14
+#define PULL_ERROR_OUT_OF_DISK 20
 
 typedef struct pull_ops {
     /* Ask `owner` where `oid` is; the answer comes through
@@ -134,7 +135,9 @@ void pull_on_locate_failed(pull_t *p, const id_object_t *oid, bool owner_gone);
  *   -ERANGE    index past the object's last chunk
  *   -EMSGSIZE  length other than the chunk's
  *   -EALREADY  that chunk is in already
- *   -ENOMEM    no room in the store now (asked again later)  */
+ *   -ENOMEM    no room in the store now (asked again later)
+ *   -ENOSPC    no room, and the disk too full to make any: the object
+ *              is failed with OUT_OF_DISK_ERROR */
 int pull_on_chunk(pull_t *p, const transfer_chunk_t *c);
 
 /* A node left: it holds no copies any more. */

@@ -736,6 +736,47 @@ Test(store, objects_larger_than_the_store_use_a_file)
     cr_assert_eq(stats().num_objects, 0, "aborted with its creator");
 }
 
+static bool disk_full;
+static bool on_disk_check(void *ctx)
+{
+    (void)ctx;
+    return disk_full;
+}
+
+Test(store, a_full_disk_fails_a_create_that_does_not_fit_at_once)
+{
+    /* A long grace period: only the disk verdict can end the wait. */
+    restart_store(1 * MB, 60000);
+    store_set_disk_full_cb(store, on_disk_check, NULL);
+    disk_full = true;
+    ptc_t *w = ptc_open(loop, store);
+    id_object_t big_id, extra, small;
+    ptc_make_id(&big_id, 1);
+    ptc_make_id(&extra, 2);
+    ptc_make_id(&small, 3);
+    static uint8_t big[900 * KB];
+    cr_assert_eq(ptc_put(w, &big_id, big, sizeof big, NULL, 0), 0);
+    cr_assert_eq(store_pin(store, &big_id), 0);
+    ptc_create_t cr;
+    cr_assert_eq(ptc_create_ex(w, &extra, 300 * KB, 0, false, false, &cr), 0);
+    cr_assert_eq(cr.retry_id, 0, "answered at once, not queued");
+    cr_assert_eq(cr.error, PLASMA_OUT_OF_DISK);
+    /* What fits in memory is never refused for the disk. */
+    cr_assert_eq(ptc_create_ex(w, &small, 10 * KB, 0, false, false, &cr), 0);
+    cr_assert_eq(cr.error, PLASMA_OK);
+    /* A pull into the full store: no fallback file either. */
+    uint8_t *data = NULL;
+    store_owner_t owner = {0};
+    id_object_t pulled;
+    ptc_make_id(&pulled, 4);
+    cr_assert_eq(store_create_pulled(store, &pulled, 3 * MB, 0, &owner, true, &data), -ENOSPC);
+    disk_full = false;
+    cr_assert_eq(store_create_pulled(store, &pulled, 3 * MB, 0, &owner, true, &data), 0);
+    cr_assert_not_null(data);
+    store_set_disk_full_cb(store, NULL, NULL);
+    ptc_close(w);
+}
+
 Test(store, absurd_sizes_are_out_of_disk)
 {
     ptc_t *w = ptc_open(loop, store);
