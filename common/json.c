@@ -645,3 +645,90 @@ char *json_quote_dup(const char *s, size_t len)
     json_quote(buf, n + 1, s, len);
     return buf;
 }
+
+/* ---- writing a tree --------------------------------------------------------- */
+
+typedef struct json_text {
+    char *buf;
+    size_t len, cap;
+} json_text_t;
+
+static void text_put(json_text_t *t, const char *s, size_t n)
+{
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = t->cap ? t->cap : 64;
+        while (cap < t->len + n + 1)
+            cap *= 2;
+        t->buf = xrealloc(t->buf, cap);
+        t->cap = cap;
+    }
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
+}
+
+static void text_quoted(json_text_t *t, const char *s, size_t len)
+{
+    char *q = json_quote_dup(s, len);
+    text_put(t, q, strlen(q));
+    free(q);
+}
+
+static void json_dump_node(json_text_t *t, const json_t *v)
+{
+    switch (v->type) {
+    case JSON_NULL: text_put(t, "null", 4); break;
+    case JSON_BOOL: v->u.boolean ? text_put(t, "true", 4) : text_put(t, "false", 5); break;
+    case JSON_NUMBER: text_put(t, v->u.number.raw, strlen(v->u.number.raw)); break;
+    case JSON_STRING: text_quoted(t, v->u.string.ptr, v->u.string.len); break;
+    case JSON_ARRAY:
+        text_put(t, "[", 1);
+        for (size_t i = 0; i < v->u.array.count; i++) {
+            if (i)
+                text_put(t, ",", 1);
+            json_dump_node(t, v->u.array.items[i]);
+        }
+        text_put(t, "]", 1);
+        break;
+    case JSON_OBJECT:
+        text_put(t, "{", 1);
+        for (size_t i = 0; i < v->u.object.count; i++) {
+            if (i)
+                text_put(t, ",", 1);
+            text_quoted(t, v->u.object.members[i].key, v->u.object.members[i].key_len);
+            text_put(t, ":", 1);
+            json_dump_node(t, v->u.object.members[i].value);
+        }
+        text_put(t, "}", 1);
+        break;
+    }
+}
+
+char *json_dump(const json_t *v)
+{
+    json_text_t t = {0};
+    if (v)
+        json_dump_node(&t, v);
+    else
+        text_put(&t, "null", 4);
+    return t.buf;
+}
+
+int json_object_set_string(json_t *obj, const char *key, const char *value)
+{
+    if (!obj || obj->type != JSON_OBJECT)
+        return -ENOENT;
+    for (size_t i = 0; i < obj->u.object.count; i++) {
+        json_member_t *m = &obj->u.object.members[i];
+        if (m->key_len != strlen(key) || memcmp(m->key, key, m->key_len) != 0)
+            continue;
+        json_t *v = xcalloc(1, sizeof *v);
+        v->type = JSON_STRING;
+        v->u.string.len = strlen(value);
+        v->u.string.ptr = xstrdup(value);
+        json_free_node(m->value);
+        m->value = v;
+        return 0;
+    }
+    return -ENOENT;
+}

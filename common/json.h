@@ -99,4 +99,12 @@ size_t json_quote(char *dst, size_t dst_len, const char *s, size_t len);
 /* The same into a fresh malloc'd NUL-terminated buffer owned by the caller. */
 char *json_quote_dup(const char *s, size_t len);
 
+/* The tree as compact JSON text (numbers as they were written, members in
+ * document order), in a fresh malloc'd string owned by the caller. */
+char *json_dump(const json_t *v);
+/* Gives member `key` of object `obj` the string `value` (copied) in place
+ * of its old value, which is freed.  0, or -ENOENT when obj is not an
+ * object or has no such member. */
+int json_object_set_string(json_t *obj, const char *key, const char *value);
+
 #endif

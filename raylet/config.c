@@ -273,3 +273,25 @@ void config_free(config_t *cfg)
     free(cfg->object_spilling_config);
     cfg->object_spilling_config = NULL;
 }
+
+int config_localize_spilling(config_t *cfg, const char *dir)
+{
+    const char *text = cfg->object_spilling_config;
+    if (!text || !*text || !dir || !*dir)
+        return 0;
+    json_t *root = NULL;
+    char err[128];
+    if (json_parse(text, strlen(text), &root, err, sizeof err) != 0) {
+        log_warn("object_spilling_config is not JSON (%s); spilling where it says", err);
+        return CR_EBADMSG;
+    }
+    const char *type = json_string(json_object_get(root, "type"), NULL);
+    json_t *params = (json_t *)json_object_get(root, "params");
+    if (type && strcmp(type, "filesystem") == 0 && json_object_get(params, "directory_path") &&
+        json_object_set_string(params, "directory_path", dir) == 0) {
+        free(cfg->object_spilling_config);
+        cfg->object_spilling_config = json_dump(root);
+    }
+    json_free(root);
+    return 0;
+}

@@ -65,6 +65,12 @@ void config_init(config_t *cfg);
 /* Apply the JSON from GetInternalConfig (copied).  Returns 0, or CR_EBADMSG
  * if it is not a JSON object (the text is still kept for GetSystemConfig). */
 int config_apply_json(config_t *cfg, const char *json);
+/* A filesystem object_spilling_config spills into `dir` (this node's
+ * --fallback_directory) instead of the directory_path the head chose:
+ * from Ray 2.60 each node resolves its own spill directory and hands it
+ * to its raylet that way.  Other storage types are left alone.  0, or
+ * CR_EBADMSG (logged) when the config is not JSON; it is then unchanged. */
+int config_localize_spilling(config_t *cfg, const char *dir);
 void config_free(config_t *cfg);
 
 #endif

@@ -1139,6 +1139,11 @@ static void raylet_on_config(void *ctx, int err, const char *message, ProtobufCM
     }
     const Ray__Rpc__GetInternalConfigReply *c = (const Ray__Rpc__GetInternalConfigReply *)reply;
     config_apply_json(&r->config, c->config);
+#if CRAYLET_RAY_NODE_INFO_DIRS
+    /* The release that gave nodes their own directories (GcsNodeInfo
+     * temp_dir/session_dir) spills each node into its own. */
+    config_localize_spilling(&r->config, r->flags.fallback_directory);
+#endif
     gcs_client_set_reconnect_timeout(r->gcs, (uint64_t)r->config.gcs_rpc_server_reconnect_timeout_s * 1000);
     if (r->config.enable_open_telemetry) {
         metrics_options_t mo = {

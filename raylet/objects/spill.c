@@ -68,6 +68,10 @@ struct spill {
     void *ctx;
     idtab_t *objects;
     list_t waiting;  /* spill_call_t without a worker yet, oldest first */
+    /* Files to delete, gathered until the next flush (every
+     * free_objects_period_milliseconds, or when full), as stock batches
+     * them; not on any list until then.  NULL when none. */
+    spill_call_t *delete_batch;
     list_t inflight;
     size_t spills_active; /* SPILL calls waiting or in flight */
     uint64_t check_timer, soon_timer;
@@ -114,20 +118,30 @@ static void spill_pump(spill_t *s);
 
 /* ---- deleting ---------------------------------------------------------------- */
 
+/* The gathered deletes become work for a spill worker. */
+static void spill_flush_deletes(spill_t *s)
+{
+    spill_call_t *c = s->delete_batch;
+    if (!c)
+        return;
+    s->delete_batch = NULL;
+    list_insert_tail(&s->waiting, &c->link);
+}
+
 static void spill_queue_delete(spill_t *s, char *url)
 {
-    /* Join the last waiting delete if it has room. */
-    spill_call_t *c = NULL;
-    if (!list_empty(&s->waiting)) {
-        spill_call_t *last = LIST_ENTRY(s->waiting.prev, spill_call_t, link);
-        if (last->kind == SPILL_CALL_DELETE && last->nurls < SPILL_DELETE_BATCH)
-            c = last;
-    }
+    spill_call_t *c = s->delete_batch;
     if (!c) {
-        c = spill_call_new(s, SPILL_CALL_DELETE);
+        c = xcalloc(1, sizeof *c);
+        c->s = s;
+        c->kind = SPILL_CALL_DELETE;
+        list_init(&c->link);
         c->urls = xcalloc(SPILL_DELETE_BATCH, sizeof *c->urls);
+        s->delete_batch = c;
     }
     c->urls[c->nurls++] = url;
+    if (c->nurls == SPILL_DELETE_BATCH || s->o.check_period_ms == 0)
+        spill_flush_deletes(s);
 }
 
 /* The object's spilled bytes are no longer needed by it. */
@@ -225,7 +239,9 @@ static void spill_on_soon(loop_t *loop, uint64_t id, void *data)
 static void spill_on_check_timer(loop_t *loop, uint64_t id, void *data)
 {
     spill_t *s = data;
+    spill_flush_deletes(s);
     spill_check(s);
+    spill_pump(s);
     s->check_timer = loop_add_timer(loop, s->o.check_period_ms, spill_on_check_timer, s);
 }
 
@@ -590,6 +606,9 @@ void spill_stop(spill_t *s)
         spill_call_free(LIST_ENTRY(s->inflight.next, spill_call_t, link));
     while (!list_empty(&s->waiting))
         spill_call_free(LIST_ENTRY(s->waiting.next, spill_call_t, link));
+    if (s->delete_batch)
+        spill_call_free(s->delete_batch);
+    s->delete_batch = NULL;
 }
 
 void spill_destroy(spill_t *s)

@@ -2,6 +2,7 @@
  * variables, then GCS's JSON, which wins. */
 #include <criterion/criterion.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/error.h"
 #include "raylet/config.h"
@@ -93,4 +94,28 @@ Test(config, module_lists_from_json_and_environment)
     cr_assert_str_eq(c.preload_python_modules, "", "a malformed value keeps the default");
     config_free(&c);
     unsetenv("RAY_preload_python_modules");
+}
+
+Test(config, a_filesystem_spilling_config_is_localized_to_this_node)
+{
+    config_t c;
+    config_init(&c);
+    cr_assert_eq(config_apply_json(&c, "{\"object_spilling_config\": \"{\\\"type\\\": \\\"filesystem\\\", "
+                                       "\\\"params\\\": {\\\"directory_path\\\": [\\\"/head/a\\\", \\\"/head/b\\\"]}}\"}"),
+                 0);
+    cr_assert_eq(config_localize_spilling(&c, "/mine"), 0);
+    cr_assert_str_eq(c.object_spilling_config, "{\"type\":\"filesystem\",\"params\":{\"directory_path\":\"/mine\"}}");
+    config_free(&c);
+
+    config_init(&c);
+    const char *s3 = "{\"type\": \"smart_open\", \"params\": {\"uri\": \"s3://b/p\"}}";
+    free(c.object_spilling_config);
+    c.object_spilling_config = strdup(s3);
+    cr_assert_eq(config_localize_spilling(&c, "/mine"), 0);
+    cr_assert_str_eq(c.object_spilling_config, s3, "cloud storage is the cluster's");
+    free(c.object_spilling_config);
+    c.object_spilling_config = strdup("{oops");
+    cr_assert_eq(config_localize_spilling(&c, "/mine"), CR_EBADMSG);
+    cr_assert_str_eq(c.object_spilling_config, "{oops");
+    config_free(&c);
 }

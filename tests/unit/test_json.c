@@ -1,5 +1,6 @@
 /* Unit tests for the JSON reader and quoting (common/json.c). */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -428,4 +429,25 @@ Test(json, type_names)
     cr_assert_str_eq(json_type_name(JSON_OBJECT), "object");
     cr_assert_str_eq(json_type_name(JSON_STRING), "string");
     cr_assert_str_eq(json_type_name(JSON_NULL), "null");
+}
+
+Test(json, dump_writes_the_tree_back_and_set_string_replaces_a_member)
+{
+    const char *text = "{\"type\": \"filesystem\", \"params\": {\"directory_path\": [\"/a\", \"/b\"], "
+                       "\"buffer_size\": 1e6, \"x\": [true, false, null, \"q\\\"\\n\"]}}";
+    json_t *root = NULL;
+    cr_assert_eq(json_parse(text, strlen(text), &root, NULL, 0), 0);
+    char *out = json_dump(root);
+    cr_assert_str_eq(out, "{\"type\":\"filesystem\",\"params\":{\"directory_path\":[\"/a\",\"/b\"],"
+                          "\"buffer_size\":1e6,\"x\":[true,false,null,\"q\\\"\\n\"]}}");
+    free(out);
+    json_t *params = (json_t *)json_object_get(root, "params");
+    cr_assert_eq(json_object_set_string(params, "directory_path", "/here"), 0);
+    cr_assert_eq(json_object_set_string(params, "missing", "/here"), -ENOENT);
+    cr_assert_eq(json_object_set_string((json_t *)json_object_get(root, "type"), "k", "v"), -ENOENT);
+    out = json_dump(root);
+    cr_assert_str_eq(out, "{\"type\":\"filesystem\",\"params\":{\"directory_path\":\"/here\","
+                          "\"buffer_size\":1e6,\"x\":[true,false,null,\"q\\\"\\n\"]}}");
+    free(out);
+    json_free(root);
 }
