@@ -22,6 +22,16 @@ static void teardown(void)
 
 TestSuite(fs_monitor, .init = setup, .fini = teardown);
 
+/* The event file a writer created under `dir`, open for reading. */
+static FILE *open_events(void)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/events/event_RAYLET.log", dir);
+    FILE *f = fopen(path, "r");
+    cr_assert_not_null(f);
+    return f;
+}
+
 static bool over(double threshold, const char *spill, bool is_fs, const char *fallback)
 {
     fs_monitor_options_t o = {.threshold = threshold, .spilling_config = spill, .spilling_is_fs = is_fs,
@@ -68,10 +78,7 @@ Test(fs_monitor, over_capacity_writes_one_out_of_disk_event_per_ten_seconds)
     fs_monitor_destroy(m);
     ray_event_log_destroy(ev);
 
-    char path[256];
-    snprintf(path, sizeof path, "%s/events/event_RAYLET.log", dir);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f);
+    FILE *f = open_events();
     char line[4096];
     int n = 0;
     while (fgets(line, sizeof line, f)) {
@@ -92,10 +99,7 @@ Test(fs_monitor, event_text_is_escaped_to_one_line)
     ray_event_log_t *ev = ray_event_log_create(dir, "RAYLET", "n");
     cr_assert_eq(ray_event_log_write(ev, RAY_EVENT_WARNING, "a \"label\"", "two\nlines\\"), 0);
     ray_event_log_destroy(ev);
-    char path[256];
-    snprintf(path, sizeof path, "%s/events/event_RAYLET.log", dir);
-    FILE *f = fopen(path, "r");
-    cr_assert_not_null(f);
+    FILE *f = open_events();
     char line[4096];
     cr_assert_not_null(fgets(line, sizeof line, f));
     cr_assert_null(fgets(line + 2048, 2048, f), "exactly one line");
