@@ -340,5 +340,5 @@ int gcs_report_worker_failure(gcs_client_t *gcs, const Ray__Rpc__ReportWorkerFai
                               gcs_reply_cb cb, void *ctx)
 {
     return gcs_call(gcs, "/ray.rpc.WorkerInfoGcsService/ReportWorkerFailure", &req->base,
-                    &ray__rpc__report_worker_failure_reply__descriptor, false, cb, ctx);
+                    &ray__rpc__report_worker_failure_reply__descriptor, true, cb, ctx);
 }

@@ -85,7 +85,9 @@ int gcs_mark_job_finished(gcs_client_t *gcs, const uint8_t job_id[ID_JOB_SIZE], 
 int gcs_report_job_error(gcs_client_t *gcs, const uint8_t *job_id, size_t job_id_len, const char *type,
                          const char *message, double timestamp_ms);
 /* WorkerInfoGcsService: a worker of this node is gone (GCS restarts or
- * fails its actors from this). */
+ * fails its actors from this).  Retried while GCS is away, as stock does:
+ * a report lost during a GCS restart would leave the dead worker's actors
+ * ALIVE in the restarted GCS forever. */
 int gcs_report_worker_failure(gcs_client_t *gcs, const Ray__Rpc__ReportWorkerFailureRequest *req,
                               gcs_reply_cb cb, void *ctx);
 

@@ -424,6 +424,13 @@ static void raylet_on_check_alive(void *ctx, int err, const char *message, Proto
             raylet_shutdown(r, 1, false, 0, NULL);
             return;
         }
+    } else if (err == CR_EAUTH) {
+        /* A GCS that restarted without its storage has a new cluster id and
+         * refuses ours: this node belongs to a cluster that no longer exists. */
+        log_error("GCS refused this node's liveness check (%s): it restarted without "
+                  "persistent storage or lost its data; exiting", message);
+        raylet_shutdown(r, 1, false, 0, NULL);
+        return;
     } else {
         log_warn("liveness self-check failed: %s", message);
     }

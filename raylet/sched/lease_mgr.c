@@ -643,8 +643,9 @@ int lease_mgr_request(lease_mgr_t *mgr, const lease_request_t *req, lease_reply_
         reply(call, &out);
         return 0;
     }
-    if ((req->caller_worker_id && lease_owner_is_dead(mgr, req->caller_worker_id)) ||
-        (req->caller_node_id && lease_owner_is_dead(mgr, req->caller_node_id))) {
+    if (!req->detached_actor &&
+        ((req->caller_worker_id && lease_owner_is_dead(mgr, req->caller_worker_id)) ||
+         (req->caller_node_id && lease_owner_is_dead(mgr, req->caller_node_id)))) {
         /* Sent just before its owner died, arriving after. */
         lease_outcome_t out = {.kind = LEASE_FAILED, .failure = LEASE_FAIL_INTENDED,
                                .message = "the owner of the lease has died"};

@@ -119,6 +119,10 @@ typedef struct lease_request {
     /* A detached actor, or work under one (LeaseSpec is_detached_actor or
      * root_detached_actor_id): its worker outlives the job that made it. */
     bool detached;
+    /* The creation of a detached actor itself (is_detached_actor): GCS
+     * restarts it long after its creator died, so a dead caller does not
+     * make this request stale. */
+    bool detached_actor;
     /* The objects the task reads (LeaseSpec.dependencies), decoded.  As in
      * the stock raylet, a lease is granted only once all are in the local
      * store, so no worker sits idle while its arguments travel. */

@@ -222,6 +222,7 @@ void svc_lease_request(lease_mgr_t *mgr, const svc_lease_node_t *node, rpc_call_
         .class_hash = svc_class_hash(spec),
         .grant_or_reject = req->grant_or_reject,
         .detached = spec->is_detached_actor || svc_id_set(&spec->root_detached_actor_id),
+        .detached_actor = spec->is_detached_actor,
     };
     uint8_t *env_config = NULL;
     const Ray__Rpc__RuntimeEnvInfo *info = spec->runtime_env_info;

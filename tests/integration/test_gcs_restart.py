@@ -8,10 +8,13 @@ Redis-backed GCS, and leave when a GCS without Redis does not come back.
   right; both craylet nodes stay ALIVE under the same node ids with the
   same resource totals in `ray status`; each craylet heard
   NotifyGCSRestart (GCS sends it to every node it reloads as ALIVE).
+- A detached actor whose worker dies while GCS is down is restarted once
+  GCS is back: the craylet's worker-failure report waits out the restart.
 - Without Redis, a GCS that stays away past
   `gcs_rpc_server_reconnect_timeout_s` makes the craylet exit with the
   stock raylet's explanation, instead of lingering as a node nobody can
-  reach.
+  reach; and a GCS that comes back without its storage (a new cluster id)
+  makes the craylet exit at its next liveness self-check.
 
 CRAYLET_BIN=stock runs the same checks on the stock raylet (all but the
 NotifyGCSRestart log line, which is craylet's own)."""
@@ -56,13 +59,16 @@ def gcs_process(cluster):
     return procs[0]
 
 
-def restart_gcs(cluster, down_s: float):
-    """SIGKILL gcs_server, leave it down `down_s`, start it again as Ray
-    started it (same argv, environment and directory)."""
+def restart_gcs(cluster, down_s: float, while_down=None):
+    """SIGKILL gcs_server, leave it down `down_s` (calling `while_down()`
+    first, if given), start it again as Ray started it (same argv,
+    environment and directory)."""
     proc = gcs_process(cluster)
     argv, env, cwd = proc.cmdline(), proc.environ(), proc.cwd()
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
+    if while_down is not None:
+        while_down()
     time.sleep(down_s)
     out = open(Path(cluster.temp_dir) / "gcs_server.restarted.out", "ab")
     new = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
@@ -191,6 +197,57 @@ def test_without_redis_craylet_leaves_when_gcs_stays_away(cluster_factory, crayl
     survivors = cluster.wait_no_leftovers(30)
     if craylet is None:
         for p in survivors:
+            p.kill()
+    else:
+        assert not survivors, [helpers.describe(p) for p in survivors]
+
+
+def test_detached_actor_restarts_after_its_worker_dies_while_gcs_is_down(cluster_factory, craylet, redis):
+    env = {"RAY_REDIS_ADDRESS": redis, "RAY_external_storage_namespace": "craylet-%d" % os.getpid()}
+    cluster = cluster_factory(env=env)
+    cluster.start_head(raylet=craylet, num_cpus=1, include_dashboard=False)
+    first = run_driver(cluster, """
+        @ray.remote(num_cpus=0)
+        class A:
+            def pid(self):
+                return os.getpid()
+        a = A.options(name="a", namespace="ft", lifetime="detached", max_restarts=-1).remote()
+        emit({"pid": ray.get(a.pid.remote(), timeout=120)})
+    """)
+    pid = first["pid"]
+    restart_gcs(cluster, down_s=2, while_down=lambda: os.kill(pid, signal.SIGKILL))
+    second = run_driver(cluster, """
+        a = ray.get_actor("a", namespace="ft")
+        deadline = time.time() + 90
+        while True:
+            try:
+                emit({"pid": ray.get(a.pid.remote(), timeout=30)})
+                break
+            except (ray.exceptions.ActorUnavailableError, ray.exceptions.GetTimeoutError):
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.5)
+    """, timeout=180)
+    assert second["pid"] != pid, (first, second)
+
+
+def test_without_redis_a_restarted_gcs_makes_craylet_leave(cluster_factory, craylet):
+    cluster = cluster_factory(env={"RAY_raylet_liveness_self_check_interval_ms": "1000"})
+    node = cluster.start_head(raylet=craylet, num_cpus=1, include_dashboard=False)
+    raylet = node.raylet_process()
+    restart_gcs(cluster, down_s=0.5)
+    # The new GCS has a new cluster id: it refuses the node's calls (or does
+    # not know the node), and the node must not linger in a cluster that
+    # no longer exists.
+    helpers.wait_for(lambda: not raylet.is_running() or raylet.status() == "zombie", 60,
+                     what="the raylet to exit after GCS came back without its storage")
+    if craylet is not None:
+        logs = "".join(p.read_text(errors="replace")
+                       for p in Path(cluster.temp_dir).glob("session_*/logs/raylet*"))
+        assert "restarted without persistent storage" in logs, logs[-3000:]
+    survivors = cluster.wait_no_leftovers(30)
+    if craylet is None:
+        for p in survivors:  # the stock raylet's _Exit leaves its agent behind
             p.kill()
     else:
         assert not survivors, [helpers.describe(p) for p in survivors]

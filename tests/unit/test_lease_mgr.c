@@ -254,6 +254,7 @@ static int submit(env_t *e, uint8_t id, const char *shape, uint64_t class_hash, 
                          .nargs = e->with_args ? 2 : 0,
                          .caller_worker_id = e->caller,
                          .detached = e->detached,
+                         .detached_actor = e->detached,
                          .id = lease_id,
                          .id_len = sizeof lease_id,
                          .job_id = job,
@@ -512,6 +513,12 @@ Test(lease_mgr, leases_die_with_their_owner)
     submit(&e, 5, "CPU=1", 1, false, &late);
     cr_assert(late.answered && late.kind == LEASE_FAILED);
     cr_assert_eq(lease_mgr_granted(e.mgr), 2);
+    /* But GCS restarting a detached actor that driver made long ago names
+     * the dead driver as caller: that lease is served. */
+    answer_t restart;
+    e.detached = true;
+    submit(&e, 6, "CPU=1", 1, false, &restart);
+    cr_assert(restart.answered && restart.kind == LEASE_GRANTED, "a detached actor's restart is leased");
     env_fini(&e);
 }
 
