@@ -24,6 +24,12 @@ the same, and the remote functions/actors are imported from ray_perf):
                                               process, sampled every 0.1 s while the
                                               async-task row runs; also at idle
 
+Before the first row, each run waits until its cluster has finished
+starting (the session's processes together idle for half a second, at most
+20 s): `ray.init` returns as soon as the node registers, and a daemon that
+registers sooner would otherwise share the cores with agents still
+starting.
+
 Timing is Ray's timeit method with shorter windows: warm up for --warmup
 seconds, then --windows windows of --window seconds each, and the row's value
 for a run is the mean of `multiplier * calls / s` over those windows. The
@@ -160,6 +166,41 @@ def _timeit(fn, multiplier, warmup, windows, window):
     return stats
 
 
+def _quiesce(max_s=20.0, window_s=0.5, busy_cpu_s=0.05):
+    """Wait until the cluster this driver started has finished starting.
+
+    `ray.init` returns once the node is registered, while the agents it
+    started (dashboard, runtime env, log monitor, ...) may still be
+    importing.  A daemon that registers sooner would otherwise have its
+    first rows share the two cores with that start-up.  Both variants get
+    the same rule: every process of the session together uses less than
+    `busy_cpu_s` of CPU in a `window_s` window (or `max_s` passes).
+    Returns the seconds waited."""
+    import psutil
+
+    t0 = time.monotonic()
+    me = psutil.Process(os.getpid())
+
+    def cpu_total():
+        total = 0.0
+        for p in me.children(recursive=True):
+            try:
+                c = p.cpu_times()
+                total += c.user + c.system
+            except psutil.Error:
+                pass
+        return total
+
+    prev = cpu_total()
+    while time.monotonic() - t0 < max_s:
+        time.sleep(window_s)
+        cur = cpu_total()
+        if cur - prev < busy_cpu_s:
+            break
+        prev = cur
+    return time.monotonic() - t0
+
+
 def _find_daemon(expected):
     """The raylet/craylet process among this driver's descendants."""
     import psutil
@@ -237,6 +278,7 @@ def child_main(args):
     info["daemon_pid"] = daemon.pid
     info["daemon_exe"] = daemon.cmdline()[0]
     info["session_dir"] = ray._private.worker._global_node.get_session_dir_path()
+    info["quiesce_s"] = _quiesce()
     sampler = _Sampler(daemon.pid)
     sampler.start()
     # Idle memory: a short sample right after start-up.

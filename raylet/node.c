@@ -1283,7 +1283,7 @@ static void raylet_before_sleep(loop_t *loop, void *data)
 {
     struct raylet *r = data;
     if (r->metrics)
-        metrics_observe(r->metrics, METRICS_LOOP_ITERATION_MS, (double)loop_awake_us(loop) / 1000.0);
+        metrics_loop_turn(r->metrics, (double)loop_awake_us(loop) / 1000.0);
     lease_mgr_flush(r->leases);
     if (r->drain.active && r->state == RAYLET_RUNNING && raylet_idle_now(r)) {
         log_info("The node is drained, continue to shut down raylet...");

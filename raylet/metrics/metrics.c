@@ -47,6 +47,10 @@ struct metrics {
     int health_attempts;
     uint64_t start_ns;
     metrics_hist_t hist[METRICS_NHIST];
+    struct {
+        uint64_t turns; /* since the last export */
+        double busy_ms, max_ms;
+    } loop_turns;
     uint64_t failures; /* failed exports, for logging one in 30 */
 };
 
@@ -119,6 +123,17 @@ static void metrics_export(metrics_t *m)
         h->count = 0;
         h->sum = 0;
     }
+    if (m->loop_turns.turns) {
+        otlp_counter(&e, "craylet_loop_iterations", "Wake-ups of craylet's event loop.", NULL, 0,
+                     (double)m->loop_turns.turns);
+        otlp_counter(&e, "craylet_loop_busy_ms",
+                     "Time craylet's event loop spent on events (not waiting), in milliseconds.", NULL, 0,
+                     m->loop_turns.busy_ms);
+        otlp_gauge(&e, "craylet_loop_iteration_max_ms",
+                   "The longest event-loop wake-up since the previous export, in milliseconds.", NULL, 0,
+                   m->loop_turns.max_ms);
+        memset(&m->loop_turns, 0, sizeof m->loop_turns);
+    }
     size_t len;
     const uint8_t *bytes = otlp_finish(&e, &len);
     if (rpc_unary_bytes(m->channel, METRICS_EXPORT_METHOD, bytes, len, METRICS_ANY_REPLY, m->o.interval_ms / 2,
@@ -166,11 +181,6 @@ metrics_t *metrics_create(const metrics_options_t *opts, metrics_collect_cb coll
                        "or refused), in milliseconds.",
         .bounds = metrics_ms_bounds,
         .nbounds = METRICS_MS_NBOUNDS};
-    m->hist[METRICS_LOOP_ITERATION_MS] = (metrics_hist_t){
-        .name = "craylet_loop_iteration_ms",
-        .description = "Time craylet's event loop spent on the events of one wake-up, in milliseconds.",
-        .bounds = metrics_ms_bounds,
-        .nbounds = METRICS_MS_NBOUNDS};
     return m;
 }
 
@@ -184,6 +194,16 @@ void metrics_start(metrics_t *m, int agent_port)
     if (!m->channel)
         return;
     metrics_arm(m, 0);
+}
+
+void metrics_loop_turn(metrics_t *m, double ms)
+{
+    if (!m)
+        return;
+    m->loop_turns.turns++;
+    m->loop_turns.busy_ms += ms;
+    if (ms > m->loop_turns.max_ms)
+        m->loop_turns.max_ms = ms;
 }
 
 void metrics_observe(metrics_t *m, metrics_hist_id_t id, double value)

@@ -25,8 +25,7 @@ typedef struct metrics metrics_t;
 
 /* craylet's own distributions (Prometheus ray_craylet_*). */
 typedef enum {
-    METRICS_LEASE_LATENCY_MS,  /* RequestWorkerLease received -> answered */
-    METRICS_LOOP_ITERATION_MS, /* one event-loop iteration's work */
+    METRICS_LEASE_LATENCY_MS, /* RequestWorkerLease received -> answered */
     METRICS_NHIST,
 } metrics_hist_id_t;
 
@@ -47,6 +46,12 @@ metrics_t *metrics_create(const metrics_options_t *opts, metrics_collect_cb coll
 void metrics_start(metrics_t *m, int agent_port);
 /* Record one observation. */
 void metrics_observe(metrics_t *m, metrics_hist_id_t id, double value);
+/* One event-loop wake-up took `ms` of work.  Exported as two counters
+ * (craylet_loop_iterations, craylet_loop_busy_ms) and the longest wake-up
+ * since the last export (craylet_loop_iteration_max_ms), not as a
+ * histogram: Ray's agent replays every histogram observation one by one,
+ * and a busy loop wakes tens of thousands of times between exports. */
+void metrics_loop_turn(metrics_t *m, double ms);
 /* Cancels timers and calls; nothing runs after.  Idempotent. */
 void metrics_stop(metrics_t *m);
 void metrics_destroy(metrics_t *m);
