@@ -79,6 +79,25 @@ def restart_gcs(cluster, down_s: float, while_down=None):
     helpers.wait_for(lambda: helpers.is_listening(cluster.gcs_port), 60, what="the restarted GCS")
 
 
+def raylet_logs(cluster) -> str:
+    return "".join(p.read_text(errors="replace")
+                   for p in Path(cluster.temp_dir).glob("session_*/logs/raylet*"))
+
+
+def wait_node_left_alone(cluster, craylet, raylet, timeout, what):
+    """The node's raylet exits, and (craylet) takes its agents and workers
+    with it.  The stock raylet's _Exit leaves its runtime-env agent behind:
+    the teardown check would hold that against the test, so it is cleaned
+    up here."""
+    helpers.wait_for(lambda: not raylet.is_running() or raylet.status() == "zombie", timeout, what=what)
+    survivors = cluster.wait_no_leftovers(30)
+    if craylet is None:
+        for p in survivors:
+            p.kill()
+    else:
+        assert not survivors, [helpers.describe(p) for p in survivors]
+
+
 WORKLOAD = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
@@ -186,20 +205,9 @@ def test_without_redis_craylet_leaves_when_gcs_stays_away(cluster_factory, crayl
     proc = gcs_process(cluster)
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
-    helpers.wait_for(lambda: not raylet.is_running() or raylet.status() == "zombie", 90,
-                     what="the raylet to exit once GCS stayed away")
-    logs = "".join(p.read_text(errors="replace")
-                   for p in Path(cluster.temp_dir).glob("session_*/logs/raylet*"))
+    wait_node_left_alone(cluster, craylet, raylet, 90, "the raylet to exit once GCS stayed away")
+    logs = raylet_logs(cluster)
     assert "Failed to connect to GCS within" in logs, logs[-3000:]
-    # craylet's agents and workers go with it.  The stock raylet's _Exit
-    # leaves its runtime-env agent behind: the teardown check would hold
-    # that against this test, so it is cleaned up here.
-    survivors = cluster.wait_no_leftovers(30)
-    if craylet is None:
-        for p in survivors:
-            p.kill()
-    else:
-        assert not survivors, [helpers.describe(p) for p in survivors]
 
 
 def test_detached_actor_restarts_after_its_worker_dies_while_gcs_is_down(cluster_factory, craylet, redis):
@@ -239,15 +247,8 @@ def test_without_redis_a_restarted_gcs_makes_craylet_leave(cluster_factory, cray
     # The new GCS has a new cluster id: it refuses the node's calls (or does
     # not know the node), and the node must not linger in a cluster that
     # no longer exists.
-    helpers.wait_for(lambda: not raylet.is_running() or raylet.status() == "zombie", 60,
-                     what="the raylet to exit after GCS came back without its storage")
+    wait_node_left_alone(cluster, craylet, raylet, 60,
+                         "the raylet to exit after GCS came back without its storage")
     if craylet is not None:
-        logs = "".join(p.read_text(errors="replace")
-                       for p in Path(cluster.temp_dir).glob("session_*/logs/raylet*"))
+        logs = raylet_logs(cluster)
         assert "restarted without persistent storage" in logs, logs[-3000:]
-    survivors = cluster.wait_no_leftovers(30)
-    if craylet is None:
-        for p in survivors:  # the stock raylet's _Exit leaves its agent behind
-            p.kill()
-    else:
-        assert not survivors, [helpers.describe(p) for p in survivors]
