@@ -5,7 +5,11 @@ The driver (on the head host, whose node is never killed) runs rounds of
 tasks with retries, calls to restartable actors, placement groups made and
 removed, puts read by tasks, and task outputs held on other hosts and read
 later (rebuilt by their owner when their host died).  Every answer is
-checked.  Afterwards, on the surviving nodes: no worker of the job is left,
+checked.  Each task execution and actor start is logged to a file every
+host shares; from it the test counts retries (a task started again after
+an attempt that never finished) and reconstructions (a task started again
+after an attempt that had finished: its output was lost with its host, or
+its worker died between finishing and replying), and actor restarts.  Afterwards, on the surviving nodes: no worker of the job is left,
 every CPU is free again, no primary copy is left pinned, and each craylet has as
 many open descriptors as before the workload (give or take the few a
 connection's timing moves).
@@ -28,21 +32,43 @@ MB = 1024 * 1024
 WORKLOAD = """
 import random
 deadline = time.time() + %(seconds)d
+LOG = %(log)r
+
+def note(kind):
+    # One short O_APPEND write per line: lines from many processes do not
+    # interleave.
+    line = "%%s %%s\\n" %% (kind, ray.get_runtime_context().get_task_id())
+    fd = os.open(LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
 
 @ray.remote(max_retries=-1)
 def square(x):
+    note("S")
+    note("E")
     return x * x
 
 @ray.remote(max_retries=-1)
 def total(arr):
-    return int(arr.sum())
+    note("S")
+    n = int(arr.sum())
+    note("E")
+    return n
 
 @ray.remote(max_retries=-1, resources={"spare": 1})
 def block(i):
-    return np.full(2 * 1024 * 1024, i %% 251, dtype=np.uint8)
+    note("S")
+    a = np.full(2 * 1024 * 1024, i %% 251, dtype=np.uint8)
+    note("E")
+    return a
 
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)
 class Echo:
+    def __init__(self):
+        note("A")
+
     def echo(self, x):
         return x
 
@@ -87,6 +113,31 @@ emit({"counts": counts, "bad": bad})
 """
 
 
+def replays(log):
+    """(executions, retries, reconstructions, actor starts) from the log:
+    per task id, a start after an unfinished attempt is a retry, a start
+    after a finished one a reconstruction."""
+    finished, started = {}, set()
+    executions = retries = rebuilt = actor_starts = 0
+    with open(log) as f:
+        for line in f:
+            kind, _, task = line.strip().partition(" ")
+            if kind == "A":
+                actor_starts += 1
+            elif kind == "S":
+                executions += 1
+                if task in started:
+                    if finished.get(task):
+                        rebuilt += 1
+                    else:
+                        retries += 1
+                started.add(task)
+                finished[task] = False
+            elif kind == "E":
+                finished[task] = True
+    return executions, retries, rebuilt, actor_starts
+
+
 def workers_of(cluster):
     return [p for p in cluster.processes() if helpers.classify(p) == "worker"]
 
@@ -95,8 +146,9 @@ def fds(proc):
     return len(os.listdir("/proc/%d/fd" % proc.pid))
 
 
-def test_mixed_workload_survives_killed_workers_and_a_killed_node(host_cluster, craylet):  # noqa: F811
+def test_mixed_workload_survives_killed_workers_and_a_killed_node(host_cluster, craylet, tmp_path):  # noqa: F811
     seconds = int(os.environ.get("CRAYLET_SOAK_SECONDS", "40"))
+    log = tmp_path / "executions.log"
     c = host_cluster()
     nodes = [c.start_host(0, craylet, resources={"host0": 10}, num_cpus=2, object_store_memory=256 * MB),
              c.start_host(1, craylet, resources={"host1": 10, "spare": 10}, num_cpus=2,
@@ -129,12 +181,20 @@ def test_mixed_workload_survives_killed_workers_and_a_killed_node(host_cluster, 
     t = threading.Thread(target=killer, daemon=True)
     t.start()
     try:
-        res = run_on(c, None, WORKLOAD % {"seconds": seconds}, timeout=seconds + 600)
+        res = run_on(c, None, WORKLOAD % {"seconds": seconds, "log": str(log)}, timeout=seconds + 600)
     finally:
         stop.set()
         t.join(10)
-    print("chaos: %s, workers killed %d, nodes killed %d" % (res["counts"], kills["workers"], kills["nodes"]))
+    executions, retries, rebuilt, actor_starts = replays(log)
+    print("chaos: %s, workers killed %d, nodes killed %d; task executions %d, retries %d, reconstructions %d, "
+          "actor restarts %d" % (res["counts"], kills["workers"], kills["nodes"], executions, retries, rebuilt,
+                                 actor_starts - 2))
     assert res["bad"] == [], res
+    # Every task the driver counted ran at least once, and the killer's
+    # work shows: something ran again (a killed worker's task, an actor,
+    # or the outputs lost with host 2).
+    assert executions >= res["counts"]["tasks"] + res["counts"]["puts"], (executions, res)
+    assert retries + rebuilt + actor_starts - 2 >= 1, (retries, rebuilt, actor_starts)
     assert res["counts"]["rounds"] >= 3 and res["counts"]["held_reads"] >= 1, res
     assert kills["workers"] >= 3 and kills["nodes"] == 1, kills
 
