@@ -66,6 +66,10 @@ static const config_key_t config_keys[] = {
     {"is_external_storage_type_fs", CONFIG_BOOL, offsetof(config_t, is_external_storage_type_fs)},
     {"metrics_report_interval_ms", CONFIG_INT, offsetof(config_t, metrics_report_interval_ms)},
     {"enable_open_telemetry", CONFIG_BOOL, offsetof(config_t, enable_open_telemetry)},
+    {"memory_usage_threshold", CONFIG_DOUBLE, offsetof(config_t, memory_usage_threshold)},
+    {"memory_monitor_refresh_ms", CONFIG_INT, offsetof(config_t, memory_monitor_refresh_ms)},
+    {"min_memory_free_bytes", CONFIG_INT, offsetof(config_t, min_memory_free_bytes)},
+    {"task_failure_entry_ttl_ms", CONFIG_INT, offsetof(config_t, task_failure_entry_ttl_ms)},
 };
 
 static const char *config_kind_name(config_kind_t kind)
@@ -211,6 +215,10 @@ void config_init(config_t *cfg)
     cfg->is_external_storage_type_fs = true;
     cfg->metrics_report_interval_ms = 10000;
     cfg->enable_open_telemetry = true;
+    cfg->memory_usage_threshold = 0.95;
+    cfg->memory_monitor_refresh_ms = 250;
+    cfg->min_memory_free_bytes = -1;
+    cfg->task_failure_entry_ttl_ms = 15 * 60 * 1000;
     cfg->system_config_json = xstrdup("{}");
     cfg->preload_python_modules = xstrdup("");
     for (size_t i = 0; i < sizeof config_keys / sizeof config_keys[0]; i++) {

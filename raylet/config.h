@@ -56,6 +56,11 @@ typedef struct config {
     /* metrics (raylet/metrics/metrics.h) */
     int64_t metrics_report_interval_ms;
     bool enable_open_telemetry; /* off: no export (stock falls back to OpenCensus) */
+    /* out-of-memory prevention (raylet/sched/mem_monitor.h) */
+    double memory_usage_threshold;     /* kill above this share of memory */
+    int64_t memory_monitor_refresh_ms; /* <= 0: never kill */
+    int64_t min_memory_free_bytes;     /* < 0: unused */
+    int64_t task_failure_entry_ttl_ms; /* how long a kill's cause is kept */
     char *system_config_json;           /* owned; "{}" until GCS answers */
 } config_t;
 

@@ -43,6 +43,7 @@
 #include "proto/gen/ray_version.h"
 #include "raylet/sched/bundles.h"
 #include "raylet/sched/lease_mgr.h"
+#include "raylet/sched/mem_monitor.h"
 #include "raylet/sched/resources.h"
 #include "raylet/service/node_manager.h"
 #include "raylet/worker/agent.h"
@@ -91,6 +92,7 @@ struct raylet {
     jobs_t *jobs;
     pool_t *pool;         /* once the NodeManagerService port is known */
     lease_mgr_t *leases;  /* with the pool */
+    mem_monitor_t *mem;   /* with the leases */
     wsock_t *wsock;       /* the raylet socket's connections, with the pool */
     renv_client_t *renv;  /* the runtime-env agent, once its port is known */
     owait_t *owait;
@@ -712,6 +714,7 @@ static void raylet_collect_metrics(void *ctx, otlp_export_t *e)
         .pool = r->pool,
         .leases = r->leases,
         .gang = r->gang,
+        .mem = r->mem,
     };
     node_metrics_collect(&src, e);
 }
@@ -1092,8 +1095,22 @@ static void raylet_start_serving(struct raylet *r)
     };
     r->wsock = wsock_create(&wo);
 
+    mem_monitor_options_t mo = {
+        .loop = r->loop,
+        .leases = r->leases,
+        .interval_ms = r->config.memory_monitor_refresh_ms > 0 ? (uint64_t)r->config.memory_monitor_refresh_ms : 0,
+        .usage_threshold = r->config.memory_usage_threshold,
+        .min_memory_free_bytes = r->config.min_memory_free_bytes,
+        .failure_ttl_ms = r->config.task_failure_entry_ttl_ms > 0 ? (uint64_t)r->config.task_failure_entry_ttl_ms : 0,
+        .node_ip = r->flags.node_ip_address,
+        .node_id_hex = r->node_hex,
+        .events = r->events,
+    };
+    r->mem = mem_monitor_create(&mo);
+
     nm_service_attach_workers(r->service, r->pool, r->leases, r->osub);
     nm_service_attach_spill(r->service, r->spill);
+    nm_service_attach_mem_monitor(r->service, r->mem);
     if (raylet_start_agent(r, "dashboard_agent", r->flags.dashboard_agent_command, &r->dashboard_agent) != 0 ||
         raylet_start_agent(r, "runtime_env_agent", r->flags.runtime_env_agent_command,
                            &r->runtime_env_agent) != 0) {
@@ -1459,6 +1476,7 @@ void raylet_destroy(raylet_t *r)
     r->raylet_listener = NULL;
     wsock_stop(r->wsock);
     nm_service_stop(r->service);
+    mem_monitor_stop(r->mem);
     lease_mgr_stop(r->leases);
     osub_destroy(r->osub);
     if (r->store) {
@@ -1488,6 +1506,7 @@ void raylet_destroy(raylet_t *r)
 
     /* 3. Free. */
     child_output_destroy(r->child_output);
+    mem_monitor_destroy(r->mem);
     lease_mgr_destroy(r->leases);
     largs_destroy(r->largs); /* after the leases, which cancel their fetches */
     spill_destroy(r->spill);

@@ -152,6 +152,14 @@ static void collect_gangs(const gpu_gang_t *gang, otlp_export_t *e)
     }
 }
 
+#define DESC_EVICTIONS "Total worker eviction events broken per work type {Actor, Task, Driver} and name."
+
+static void collect_one_eviction(void *ctx, const char *type, const char *name, uint64_t count)
+{
+    otlp_label_t l[2] = {{"Type", type}, {"Name", name}};
+    otlp_counter(ctx, "memory_manager_worker_eviction", DESC_EVICTIONS, l, 2, (double)count);
+}
+
 void node_metrics_collect(const node_metrics_sources_t *src, otlp_export_t *e)
 {
     spill_stats_t sp;
@@ -167,4 +175,6 @@ void node_metrics_collect(const node_metrics_sources_t *src, otlp_export_t *e)
         collect_workers(src->pool, e);
     if (src->gang)
         collect_gangs(src->gang, e);
+    if (src->mem)
+        mem_monitor_drain_evictions(src->mem, collect_one_eviction, e);
 }

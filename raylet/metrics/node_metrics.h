@@ -12,6 +12,7 @@
 #include "raylet/objects/spill.h"
 #include "raylet/sched/gpu_gang.h"
 #include "raylet/sched/lease_mgr.h"
+#include "raylet/sched/mem_monitor.h"
 #include "raylet/sched/resources.h"
 #include "raylet/worker/pool.h"
 
@@ -23,6 +24,7 @@ typedef struct node_metrics_sources {
     const pool_t *pool;
     const lease_mgr_t *leases;
     const gpu_gang_t *gang;
+    mem_monitor_t *mem; /* its kill counts are taken (a DELTA counter) */
 } node_metrics_sources_t;
 
 void node_metrics_collect(const node_metrics_sources_t *src, otlp_export_t *e);

@@ -40,6 +40,10 @@ typedef struct lease {
     bool infeasible;  /* no node can ever run it: demand for the autoscaler */
     bool local_only;  /* hard node affinity to this node */
     bool detached;    /* see lease_request_t */
+    bool retriable;   /* see lease_request_t */
+    uint8_t parent_task_id[ID_TASK_SIZE];
+    char *task_name;        /* NULL: not said */
+    uint64_t granted_at_ms; /* loop clock, once held */
     res_alloc_t *alloc;     /* everything but CPU */
     res_alloc_t *cpu_alloc; /* CPU, lent out while the worker is blocked */
     res_set_t *cpu_set;     /* what cpu_alloc holds */
@@ -288,6 +292,7 @@ static void lease_free(lease_t *l)
     free(l->runtime_env_config);
     res_set_destroy(l->request);
     free(l->shape);
+    free(l->task_name);
     free(l);
 }
 
@@ -422,6 +427,7 @@ static void lease_on_worker(void *ctx, worker_t *w, int err, const char *why, bo
     }
     mgr->ops.leased(mgr->pool, w, l->normal_task, l->detached);
     l->state = LEASE_HELD;
+    l->granted_at_ms = loop_now_ms(mgr->loop);
     lease_set_granted_count(mgr, mgr->granted + 1);
     lease_answer_grant(mgr, l);
 }
@@ -686,6 +692,11 @@ int lease_mgr_request(lease_mgr_t *mgr, const lease_request_t *req, lease_reply_
     l->grant_or_reject = req->grant_or_reject;
     l->local_only = req->local_only;
     l->detached = req->detached;
+    l->retriable = req->retriable;
+    if (req->parent_task_id)
+        memcpy(l->parent_task_id, req->parent_task_id, ID_TASK_SIZE);
+    if (req->task_name && req->task_name[0])
+        l->task_name = xstrdup(req->task_name);
     if (req->caller_worker_id)
         memcpy(l->caller_worker, req->caller_worker_id, ID_UNIQUE_SIZE);
     if (req->caller_node_id)
@@ -1001,6 +1012,42 @@ size_t lease_mgr_demand(lease_mgr_t *mgr, const lease_demand_t **out)
 }
 
 size_t lease_mgr_granted(const lease_mgr_t *mgr) { return mgr ? mgr->granted : 0; }
+
+size_t lease_mgr_granted_list(lease_mgr_t *mgr, lease_granted_info_t *out, size_t max)
+{
+    size_t n = 0;
+    list_t *node;
+    LIST_FOREACH(node, &mgr->leases) {
+        lease_t *l = lease_of(node);
+        if (n == max)
+            break;
+        if (l->state != LEASE_HELD || !l->worker)
+            continue;
+        lease_worker_info_t wi;
+        mgr->ops.describe(mgr->pool, l->worker, &wi);
+        out[n++] = (lease_granted_info_t){
+            .id = l->id, .id_len = l->id_len, .worker = l->worker, .pid = wi.pid,
+            .retriable = l->retriable, .actor_creation = l->actor_creation,
+            .parent_task_id = l->parent_task_id, .task_name = l->task_name ? l->task_name : "",
+            .granted_at_ms = l->granted_at_ms,
+        };
+    }
+    return n;
+}
+
+bool lease_mgr_evict(lease_mgr_t *mgr, const uint8_t *id, size_t id_len, const char *detail)
+{
+    lease_t *l = lease_find(mgr, id, id_len);
+    if (!l || l->state != LEASE_HELD)
+        return false;
+    /* Forgotten first, as in lease_mgr_drop_matching: the pool's death
+     * report then finds nothing to free. */
+    worker_t *w = lease_retire(mgr, l);
+    lease_mgr_mark_dirty(mgr);
+    if (w)
+        mgr->ops.release(mgr->pool, w, LEASE_RELEASE_OOM, detail);
+    return true;
+}
 size_t lease_mgr_blocked(const lease_mgr_t *mgr) { return mgr ? mgr->blocked : 0; }
 
 size_t lease_mgr_queued(const lease_mgr_t *mgr)

@@ -69,6 +69,7 @@ typedef enum {
     LEASE_RELEASE_RETIRE,  /* returned, but the worker is on its way out: never reuse */
     LEASE_RELEASE_FAILED,  /* its owner saw it misbehave: kill it, report a system error */
     LEASE_RELEASE_KILL,    /* the lease's resources are being taken away: kill it */
+    LEASE_RELEASE_OOM,     /* the node runs out of memory: kill it (NODE_OUT_OF_MEMORY) */
 } lease_release_t;
 
 /* What a grant reply names. */
@@ -133,6 +134,13 @@ typedef struct lease_request {
      * may be NULL (not said). */
     const uint8_t *caller_worker_id; /* ID_UNIQUE_SIZE bytes */
     const uint8_t *caller_node_id;   /* ID_UNIQUE_SIZE bytes */
+    /* For the memory monitor's choice (sched/oom_policy.h): whether the
+     * work survives its worker being killed (max_retries or
+     * max_actor_restarts not 0), the task that submitted it (ID_TASK_SIZE
+     * bytes, NULL: not said) and its name (NULL: not said). */
+    bool retriable;
+    const uint8_t *parent_task_id;
+    const char *task_name;
 } lease_request_t;
 
 typedef struct lease_remote {
@@ -305,6 +313,25 @@ typedef struct lease_demand {
 size_t lease_mgr_demand(lease_mgr_t *mgr, const lease_demand_t **out);
 size_t lease_mgr_granted(const lease_mgr_t *mgr);
 size_t lease_mgr_queued(const lease_mgr_t *mgr);
+
+/* A granted lease, as the memory monitor sees it.  Pointers borrowed until
+ * the lease manager next changes. */
+typedef struct lease_granted_info {
+    const uint8_t *id;
+    size_t id_len;
+    worker_t *worker;
+    pid_t pid;
+    bool retriable, actor_creation;
+    const uint8_t *parent_task_id; /* ID_TASK_SIZE bytes; zeros when not said */
+    const char *task_name;         /* "" when not said */
+    uint64_t granted_at_ms;        /* loop clock */
+} lease_granted_info_t;
+/* Up to `max` granted leases with a live worker, oldest first; the count. */
+size_t lease_mgr_granted_list(lease_mgr_t *mgr, lease_granted_info_t *out, size_t max);
+/* Take granted lease `id` away for lack of memory: its resources come back
+ * and its worker is killed (LEASE_RELEASE_OOM, `detail` reported as the
+ * worker's exit detail).  False for an unknown or ungranted lease. */
+bool lease_mgr_evict(lease_mgr_t *mgr, const uint8_t *id, size_t id_len, const char *detail);
 size_t lease_mgr_blocked(const lease_mgr_t *mgr);
 
 #endif

@@ -8,6 +8,7 @@
 #include "common/alloc.h"
 #include "common/hash.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "raylet/service/address.h"
 
 /* One RequestWorkerLease in flight: freed when the lease manager answers. */
@@ -223,6 +224,12 @@ void svc_lease_request(lease_mgr_t *mgr, const svc_lease_node_t *node, rpc_call_
         .grant_or_reject = req->grant_or_reject,
         .detached = spec->is_detached_actor || svc_id_set(&spec->root_detached_actor_id),
         .detached_actor = spec->is_detached_actor,
+        /* As the stock LeaseSpecification::IsRetriable. */
+        .retriable = !((spec->type == RAY__RPC__TASK_TYPE__ACTOR_CREATION_TASK && spec->max_actor_restarts == 0) ||
+                       (spec->type == RAY__RPC__TASK_TYPE__NORMAL_TASK && spec->max_retries == 0)),
+        .parent_task_id = spec->parent_task_id.len == ID_TASK_SIZE ? spec->parent_task_id.data : NULL,
+        /* Echoed in OOM errors and metric labels: never invalid UTF-8. */
+        .task_name = spec->task_name && utf8_valid(spec->task_name, strlen(spec->task_name)) ? spec->task_name : NULL,
     };
     uint8_t *env_config = NULL;
     const Ray__Rpc__RuntimeEnvInfo *info = spec->runtime_env_info;

@@ -48,6 +48,7 @@ struct nm_service {
     lease_mgr_t *leases;   /* NULL until attached */
     osub_t *osub;          /* NULL until attached */
     spill_t *spill;        /* NULL until attached */
+    mem_monitor_t *mem;    /* NULL until attached */
     agent_t *dashboard_agent, *runtime_env_agent;
     svc_lease_node_t lease_node; /* this node, as lease replies name it */
     list_t pending;              /* nm_pending_t */
@@ -232,9 +233,23 @@ static void nm_pin_object_ids(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
 
 static void nm_get_worker_failure_cause(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
-    /* No recorded cause: the owner falls back to its own view of the
-     * failure (the worker died; retry if allowed). */
+    nm_service_t *svc = ctx;
+    const Ray__Rpc__GetWorkerFailureCauseRequest *req = (const Ray__Rpc__GetWorkerFailureCauseRequest *)msg;
     Ray__Rpc__GetWorkerFailureCauseReply reply = RAY__RPC__GET_WORKER_FAILURE_CAUSE_REPLY__INIT;
+    Ray__Rpc__RayErrorInfo cause = RAY__RPC__RAY_ERROR_INFO__INIT;
+    const char *message;
+    bool should_retry;
+    /* Only kills for memory are recorded, as in the stock raylet; for any
+     * other death the owner goes by its own view (the worker died: retry
+     * if allowed). */
+    if (svc->mem && mem_monitor_failure_cause(svc->mem, req->lease_id.data, req->lease_id.len, &message,
+                                              &should_retry)) {
+        cause.error_type = RAY__RPC__ERROR_TYPE__OUT_OF_MEMORY;
+        cause.error_message = (char *)message;
+        reply._failure_cause_case = RAY__RPC__GET_WORKER_FAILURE_CAUSE_REPLY___FAILURE_CAUSE_FAILURE_CAUSE;
+        reply.failure_cause = &cause;
+        reply.fail_task_immediately = !should_retry;
+    }
     rpc_call_reply(call, &reply.base);
 }
 
@@ -1054,6 +1069,8 @@ void nm_service_attach_workers(nm_service_t *svc, pool_t *pool, lease_mgr_t *lea
 }
 
 void nm_service_attach_spill(nm_service_t *svc, spill_t *spill) { svc->spill = spill; }
+
+void nm_service_attach_mem_monitor(nm_service_t *svc, mem_monitor_t *mem) { svc->mem = mem; }
 
 void nm_service_attach_agents(nm_service_t *svc, agent_t *dashboard_agent, agent_t *runtime_env_agent)
 {

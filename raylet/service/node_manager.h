@@ -23,6 +23,7 @@
 #include "raylet/objects/spill.h"
 #include "raylet/sched/bundles.h"
 #include "raylet/sched/lease_mgr.h"
+#include "raylet/sched/mem_monitor.h"
 #include "raylet/sched/resources.h"
 #include "raylet/worker/agent.h"
 #include "raylet/worker/pool.h"
@@ -78,6 +79,8 @@ nm_service_t *nm_service_create(rpc_server_t *server, const nm_service_deps_t *d
 void nm_service_attach_workers(nm_service_t *svc, pool_t *pool, lease_mgr_t *leases, osub_t *osub);
 /* Spilling's books (spilled bytes in GetNodeStats, pins to track). */
 void nm_service_attach_spill(nm_service_t *svc, spill_t *spill);
+/* The causes of workers killed for memory, for GetWorkerFailureCause. */
+void nm_service_attach_mem_monitor(nm_service_t *svc, mem_monitor_t *mem);
 void nm_service_attach_agents(nm_service_t *svc, agent_t *dashboard_agent, agent_t *runtime_env_agent);
 /* Answer every call still pending (UNAVAILABLE) and silence its channels;
  * no service callback runs afterwards.  Idempotent. */

@@ -1055,6 +1055,9 @@ static void pool_lease_release(void *pool, worker_t *w, lease_release_t how, con
     case LEASE_RELEASE_KILL:
         pool_kill(pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT, detail);
         break;
+    case LEASE_RELEASE_OOM:
+        pool_kill(pool, w, RAY__RPC__WORKER_EXIT_TYPE__NODE_OUT_OF_MEMORY, detail);
+        break;
     }
 }
 

@@ -7,9 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "raylet/sched/bundles.h"
 #include "raylet/sched/lease_mgr.h"
+#include "raylet/sched/mem_monitor.h"
 
 /* The scheduler only compares worker records by address. */
 struct worker {
@@ -166,6 +168,8 @@ typedef struct env {
     const uint8_t *caller; /* submit() names this worker as the caller */
     bool detached;         /* ... and asks for a detached actor's lease */
     bool local_only;       /* ... bound here by hard node affinity */
+    bool not_retriable;    /* ... with max_retries 0 */
+    uint8_t parent;        /* ... submitted by this task (0: not said) */
     bool args_local;       /* args_fetch finds every argument here */
     int fetches, cancels;
     uint64_t last_token;
@@ -249,7 +253,12 @@ static int submit(env_t *e, uint8_t id, const char *shape, uint64_t class_hash, 
     ray_addr_t owners[2];
     memset(args, id, sizeof args);
     memset(owners, 0, sizeof owners);
+    uint8_t parent[ID_TASK_SIZE];
+    memset(parent, e->parent, sizeof parent);
     lease_request_t r = {.args = args,
+                         .retriable = !e->not_retriable,
+                         .parent_task_id = e->parent ? parent : NULL,
+                         .task_name = "hog",
                          .arg_owners = owners,
                          .nargs = e->with_args ? 2 : 0,
                          .caller_worker_id = e->caller,
@@ -770,4 +779,121 @@ Test(lease_mgr, older_pop_failing_inside_the_walk_leaves_the_queue)
     cr_assert_eq(b.kind, LEASE_GRANTED);
     cr_assert_eq(again.kind, LEASE_GRANTED);
     env_fini(&e);
+}
+
+/* ---- the memory monitor over granted leases ------------------------------------- */
+
+static void write_file(const char *dir, const char *name, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A /proc with meminfo at `avail_kb` of 1000000 kB free, and worker pids
+ * 500.. in `state` (R: running, Z: gone but not reaped). */
+static void fake_proc(const char *proc, long avail_kb, size_t workers, const char *states)
+{
+    char text[256];
+    snprintf(text, sizeof text, "MemTotal:       1000000 kB\nMemFree:  %ld kB\nMemAvailable:   %ld kB\n", avail_kb,
+             avail_kb);
+    write_file(proc, "meminfo", text);
+    for (size_t i = 0; i < workers; i++) {
+        char dir[512], name[64];
+        snprintf(dir, sizeof dir, "%s/%zu", proc, 500 + i);
+        mkdir(dir, 0700);
+        snprintf(text, sizeof text, "%zu (python (odd) name) %c 1 2 3\n", 500 + i, states[i]);
+        write_file(dir, "stat", text);
+        snprintf(name, sizeof name, "smaps_rollup");
+        write_file(dir, name, "00400000-7ffc [rollup]\nRss: 9000 kB\nPrivate_Clean: 100 kB\nPrivate_Dirty: 2048 kB\n");
+    }
+}
+
+static void count_evictions(void *ctx, const char *type, const char *name, uint64_t n)
+{
+    cr_assert_str_eq(type, "MemoryManager.TaskEviction.Total");
+    cr_assert_str_eq(name, "hog");
+    *(uint64_t *)ctx += n;
+}
+
+Test(lease_mgr, memory_monitor_kills_the_newest_lease_of_the_largest_retriable_group)
+{
+    char root[] = "/tmp/craylet-oom-XXXXXX";
+    cr_assert_not_null(mkdtemp(root));
+    char proc[600];
+    snprintf(proc, sizeof proc, "%s/proc", root);
+    cr_assert_eq(mkdir(proc, 0700), 0);
+    fake_proc(proc, 10000, 3, "RRR"); /* 99% used */
+
+    env_t e;
+    env_init(&e, 3, 0, false, 0);
+    answer_t a, b, c;
+    e.parent = 7;
+    submit(&e, 1, "CPU=1", 1, false, &a);
+    submit(&e, 2, "CPU=1", 1, false, &b);
+    e.parent = 8;
+    e.not_retriable = true;
+    submit(&e, 3, "CPU=1", 1, false, &c);
+    cr_assert(a.answered && b.answered && c.answered);
+    cr_assert_eq(lease_mgr_granted(e.mgr), 3);
+
+    mem_monitor_options_t mo = {.loop = e.loop, .leases = e.mgr, .interval_ms = 3600 * 1000,
+                                .usage_threshold = 0.9, .min_memory_free_bytes = -1,
+                                .failure_ttl_ms = 60000, .node_ip = "10.0.0.1", .node_id_hex = "ab",
+                                .cgroup_root = root /* no cgroup files: meminfo decides */, .proc_dir = proc};
+    mem_monitor_t *m = mem_monitor_create(&mo);
+
+    mem_monitor_check(m);
+    cr_assert_eq(mem_monitor_kills(m), 1);
+    cr_assert_eq(e.pool.release_count, 1);
+    cr_assert_eq(e.pool.released_how[0], LEASE_RELEASE_OOM);
+    cr_assert_eq(e.pool.released[0], &e.pool.workers[1], "the newest lease of task 7's pair goes first");
+    cr_assert_eq(lease_mgr_granted(e.mgr), 2);
+    cr_assert_eq(avail(&e, "CPU"), RES_UNIT, "its CPU is back");
+    uint8_t id[8];
+    const char *msg;
+    bool retry;
+    lid(2, id);
+    cr_assert(mem_monitor_failure_cause(m, id, 8, &msg, &retry));
+    cr_assert(retry, "its group keeps a member running: worth retrying");
+    cr_assert_not_null(strstr(msg, "Task was killed due to the node running low on memory"), "%s", msg);
+    cr_assert_not_null(strstr(msg, "name=hog, pid=501, memory used=0.00GB"), "%s", msg);
+    lid(1, id);
+    cr_assert_not(mem_monitor_failure_cause(m, id, 8, &msg, &retry), "nothing recorded for a lease not killed");
+
+    /* The killed process has not exited yet: nobody else dies meanwhile. */
+    mem_monitor_check(m);
+    cr_assert_eq(mem_monitor_kills(m), 1);
+
+    /* It has (a zombie holds no memory): the last of task 7's leases goes,
+     * still before the non-retriable one, and is not worth retrying. */
+    fake_proc(proc, 10000, 3, "RZR");
+    mem_monitor_check(m);
+    cr_assert_eq(mem_monitor_kills(m), 2);
+    cr_assert_eq(e.pool.released[1], &e.pool.workers[0]);
+    lid(1, id);
+    cr_assert(mem_monitor_failure_cause(m, id, 8, &msg, &retry));
+    cr_assert_not(retry);
+
+    /* Memory is back below the threshold: no more kills. */
+    fake_proc(proc, 500000, 3, "ZZR");
+    mem_monitor_check(m);
+    cr_assert_eq(mem_monitor_kills(m), 2);
+    cr_assert_eq(lease_mgr_granted(e.mgr), 1);
+
+    uint64_t evictions = 0;
+    mem_monitor_drain_evictions(m, count_evictions, &evictions);
+    cr_assert_eq(evictions, 2);
+    evictions = 0;
+    mem_monitor_drain_evictions(m, count_evictions, &evictions);
+    cr_assert_eq(evictions, 0, "counts are taken once");
+
+    mem_monitor_destroy(m);
+    env_fini(&e);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    cr_assert_eq(system(cmd), 0);
 }

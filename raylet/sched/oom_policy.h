@@ -1,0 +1,27 @@
+/* Which worker to kill when the node runs out of memory: the stock
+ * raylet's group-by-owner policy, as a pure function.
+ *
+ * Leases are grouped by the task that submitted them (retriable ones; all
+ * non-retriable leases form one group of their own).  Retriable groups go
+ * first, then larger groups, then the group whose first lease was granted
+ * last; within the chosen group the newest lease dies.  Its work is worth
+ * retrying only when its group keeps other members running (the owner
+ * makes progress) and it is retriable: otherwise the owner fails it at
+ * once rather than loop on kills. */
+#ifndef CRAYLET_RAYLET_SCHED_OOM_POLICY_H
+#define CRAYLET_RAYLET_SCHED_OOM_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct oom_candidate {
+    bool retriable;
+    const uint8_t *owner; /* ID_TASK_SIZE bytes: the submitting task */
+    uint64_t granted_at_ms;
+} oom_candidate_t;
+
+/* The index in c[0..n) to kill, or -1 when n == 0; *should_retry as above. */
+long oom_pick(const oom_candidate_t *c, size_t n, bool *should_retry);
+
+#endif
