@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "proto/gen/ray_version.h"
 
 /* CONFIG_STRLIST: a JSON array of strings (or the env var's comma-separated
  * form), kept comma-joined in an owned char *.  CONFIG_STRING: a JSON
@@ -70,7 +71,18 @@ static const config_key_t config_keys[] = {
     {"memory_monitor_refresh_ms", CONFIG_INT, offsetof(config_t, memory_monitor_refresh_ms)},
     {"min_memory_free_bytes", CONFIG_INT, offsetof(config_t, min_memory_free_bytes)},
     {"task_failure_entry_ttl_ms", CONFIG_INT, offsetof(config_t, task_failure_entry_ttl_ms)},
+    {"worker_killing_policy_by_group", CONFIG_BOOL, offsetof(config_t, worker_killing_policy_by_group)},
+    {"max_kill_memory_buffer_bytes", CONFIG_INT, offsetof(config_t, max_kill_memory_buffer_bytes)},
 };
+
+/* Ray 2.56 made killing by time the default; before it, by group. */
+static bool release_kills_by_group(void)
+{
+    int major = 0, minor = 0;
+    if (sscanf(CRAYLET_RAY_VERSION, "%d.%d", &major, &minor) != 2)
+        return false;
+    return major < 2 || (major == 2 && minor < 56);
+}
 
 static const char *config_kind_name(config_kind_t kind)
 {
@@ -219,6 +231,8 @@ void config_init(config_t *cfg)
     cfg->memory_monitor_refresh_ms = 250;
     cfg->min_memory_free_bytes = -1;
     cfg->task_failure_entry_ttl_ms = 15 * 60 * 1000;
+    cfg->worker_killing_policy_by_group = release_kills_by_group();
+    cfg->max_kill_memory_buffer_bytes = 3LL * 1024 * 1024 * 1024;
     cfg->system_config_json = xstrdup("{}");
     cfg->preload_python_modules = xstrdup("");
     for (size_t i = 0; i < sizeof config_keys / sizeof config_keys[0]; i++) {

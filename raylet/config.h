@@ -61,6 +61,8 @@ typedef struct config {
     int64_t memory_monitor_refresh_ms; /* <= 0: never kill */
     int64_t min_memory_free_bytes;     /* < 0: unused */
     int64_t task_failure_entry_ttl_ms; /* how long a kill's cause is kept */
+    bool worker_killing_policy_by_group; /* default: true before Ray 2.56 */
+    int64_t max_kill_memory_buffer_bytes;
     char *system_config_json;           /* owned; "{}" until GCS answers */
 } config_t;
 

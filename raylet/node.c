@@ -1102,6 +1102,8 @@ static void raylet_start_serving(struct raylet *r)
         .usage_threshold = r->config.memory_usage_threshold,
         .min_memory_free_bytes = r->config.min_memory_free_bytes,
         .failure_ttl_ms = r->config.task_failure_entry_ttl_ms > 0 ? (uint64_t)r->config.task_failure_entry_ttl_ms : 0,
+        .by_group = r->config.worker_killing_policy_by_group,
+        .max_kill_buffer_bytes = r->config.max_kill_memory_buffer_bytes,
         .node_ip = r->flags.node_ip_address,
         .node_id_hex = r->node_hex,
         .events = r->events,

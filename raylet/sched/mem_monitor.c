@@ -40,7 +40,9 @@ struct mem_monitor {
     uint64_t timer;
     bool stopped;
     int64_t threshold_bytes; /* from the total seen at creation; -1 unknown */
-    pid_t killing;           /* the last worker killed, until its process is gone */
+    pid_t *killing;          /* the workers last killed, until their processes are gone */
+    size_t nkilling;
+    int64_t kill_buffer_bytes; /* by time: freed beyond the threshold */
     uint64_t last_event_ms, last_wait_log_ms, last_idle_log_ms;
     bool evented, wait_logged, idle_logged;
     list_t causes;
@@ -72,6 +74,10 @@ mem_monitor_t *mem_monitor_create(const mem_monitor_options_t *opts)
     sysmem_t mem;
     sysmem_read(m->cgroup_root, m->proc_dir, &mem);
     m->threshold_bytes = sysmem_threshold(mem.total_bytes, opts->usage_threshold, opts->min_memory_free_bytes);
+    /* Stock: 5% of the node's memory, at most max_kill_memory_buffer_bytes. */
+    m->kill_buffer_bytes = mem.total_bytes > 0 ? mem.total_bytes / 20 : 0;
+    if (opts->max_kill_buffer_bytes >= 0 && m->kill_buffer_bytes > opts->max_kill_buffer_bytes)
+        m->kill_buffer_bytes = opts->max_kill_buffer_bytes;
     if (opts->interval_ms == 0) {
         log_info("memory monitor off (memory_monitor_refresh_ms is 0): no worker is killed for memory");
         return m;
@@ -117,6 +123,7 @@ void mem_monitor_destroy(mem_monitor_t *m)
         free(m->evictions[i].name);
     }
     free(m->evictions);
+    free(m->killing);
     free(m->node_ip);
     free(m->node_id_hex);
     free(m->cgroup_root);
@@ -172,8 +179,9 @@ static void count_eviction(mem_monitor_t *m, const char *type, const char *name)
 
 static double gib(int64_t bytes) { return (double)bytes / 1024.0 / 1024.0 / 1024.0; }
 
-/* The stock raylet's wording, which users search for. */
-static char *kill_message(mem_monitor_t *m, const lease_granted_info_t *victim, const sysmem_t *mem,
+/* The stock raylet's wording, which users search for: 2.54's for the
+ * by-group policy, 2.60's for the by-time one. */
+static char *kill_message(mem_monitor_t *m, const lease_granted_info_t *victim, size_t nvictims, const sysmem_t *mem,
                           const lease_granted_info_t *all, size_t n)
 {
     char lease_hex[2 * LEASE_ID_MAX + 1];
@@ -181,16 +189,28 @@ static char *kill_message(mem_monitor_t *m, const lease_granted_info_t *victim, 
     char text[4096];
     strbuf_t sb = {text, sizeof text, 0};
     int64_t victim_uss = sysmem_process_uss(m->proc_dir, victim->pid);
+    double fraction = (double)mem->used_bytes / (double)mem->total_bytes;
+    double threshold = (double)m->threshold_bytes / (double)mem->total_bytes;
+    if (m->o.by_group)
+        strbuf_printf(&sb,
+                      "Task was killed due to the node running low on memory. Memory on the node (IP: %s, ID: %s) "
+                      "where the lease (%s, name=%s, pid=%d, memory used=%.2fGB) was running was %.2fGB / %.2fGB "
+                      "(%f), which exceeds the memory usage threshold of %f. Ray killed this worker because it was "
+                      "the most recently scheduled task; ",
+                      m->node_ip, m->node_id_hex, lease_hex, victim->task_name, (int)victim->pid,
+                      gib(victim_uss > 0 ? victim_uss : 0), gib(mem->used_bytes), gib(mem->total_bytes), fraction,
+                      threshold);
+    else
+        strbuf_printf(&sb,
+                      "%zu worker(s) were killed due to the node running low on memory. Memory on the node (IP: %s, "
+                      "ID: %s) was %.2fGB used / %.2fGB limit (%f), which exceeds the memory usage threshold of %f. "
+                      "Selected to kill: (lease ID=%s, task name=%s, pid=%d, actual memory used=%.2fGB). ",
+                      nvictims, m->node_ip, m->node_id_hex, gib(mem->used_bytes), gib(mem->total_bytes), fraction,
+                      threshold, lease_hex, victim->task_name, (int)victim->pid, gib(victim_uss > 0 ? victim_uss : 0));
     strbuf_printf(&sb,
-                  "Task was killed due to the node running low on memory. Memory on the node (IP: %s, ID: %s) "
-                  "where the lease (%s, name=%s, pid=%d, memory used=%.2fGB) was running was %.2fGB / %.2fGB "
-                  "(%f), which exceeds the memory usage threshold of %f. Ray killed this worker because it was "
-                  "the most recently scheduled task; to see more information about memory usage on this node, "
-                  "use `ray logs raylet.out -ip %s`. Memory used by this node's leased workers (newest first):",
-                  m->node_ip, m->node_id_hex, lease_hex, victim->task_name, (int)victim->pid,
-                  gib(victim_uss > 0 ? victim_uss : 0), gib(mem->used_bytes), gib(mem->total_bytes),
-                  (double)mem->used_bytes / (double)mem->total_bytes,
-                  (double)m->threshold_bytes / (double)mem->total_bytes, m->node_ip);
+                  "To see more information about memory usage on this node, use `ray logs raylet.out -ip %s`. "
+                  "Memory used by this node's leased workers (newest first):",
+                  m->node_ip);
     size_t shown = 0;
     for (size_t i = n; i-- > 0 && shown < 10; shown++) {
         int64_t uss = sysmem_process_uss(m->proc_dir, all[i].pid);
@@ -216,6 +236,31 @@ static char *kill_message(mem_monitor_t *m, const lease_granted_info_t *victim, 
     return xstrdup(text);
 }
 
+/* Record why `v` dies, count it, and remember its pid until it is gone.
+ * The lease itself is taken afterwards (its strings go with it). */
+static char *mem_record_kill(mem_monitor_t *m, const lease_granted_info_t *v, size_t nvictims, bool should_retry,
+                             const sysmem_t *mem, const lease_granted_info_t *all, size_t n, uint64_t now)
+{
+    char *message = kill_message(m, v, nvictims, mem, all, n);
+    log_info("killing worker pid %d (task %s) for memory: %s", (int)v->pid, v->task_name, message);
+    if (m->o.events && paced(now, &m->last_event_ms, &m->evented, EVENT_EVERY_MS))
+        ray_event_log_write(m->o.events, RAY_EVENT_ERROR, "Out of Memory", message);
+    mem_cause_t *c = xcalloc(1, sizeof *c);
+    memcpy(c->id, v->id, v->id_len);
+    c->id_len = v->id_len;
+    c->message = message;
+    c->should_retry = should_retry;
+    c->at_ms = now;
+    list_insert_tail(&m->causes, &c->node);
+    m->ncauses++;
+    count_eviction(m, v->actor_creation ? "MemoryManager.ActorEviction.Total" : "MemoryManager.TaskEviction.Total",
+                   v->task_name);
+    m->killing = xrealloc(m->killing, (m->nkilling + 1) * sizeof *m->killing);
+    m->killing[m->nkilling++] = v->pid;
+    m->kills++;
+    return message;
+}
+
 void mem_monitor_check(mem_monitor_t *m)
 {
     if (m->stopped)
@@ -228,13 +273,17 @@ void mem_monitor_check(mem_monitor_t *m)
     sysmem_read(m->cgroup_root, m->proc_dir, &mem);
     if (mem.used_bytes < 0 || mem.total_bytes <= 0 || mem.used_bytes <= m->threshold_bytes)
         return;
-    if (m->killing > 0) {
-        if (process_alive(m->proc_dir, m->killing)) {
-            if (paced(now, &m->last_wait_log_ms, &m->wait_logged, WAIT_LOG_EVERY_MS))
-                log_info("memory usage above threshold; still waiting for worker pid %d to exit", (int)m->killing);
-            return;
-        }
-        m->killing = 0;
+    /* The last kills first free their memory. */
+    size_t alive = 0;
+    for (size_t i = 0; i < m->nkilling; i++)
+        if (process_alive(m->proc_dir, m->killing[i]))
+            m->killing[alive++] = m->killing[i];
+    m->nkilling = alive;
+    if (alive) {
+        if (paced(now, &m->last_wait_log_ms, &m->wait_logged, WAIT_LOG_EVERY_MS))
+            log_info("memory usage above threshold; still waiting for %zu killed worker(s) to exit (pid %d)", alive,
+                     (int)m->killing[0]);
+        return;
     }
     lease_granted_info_t *all = xmalloc(CANDIDATES_MAX * sizeof *all);
     size_t n = lease_mgr_granted_list(m->o.leases, all, CANDIDATES_MAX);
@@ -247,36 +296,38 @@ void mem_monitor_check(mem_monitor_t *m)
         return;
     }
     oom_candidate_t *cand = xmalloc(n * sizeof *cand);
+    size_t *order = xmalloc(n * sizeof *order);
     for (size_t i = 0; i < n; i++)
-        cand[i] = (oom_candidate_t){all[i].retriable, all[i].parent_task_id, all[i].granted_at_ms};
-    bool should_retry;
-    long pick = oom_pick(cand, n, &should_retry);
+        cand[i] = (oom_candidate_t){all[i].retriable, all[i].parent_task_id, all[i].granted_at_ms,
+                                    m->o.by_group ? -1 : sysmem_process_uss(m->proc_dir, all[i].pid)};
+    size_t nvictims;
+    bool group_retry = false;
+    if (m->o.by_group) {
+        order[0] = (size_t)oom_pick(cand, n, &group_retry);
+        nvictims = 1;
+    } else {
+        nvictims = oom_pick_by_time(cand, n, mem.used_bytes - m->threshold_bytes + m->kill_buffer_bytes, order);
+    }
     free(cand);
-    const lease_granted_info_t *v = &all[pick];
-    char *message = kill_message(m, v, &mem, all, n);
-    log_info("killing worker pid %d (task %s) for memory: %s", (int)v->pid, v->task_name, message);
-    if (m->o.events && paced(now, &m->last_event_ms, &m->evented, EVENT_EVERY_MS))
-        ray_event_log_write(m->o.events, RAY_EVENT_ERROR, "Out of Memory", message);
-
-    mem_cause_t *c = xcalloc(1, sizeof *c);
-    memcpy(c->id, v->id, v->id_len);
-    c->id_len = v->id_len;
-    c->message = message;
-    c->should_retry = should_retry;
-    c->at_ms = now;
-    list_insert_tail(&m->causes, &c->node);
-    m->ncauses++;
-    count_eviction(m, v->actor_creation ? "MemoryManager.ActorEviction.Total" : "MemoryManager.TaskEviction.Total",
-                   v->task_name);
-    m->killing = v->pid;
+    /* Everything is recorded before any lease is taken: taking one frees
+     * its strings and may reorder the list. */
+    uint8_t(*ids)[LEASE_ID_MAX] = xmalloc(nvictims * sizeof *ids);
+    size_t *id_lens = xmalloc(nvictims * sizeof *id_lens);
+    char **messages = xmalloc(nvictims * sizeof *messages);
+    for (size_t k = 0; k < nvictims; k++) {
+        const lease_granted_info_t *v = &all[order[k]];
+        messages[k] = mem_record_kill(m, v, nvictims, m->o.by_group ? group_retry : v->retriable, &mem, all, n, now);
+        memcpy(ids[k], v->id, v->id_len);
+        id_lens[k] = v->id_len;
+    }
     m->wait_logged = false;
-    m->kills++;
-    /* Last: the lease (and `v`'s strings) go with it. */
-    uint8_t id[LEASE_ID_MAX];
-    size_t id_len = v->id_len;
-    memcpy(id, v->id, id_len);
+    free(order);
     free(all);
-    lease_mgr_evict(m->o.leases, id, id_len, message);
+    for (size_t k = 0; k < nvictims; k++)
+        lease_mgr_evict(m->o.leases, ids[k], id_lens[k], messages[k]);
+    free(ids);
+    free(id_lens);
+    free(messages);
     gc_causes(m, now);
 }
 

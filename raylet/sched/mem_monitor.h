@@ -1,12 +1,13 @@
 /* Out-of-memory prevention, as the stock raylet's memory monitor: every
  * memory_monitor_refresh_ms the node's memory use (common/sysmem.h) is
  * compared with memory_usage_threshold (and min_memory_free_bytes); above
- * it, one leased worker chosen by sched/oom_policy.h is killed, with exit
+ * it, leased workers chosen by sched/oom_policy.h are killed (one, by
+ * group; as many as free enough memory, by time), with exit
  * type NODE_OUT_OF_MEMORY, and its lease's failure cause (OUT_OF_MEMORY,
  * with what was using the memory and how to avoid it) is kept for
  * GetWorkerFailureCause, so that its owner raises OutOfMemoryError or
- * retries.  Only one kill is in flight: the next waits until the killed
- * process is gone and its memory with it.  Each kill is logged, counted
+ * retries.  Kills wait until the last ones' processes are gone and their
+ * memory with them.  Each kill is logged, counted
  * (memory_manager_worker_eviction_total, by Type and task Name) and
  * written as an "Out of Memory" ERROR event at most every 10 s.
  * Drivers are the user's processes and are never killed here.
@@ -32,6 +33,11 @@ typedef struct mem_monitor_options {
     double usage_threshold;   /* memory_usage_threshold, [0, 1] */
     int64_t min_memory_free_bytes; /* < 0: unused */
     uint64_t failure_ttl_ms;  /* task_failure_entry_ttl_ms */
+    /* worker_killing_policy_by_group (sched/oom_policy.h); otherwise by
+     * time, freeing down to the threshold less a buffer of 5% of memory,
+     * at most max_kill_buffer_bytes (max_kill_memory_buffer_bytes). */
+    bool by_group;
+    int64_t max_kill_buffer_bytes;
     const char *node_ip, *node_id_hex; /* for messages; copied */
     ray_event_log_t *events;  /* borrowed; NULL: none */
     /* Where to read memory figures; NULL: the system's (tests pass

@@ -61,3 +61,36 @@ long oom_pick(const oom_candidate_t *c, size_t n, bool *should_retry)
     free(groups);
     return pick;
 }
+
+/* Does candidate a die before b? */
+static bool time_first(const oom_candidate_t *a, const oom_candidate_t *b)
+{
+    if (a->retriable != b->retriable)
+        return a->retriable;
+    return a->granted_at_ms > b->granted_at_ms;
+}
+
+size_t oom_pick_by_time(const oom_candidate_t *c, size_t n, int64_t to_free, size_t *out)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = i;
+    /* Insertion sort, stable: equal grant times keep the later-listed
+     * (later granted) lease first. */
+    for (size_t i = 1; i < n; i++) {
+        size_t v = out[i], j = i;
+        while (j > 0 && !time_first(&c[out[j - 1]], &c[v]) &&
+               (time_first(&c[v], &c[out[j - 1]]) || c[v].granted_at_ms == c[out[j - 1]].granted_at_ms)) {
+            out[j] = out[j - 1];
+            j--;
+        }
+        out[j] = v;
+    }
+    size_t count = 0;
+    int64_t left = to_free;
+    while (count < n && (count == 0 || left > 0)) {
+        if (c[out[count]].uss > 0)
+            left -= c[out[count]].uss;
+        count++;
+    }
+    return count;
+}

@@ -795,7 +795,7 @@ static void write_file(const char *dir, const char *name, const char *text)
 
 /* A /proc with meminfo at `avail_kb` of 1000000 kB free, and worker pids
  * 500.. in `state` (R: running, Z: gone but not reaped). */
-static void fake_proc(const char *proc, long avail_kb, size_t workers, const char *states)
+static void fake_proc_uss(const char *proc, long avail_kb, size_t workers, const char *states, const long *uss_kb)
 {
     char text[256];
     snprintf(text, sizeof text, "MemTotal:       1000000 kB\nMemFree:  %ld kB\nMemAvailable:   %ld kB\n", avail_kb,
@@ -808,8 +808,15 @@ static void fake_proc(const char *proc, long avail_kb, size_t workers, const cha
         snprintf(text, sizeof text, "%zu (python (odd) name) %c 1 2 3\n", 500 + i, states[i]);
         write_file(dir, "stat", text);
         snprintf(name, sizeof name, "smaps_rollup");
-        write_file(dir, name, "00400000-7ffc [rollup]\nRss: 9000 kB\nPrivate_Clean: 100 kB\nPrivate_Dirty: 2048 kB\n");
+        snprintf(text, sizeof text, "00400000-7ffc [rollup]\nRss: 9000 kB\nPrivate_Clean: 100 kB\nPrivate_Dirty: %ld kB\n",
+                 uss_kb ? uss_kb[i] : 2048L);
+        write_file(dir, name, text);
     }
+}
+
+static void fake_proc(const char *proc, long avail_kb, size_t workers, const char *states)
+{
+    fake_proc_uss(proc, avail_kb, workers, states, NULL);
 }
 
 static void count_evictions(void *ctx, const char *type, const char *name, uint64_t n)
@@ -843,6 +850,7 @@ Test(lease_mgr, memory_monitor_kills_the_newest_lease_of_the_largest_retriable_g
     mem_monitor_options_t mo = {.loop = e.loop, .leases = e.mgr, .interval_ms = 3600 * 1000,
                                 .usage_threshold = 0.9, .min_memory_free_bytes = -1,
                                 .failure_ttl_ms = 60000, .node_ip = "10.0.0.1", .node_id_hex = "ab",
+                                .by_group = true,
                                 .cgroup_root = root /* no cgroup files: meminfo decides */, .proc_dir = proc};
     mem_monitor_t *m = mem_monitor_create(&mo);
 
@@ -890,6 +898,70 @@ Test(lease_mgr, memory_monitor_kills_the_newest_lease_of_the_largest_retriable_g
     evictions = 0;
     mem_monitor_drain_evictions(m, count_evictions, &evictions);
     cr_assert_eq(evictions, 0, "counts are taken once");
+
+    mem_monitor_destroy(m);
+    env_fini(&e);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    cr_assert_eq(system(cmd), 0);
+}
+
+Test(lease_mgr, memory_monitor_by_time_kills_enough_newest_retriable_leases_at_once)
+{
+    char root[] = "/tmp/craylet-oom-XXXXXX";
+    cr_assert_not_null(mkdtemp(root));
+    char proc[600];
+    snprintf(proc, sizeof proc, "%s/proc", root);
+    cr_assert_eq(mkdir(proc, 0700), 0);
+    /* 99% of 1000000 kB used; the threshold is 90% and the buffer 5%: 14%
+     * (about 140 MB) must go.  The middle worker holds 100 MB, the others
+     * 60 MB each. */
+    long uss[] = {60 * 1024, 100 * 1024, 60 * 1024};
+    fake_proc_uss(proc, 10000, 3, "RRR", uss);
+
+    env_t e;
+    env_init(&e, 3, 0, false, 0);
+    answer_t a, b, c;
+    e.parent = 7;
+    submit(&e, 1, "CPU=1", 1, false, &a);
+    submit(&e, 2, "CPU=1", 1, false, &b);
+    e.not_retriable = true;
+    submit(&e, 3, "CPU=1", 1, false, &c);
+    cr_assert_eq(lease_mgr_granted(e.mgr), 3);
+
+    mem_monitor_options_t mo = {.loop = e.loop, .leases = e.mgr, .interval_ms = 3600 * 1000,
+                                .usage_threshold = 0.9, .min_memory_free_bytes = -1, .failure_ttl_ms = 60000,
+                                .node_ip = "10.0.0.1", .node_id_hex = "ab", .by_group = false,
+                                .max_kill_buffer_bytes = 3LL << 30, .cgroup_root = root, .proc_dir = proc};
+    mem_monitor_t *m = mem_monitor_create(&mo);
+    mem_monitor_check(m);
+    /* Retriable ones first, newest first: lease 2 (100 MB) then lease 1
+     * (60 MB) cover it; the non-retriable lease 3 lives. */
+    cr_assert_eq(mem_monitor_kills(m), 2);
+    cr_assert_eq(e.pool.release_count, 2);
+    cr_assert_eq(e.pool.released[0], &e.pool.workers[1]);
+    cr_assert_eq(e.pool.released[1], &e.pool.workers[0]);
+    cr_assert_eq(e.pool.released_how[1], LEASE_RELEASE_OOM);
+    cr_assert_eq(lease_mgr_granted(e.mgr), 1);
+    uint8_t id[8];
+    const char *msg;
+    bool retry;
+    lid(1, id);
+    cr_assert(mem_monitor_failure_cause(m, id, 8, &msg, &retry));
+    cr_assert(retry, "retriable work is retried under this policy, whatever its group");
+    cr_assert_not_null(strstr(msg, "2 worker(s) were killed due to the node running low on memory"), "%s", msg);
+
+    /* Both must be gone before anything else dies. */
+    fake_proc_uss(proc, 10000, 3, "ZRR", uss);
+    mem_monitor_check(m);
+    cr_assert_eq(mem_monitor_kills(m), 2);
+    fake_proc_uss(proc, 10000, 3, "ZZR", uss);
+    mem_monitor_check(m);
+    cr_assert_eq(mem_monitor_kills(m), 3, "then the non-retriable one");
+    lid(3, id);
+    cr_assert(mem_monitor_failure_cause(m, id, 8, &msg, &retry));
+    cr_assert_not(retry);
+    cr_assert_not_null(strstr(msg, "Set max_retries to enable retry"), "%s", msg);
 
     mem_monitor_destroy(m);
     env_fini(&e);

@@ -31,8 +31,8 @@ Test(oom_policy, retriable_groups_before_larger_non_retriable_ones)
 {
     init_owners();
     oom_candidate_t c[] = {
-        {false, owners[0], 1}, {false, owners[1], 2}, {false, owners[2], 3}, /* one group of three */
-        {true, owners[3], 4},
+        {false, owners[0], 1, -1}, {false, owners[1], 2, -1}, {false, owners[2], 3, -1}, /* one group of three */
+        {true, owners[3], 4, -1},
     };
     bool retry;
     cr_assert_eq(oom_pick(c, 4, &retry), 3);
@@ -43,20 +43,40 @@ Test(oom_policy, larger_group_then_the_later_group_then_the_newest_member)
 {
     init_owners();
     oom_candidate_t c[] = {
-        {true, owners[0], 10}, {true, owners[1], 1}, {true, owners[1], 30}, {true, owners[1], 20},
+        {true, owners[0], 10, -1}, {true, owners[1], 1, -1}, {true, owners[1], 30, -1}, {true, owners[1], 20, -1},
     };
     bool retry;
     cr_assert_eq(oom_pick(c, 4, &retry), 2, "owner 1 has three leases; its newest dies");
     cr_assert(retry);
     /* Two groups of two: the one whose first lease came later goes. */
     oom_candidate_t d[] = {
-        {true, owners[0], 5}, {true, owners[0], 6}, {true, owners[1], 7}, {true, owners[1], 8},
+        {true, owners[0], 5, -1}, {true, owners[0], 6, -1}, {true, owners[1], 7, -1}, {true, owners[1], 8, -1},
     };
     cr_assert_eq(oom_pick(d, 4, &retry), 3);
     /* Non-retriable leases form one group whatever their owners. */
-    oom_candidate_t e[] = {{false, owners[0], 1}, {false, owners[1], 9}};
+    oom_candidate_t e[] = {{false, owners[0], 1, -1}, {false, owners[1], 9, -1}};
     cr_assert_eq(oom_pick(e, 2, &retry), 1);
     cr_assert_not(retry, "not retriable");
+}
+
+Test(oom_policy, by_time_retriable_newest_first_until_enough_is_freed)
+{
+    init_owners();
+    oom_candidate_t c[] = {
+        {true, owners[0], 10, 100}, {false, owners[0], 40, 100}, {true, owners[1], 30, 100}, {true, owners[2], 30, 50},
+    };
+    size_t out[4];
+    /* Retriable, newest first (ties: the later listed), then the rest. */
+    cr_assert_eq(oom_pick_by_time(c, 4, 1000, out), 4);
+    cr_assert_eq(out[0], 3);
+    cr_assert_eq(out[1], 2);
+    cr_assert_eq(out[2], 0);
+    cr_assert_eq(out[3], 1);
+    cr_assert_eq(oom_pick_by_time(c, 4, 120, out), 2, "50 + 100 bytes cover 120");
+    cr_assert_eq(oom_pick_by_time(c, 4, 0, out), 1, "at least one dies");
+    c[3].uss = -1; /* unknown memory counts for nothing */
+    cr_assert_eq(oom_pick_by_time(c, 4, 150, out), 3);
+    cr_assert_eq(oom_pick_by_time(c, 0, 150, out), 0);
 }
 
 static char root[64];
