@@ -181,14 +181,15 @@ static double gib(int64_t bytes) { return (double)bytes / 1024.0 / 1024.0 / 1024
 
 /* The stock raylet's wording, which users search for: 2.54's for the
  * by-group policy, 2.60's for the by-time one. */
-static char *kill_message(mem_monitor_t *m, const lease_granted_info_t *victim, size_t nvictims, const sysmem_t *mem,
-                          const lease_granted_info_t *all, size_t n)
+static char *kill_message(mem_monitor_t *m, const lease_granted_info_t *all, const oom_candidate_t *cand, size_t n,
+                          size_t v, size_t nvictims, const sysmem_t *mem)
 {
+    const lease_granted_info_t *victim = &all[v];
     char lease_hex[2 * LEASE_ID_MAX + 1];
     id_to_hex(victim->id, victim->id_len, lease_hex);
     char text[4096];
     strbuf_t sb = {text, sizeof text, 0};
-    int64_t victim_uss = sysmem_process_uss(m->proc_dir, victim->pid);
+    int64_t victim_uss = cand[v].uss;
     double fraction = (double)mem->used_bytes / (double)mem->total_bytes;
     double threshold = (double)m->threshold_bytes / (double)mem->total_bytes;
     if (m->o.by_group)
@@ -212,11 +213,9 @@ static char *kill_message(mem_monitor_t *m, const lease_granted_info_t *victim, 
                   "Memory used by this node's leased workers (newest first):",
                   m->node_ip);
     size_t shown = 0;
-    for (size_t i = n; i-- > 0 && shown < 10; shown++) {
-        int64_t uss = sysmem_process_uss(m->proc_dir, all[i].pid);
-        strbuf_printf(&sb, "%s pid=%d %.2fGB (%s)", shown ? "," : "", (int)all[i].pid, gib(uss > 0 ? uss : 0),
-                      all[i].task_name[0] ? all[i].task_name : "-");
-    }
+    for (size_t i = n; i-- > 0 && shown < 10; shown++)
+        strbuf_printf(&sb, "%s pid=%d %.2fGB (%s)", shown ? "," : "", (int)all[i].pid,
+                      gib(cand[i].uss > 0 ? cand[i].uss : 0), all[i].task_name[0] ? all[i].task_name : "-");
     strbuf_printf(&sb,
                   ". Refer to the documentation on how to address the out of memory issue: "
                   "https://docs.ray.io/en/latest/ray-core/scheduling/ray-oom-prevention.html. Consider "
@@ -236,12 +235,13 @@ static char *kill_message(mem_monitor_t *m, const lease_granted_info_t *victim, 
     return xstrdup(text);
 }
 
-/* Record why `v` dies, count it, and remember its pid until it is gone.
- * The lease itself is taken afterwards (its strings go with it). */
-static char *mem_record_kill(mem_monitor_t *m, const lease_granted_info_t *v, size_t nvictims, bool should_retry,
-                             const sysmem_t *mem, const lease_granted_info_t *all, size_t n, uint64_t now)
+/* Record why all[vi] dies, count it, and remember its pid until it is
+ * gone.  The lease itself is taken afterwards (its strings go with it). */
+static char *mem_record_kill(mem_monitor_t *m, const lease_granted_info_t *all, const oom_candidate_t *cand, size_t n,
+                             size_t vi, size_t nvictims, bool should_retry, const sysmem_t *mem, uint64_t now)
 {
-    char *message = kill_message(m, v, nvictims, mem, all, n);
+    const lease_granted_info_t *v = &all[vi];
+    char *message = kill_message(m, all, cand, n, vi, nvictims, mem);
     log_info("killing worker pid %d (task %s) for memory: %s", (int)v->pid, v->task_name, message);
     if (m->o.events && paced(now, &m->last_event_ms, &m->evented, EVENT_EVERY_MS))
         ray_event_log_write(m->o.events, RAY_EVENT_ERROR, "Out of Memory", message);
@@ -295,11 +295,13 @@ void mem_monitor_check(mem_monitor_t *m)
         free(all);
         return;
     }
+    /* Each worker's memory is read once: the by-time policy weighs it and
+     * the message shows it. */
     oom_candidate_t *cand = xmalloc(n * sizeof *cand);
     size_t *order = xmalloc(n * sizeof *order);
     for (size_t i = 0; i < n; i++)
         cand[i] = (oom_candidate_t){all[i].retriable, all[i].parent_task_id, all[i].granted_at_ms,
-                                    m->o.by_group ? -1 : sysmem_process_uss(m->proc_dir, all[i].pid)};
+                                    sysmem_process_uss(m->proc_dir, all[i].pid)};
     size_t nvictims;
     bool group_retry = false;
     if (m->o.by_group) {
@@ -308,26 +310,27 @@ void mem_monitor_check(mem_monitor_t *m)
     } else {
         nvictims = oom_pick_by_time(cand, n, mem.used_bytes - m->threshold_bytes + m->kill_buffer_bytes, order);
     }
-    free(cand);
     /* Everything is recorded before any lease is taken: taking one frees
      * its strings and may reorder the list. */
-    uint8_t(*ids)[LEASE_ID_MAX] = xmalloc(nvictims * sizeof *ids);
-    size_t *id_lens = xmalloc(nvictims * sizeof *id_lens);
-    char **messages = xmalloc(nvictims * sizeof *messages);
+    struct {
+        uint8_t id[LEASE_ID_MAX];
+        size_t id_len;
+        const char *message; /* the cause's */
+    } *victims = xmalloc(nvictims * sizeof *victims);
     for (size_t k = 0; k < nvictims; k++) {
         const lease_granted_info_t *v = &all[order[k]];
-        messages[k] = mem_record_kill(m, v, nvictims, m->o.by_group ? group_retry : v->retriable, &mem, all, n, now);
-        memcpy(ids[k], v->id, v->id_len);
-        id_lens[k] = v->id_len;
+        bool retry = m->o.by_group ? group_retry : v->retriable;
+        victims[k].message = mem_record_kill(m, all, cand, n, order[k], nvictims, retry, &mem, now);
+        memcpy(victims[k].id, v->id, v->id_len);
+        victims[k].id_len = v->id_len;
     }
     m->wait_logged = false;
+    free(cand);
     free(order);
     free(all);
     for (size_t k = 0; k < nvictims; k++)
-        lease_mgr_evict(m->o.leases, ids[k], id_lens[k], messages[k]);
-    free(ids);
-    free(id_lens);
-    free(messages);
+        lease_mgr_evict(m->o.leases, victims[k].id, victims[k].id_len, victims[k].message);
+    free(victims);
     gc_causes(m, now);
 }
 

@@ -62,28 +62,24 @@ long oom_pick(const oom_candidate_t *c, size_t n, bool *should_retry)
     return pick;
 }
 
-/* Does candidate a die before b? */
-static bool time_first(const oom_candidate_t *a, const oom_candidate_t *b)
+/* Does candidate i die before j?  Retriable first, then the newest; of
+ * leases granted in the same millisecond, the later listed (granted). */
+static bool time_first(const oom_candidate_t *c, size_t i, size_t j)
 {
-    if (a->retriable != b->retriable)
-        return a->retriable;
-    return a->granted_at_ms > b->granted_at_ms;
+    if (c[i].retriable != c[j].retriable)
+        return c[i].retriable;
+    if (c[i].granted_at_ms != c[j].granted_at_ms)
+        return c[i].granted_at_ms > c[j].granted_at_ms;
+    return i > j;
 }
 
 size_t oom_pick_by_time(const oom_candidate_t *c, size_t n, int64_t to_free, size_t *out)
 {
-    for (size_t i = 0; i < n; i++)
-        out[i] = i;
-    /* Insertion sort, stable: equal grant times keep the later-listed
-     * (later granted) lease first. */
-    for (size_t i = 1; i < n; i++) {
-        size_t v = out[i], j = i;
-        while (j > 0 && !time_first(&c[out[j - 1]], &c[v]) &&
-               (time_first(&c[v], &c[out[j - 1]]) || c[v].granted_at_ms == c[out[j - 1]].granted_at_ms)) {
+    for (size_t i = 0; i < n; i++) {
+        size_t j = i;
+        for (; j > 0 && time_first(c, i, out[j - 1]); j--)
             out[j] = out[j - 1];
-            j--;
-        }
-        out[j] = v;
+        out[j] = i;
     }
     size_t count = 0;
     int64_t left = to_free;

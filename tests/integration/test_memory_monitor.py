@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+import helpers
+from test_metrics import raylet_series
 from test_objects_between_nodes import run_on
 
 GIB = 1024 ** 3
@@ -31,9 +33,12 @@ def test_a_task_that_exhausts_memory_is_killed_and_its_owner_told(cluster, crayl
         pytest.skip("needs 6 GiB of free memory to push past a threshold safely")
     # Room for the cluster itself, then the hog's first gigabyte or so.
     threshold = (used + 1.5 * GIB) / total
+    port = helpers.free_port()
     head = cluster.start_head(raylet=craylet, num_cpus=2, include_dashboard=False,
+                              extra_args=["--metrics-export-port=%d" % port],
                               env={"RAY_memory_usage_threshold": "%.4f" % threshold,
-                                   "RAY_memory_monitor_refresh_ms": "100"})
+                                   "RAY_memory_monitor_refresh_ms": "100",
+                                   "RAY_metrics_report_interval_ms": "1000"})
     res = run_on(cluster, None, """
         @ray.remote(max_retries=0)
         def hog():
@@ -66,6 +71,14 @@ def test_a_task_that_exhausts_memory_is_killed_and_its_owner_told(cluster, crayl
     assert head.node_id in res["message"], res["message"]
     assert "name=hog" in res["message"], res["message"]
     assert res["after"] == 42, "the node keeps serving"
+
+    # The kill is counted where Ray's dashboard reads it.
+    def counted():
+        points = raylet_series(port).get("ray_memory_manager_worker_eviction_total", [])
+        return [(labels, v) for labels, v in points
+                if labels.get("Type") == "MemoryManager.TaskEviction.Total" and labels.get("Name") == "hog"]
+    points = helpers.wait_for(counted, 60, interval=1, what="the eviction on the metrics port")
+    assert points[0][1] >= 1, points
     if craylet:
         # The node says so in its own log.
         log = "".join(p.read_text(errors="replace") for p in Path(cluster.temp_dir).glob("session_*/logs/raylet.out"))

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "proto/gen/ray_version.h"
 #include "raylet/config.h"
 
 Test(config, defaults_match_ray)
@@ -17,6 +18,12 @@ Test(config, defaults_match_ray)
     cr_assert_eq(c.num_workers_soft_limit, -1);
     cr_assert(c.enable_pipe_based_agent_to_parent_health_check);
     cr_assert_str_eq(c.system_config_json, "{}");
+    cr_assert_float_eq(c.memory_usage_threshold, 0.95, 1e-9);
+    cr_assert_eq(c.memory_monitor_refresh_ms, 250);
+    cr_assert_eq(c.min_memory_free_bytes, -1);
+    /* Ray 2.56 changed the default kill policy: the release decides. */
+    cr_assert_eq(c.worker_killing_policy_by_group, strncmp(CRAYLET_RAY_VERSION, "2.54.", 5) == 0,
+                 "release %s", CRAYLET_RAY_VERSION);
     config_free(&c);
 }
 
