@@ -819,6 +819,24 @@ static void fake_proc(const char *proc, long avail_kb, size_t workers, const cha
     fake_proc_uss(proc, avail_kb, workers, states, NULL);
 }
 
+/* A fixture tree: root/ (no cgroup files there: meminfo decides) and
+ * root/proc/. */
+#define OOM_ROOT "/tmp/craylet-oom-XXXXXX"
+static void oom_root_make(char root[sizeof OOM_ROOT], char proc[sizeof OOM_ROOT + 8])
+{
+    memcpy(root, OOM_ROOT, sizeof OOM_ROOT);
+    cr_assert_not_null(mkdtemp(root));
+    snprintf(proc, sizeof OOM_ROOT + 8, "%s/proc", root);
+    cr_assert_eq(mkdir(proc, 0700), 0);
+}
+
+static void oom_root_remove(const char *root)
+{
+    char cmd[64 + sizeof OOM_ROOT];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
+    cr_assert_eq(system(cmd), 0);
+}
+
 static void count_evictions(void *ctx, const char *type, const char *name, uint64_t n)
 {
     cr_assert_str_eq(type, "MemoryManager.TaskEviction.Total");
@@ -828,11 +846,8 @@ static void count_evictions(void *ctx, const char *type, const char *name, uint6
 
 Test(lease_mgr, memory_monitor_kills_the_newest_lease_of_the_largest_retriable_group)
 {
-    char root[] = "/tmp/craylet-oom-XXXXXX";
-    cr_assert_not_null(mkdtemp(root));
-    char proc[600];
-    snprintf(proc, sizeof proc, "%s/proc", root);
-    cr_assert_eq(mkdir(proc, 0700), 0);
+    char root[sizeof OOM_ROOT], proc[sizeof OOM_ROOT + 8];
+    oom_root_make(root, proc);
     fake_proc(proc, 10000, 3, "RRR"); /* 99% used */
 
     env_t e;
@@ -901,18 +916,13 @@ Test(lease_mgr, memory_monitor_kills_the_newest_lease_of_the_largest_retriable_g
 
     mem_monitor_destroy(m);
     env_fini(&e);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-    cr_assert_eq(system(cmd), 0);
+    oom_root_remove(root);
 }
 
 Test(lease_mgr, memory_monitor_by_time_kills_enough_newest_retriable_leases_at_once)
 {
-    char root[] = "/tmp/craylet-oom-XXXXXX";
-    cr_assert_not_null(mkdtemp(root));
-    char proc[600];
-    snprintf(proc, sizeof proc, "%s/proc", root);
-    cr_assert_eq(mkdir(proc, 0700), 0);
+    char root[sizeof OOM_ROOT], proc[sizeof OOM_ROOT + 8];
+    oom_root_make(root, proc);
     /* 99% of 1000000 kB used; the threshold is 90% and the buffer 5%: 14%
      * (about 140 MB) must go.  The middle worker holds 100 MB, the others
      * 60 MB each. */
@@ -965,7 +975,5 @@ Test(lease_mgr, memory_monitor_by_time_kills_enough_newest_retriable_leases_at_o
 
     mem_monitor_destroy(m);
     env_fini(&e);
-    char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", root);
-    cr_assert_eq(system(cmd), 0);
+    oom_root_remove(root);
 }
