@@ -12,6 +12,7 @@ Which raylet to run: ``CRAYLET_BIN`` (default ``<repo>/build/craylet``);
 harness itself is validated.
 """
 
+import atexit
 import json
 import os
 import random
@@ -240,6 +241,7 @@ def pin_authentication(token: bool = True) -> None:
     fd, path = tempfile.mkstemp(prefix="craylet-token-")
     os.write(fd, secrets.token_hex(32).encode())
     os.close(fd)
+    atexit.register(lambda: Path(path).unlink(missing_ok=True))
     os.environ["RAY_AUTH_MODE"] = "token"
     os.environ["RAY_AUTH_TOKEN_PATH"] = path
 

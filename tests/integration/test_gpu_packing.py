@@ -177,7 +177,7 @@ def test_topo_command_prints_the_graph(craylet):
 
 
 TRAIN = """
-    import json, tempfile
+    import json, shutil, tempfile
     import ray.train
     from ray.train import RunConfig, ScalingConfig
     try:  # Train v2 where the release turns it on (2.60), else v1
@@ -215,6 +215,7 @@ TRAIN = """
     trainer.fit()
     ranks = [json.load(open(os.path.join(out_dir, f))) for f in sorted(os.listdir(out_dir))
              if f.startswith("rank-")]
+    shutil.rmtree(out_dir, ignore_errors=True)
     emit({"held": held, "ranks": ranks})
 """
 

@@ -38,7 +38,14 @@ static const char *write_file(const char *name, const char *text)
     return path;
 }
 
-TestSuite(auth_token, .init = setup);
+static void teardown(void)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    (void)system(cmd);
+}
+
+TestSuite(auth_token, .init = setup, .fini = teardown);
 
 Test(auth_token, off_unless_the_mode_is_token)
 {

@@ -14,6 +14,15 @@
 
 /* A fake site-packages/ray with the given _version.py text; returns the
  * path of its default_worker.py in `worker`. */
+static void remove_fake_ray(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf /tmp/craylet-vg-%d", (int)getpid());
+    (void)system(cmd);
+}
+
+TestSuite(version_guard, .fini = remove_fake_ray);
+
 static void fake_ray(const char *version_py, char *worker, size_t cap)
 {
     char dir[256];
