@@ -74,6 +74,10 @@ ROWS = [
     ("multi_client", "multi client tasks async", "tasks/s", True),
 ]
 ROW_KEYS = [r[0] for r in ROWS]
+# Rows where the raylet is on the path but hardly busy (a few per cent of a
+# core): their rates follow the driver and workers, so the daemon's own CPU
+# per operation is reported beside them.
+CPU_ROWS = ["tasks_sync", "tasks_async", "multi_client"]
 ROW_INFO = {r[0]: r for r in ROWS}
 
 
@@ -142,8 +146,19 @@ class _Sampler(threading.Thread):
         }
 
 
-def _timeit(fn, multiplier, warmup, windows, window):
-    """Ray's timeit loop (warm-up, then fixed windows), with our durations."""
+def _cpu_s(pid):
+    """User plus system CPU seconds the process has used so far."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _timeit(fn, multiplier, warmup, windows, window, ops=None):
+    """Ray's timeit loop (warm-up, then fixed windows), with our durations.
+    `ops`, a list, gets the number of operations the windows ran."""
     start = time.perf_counter()
     count = 0
     while True:
@@ -163,6 +178,8 @@ def _timeit(fn, multiplier, warmup, windows, window):
                 fn()
             count += step
         stats.append(multiplier * count / (time.perf_counter() - start))
+        if ops is not None:
+            ops.append(multiplier * count)
     return stats
 
 
@@ -291,9 +308,19 @@ def child_main(args):
     def timed_row(key, fn, multiplier, extra=None):
         if args.settle:
             time.sleep(args.settle)
-        stats = _timeit(fn, multiplier, args.warmup, args.windows, args.window)
+        ops = []
+        # The daemon's CPU over the whole row, warm-up included: how much of
+        # the two cores the raylet takes from the driver and workers.
+        cpu0 = _cpu_s(daemon.pid)
+        t0 = time.perf_counter()
+        stats = _timeit(fn, multiplier, args.warmup, args.windows, args.window, ops)
+        cpu1 = _cpu_s(daemon.pid)
         rec = {"kind": "row", "row": key, "value": statistics.mean(stats),
                "sd": statistics.pstdev(stats), "windows": stats}
+        if cpu0 is not None and cpu1 is not None and ops:
+            total_ops = sum(ops) + statistics.mean(stats) * args.warmup  # warm-up ops estimated
+            rec["daemon_cpu_us_per_op"] = (cpu1 - cpu0) * 1e6 / max(total_ops, 1)
+            rec["daemon_cpu_share"] = (cpu1 - cpu0) / max(time.perf_counter() - t0, 1e-9)
         if extra:
             rec.update(extra)
         return rec
@@ -580,6 +607,8 @@ def metric_values(runs, variant):
                 add("lease p99 (ms)", rec["p99_ms"])
             else:
                 add(key, rec["value"])
+            if key in CPU_ROWS and rec.get("daemon_cpu_us_per_op") is not None:
+                add("cpu:" + key, rec["daemon_cpu_us_per_op"])
             if key == "tasks_async" and rec.get("mem"):
                 add("daemon RSS during tasks async, median (MiB)", rec["mem"]["rss_mib_median"])
                 add("daemon RSS during tasks async, max (MiB)", rec["mem"]["rss_mib_max"])
@@ -604,6 +633,8 @@ def metric_order():
                       ("lease p99 (ms)", "lease latency p99", "ms", False)]
         else:
             order.append((key, name, unit, hib))
+    order += [("cpu:" + key, "daemon CPU per op, " + ROW_INFO[key][1].replace("single client ", ""),
+               "us", False) for key in CPU_ROWS]
     order += [("daemon RSS during tasks async, median (MiB)", "daemon RSS under load, median", "MiB", False),
               ("daemon RSS during tasks async, max (MiB)", "daemon RSS under load, max", "MiB", False),
               ("daemon RssAnon during tasks async, max (MiB)", "daemon RssAnon under load, max", "MiB", False),
@@ -675,7 +706,13 @@ def main(argv=None):
     runs = []
     t_start = time.time()
     for rnd in range(1, args.rounds + 1):
-        for variant, binary in (("stock", stock), ("craylet", craylet)):
+        # Alternate which variant goes first (stock, craylet, craylet, stock,
+        # ...): on a shared two-core machine the second cluster of a round
+        # runs on a warmer, busier machine, and that must not favour one side.
+        order = [("stock", stock), ("craylet", craylet)]
+        if rnd % 2 == 0:
+            order.reverse()
+        for variant, binary in order:
             t = time.time()
             print("round %d %s ..." % (rnd, variant), flush=True)
             run = one_run(variant, binary, args)
@@ -692,6 +729,9 @@ def main(argv=None):
                 else:
                     s = "%s %s  (sd %s)" % (_num(rec.get("value")), ROW_INFO[key][2],
                                              _num(rec.get("sd")))
+                    if rec.get("daemon_cpu_share") is not None:
+                        s += "  daemon CPU %.0f%% (%.1f us/op)" % (
+                            100 * rec["daemon_cpu_share"], rec["daemon_cpu_us_per_op"])
                     if rec.get("mem"):
                         s += "  daemon RSS median %.1f / max %.1f MiB" % (
                             rec["mem"]["rss_mib_median"], rec["mem"]["rss_mib_max"])

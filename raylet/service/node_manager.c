@@ -704,6 +704,108 @@ static void nm_kill_local_actor(void *ctx, rpc_call_t *call, ProtobufCMessage *m
         cwc_kill_actor(k->p.channels[0], &kreq, 0, nm_kill_on_reply, k);
 }
 
+/* CancelLocalTask (ray.cancel of a task that is running here): the
+ * executing worker is asked to cancel it (CoreWorkerService CancelTask) and
+ * the owner gets its answer.  With force_kill, a worker still registered
+ * when the grace period ends is killed and the task counts as cancelled;
+ * an answer that comes first stops the timer, as on the stock raylet (the
+ * worker exits by itself after a forced cancel). */
+typedef struct nm_cancel {
+    nm_pending_t p; /* first; its one channel is our own, so stopping silences CancelTask */
+    uint8_t worker_id[ID_UNIQUE_SIZE];
+} nm_cancel_t;
+
+static void nm_cancel_free(nm_cancel_t *c)
+{
+    nm_pending_silence(&c->p);
+    nm_pending_free(&c->p);
+    free(c);
+}
+
+static void nm_cancel_stop(nm_pending_t *p)
+{
+    nm_cancel_t *c = (nm_cancel_t *)p;
+    rpc_call_fail(c->p.call, GRPC_STATUS_UNAVAILABLE, "raylet shutting down");
+    nm_cancel_free(c);
+}
+
+static void nm_cancel_answer(rpc_call_t *call, bool succeeded, bool running)
+{
+    Ray__Rpc__CancelLocalTaskReply reply = RAY__RPC__CANCEL_LOCAL_TASK_REPLY__INIT;
+    reply.attempt_succeeded = succeeded;
+    reply.requested_task_running = running;
+    rpc_call_reply(call, &reply.base);
+}
+
+static void nm_cancel_on_timer(loop_t *loop, uint64_t id, void *data)
+{
+    nm_cancel_t *c = data;
+    c->p.timer = 0;
+    worker_t *w = c->p.svc->pool ? pool_find(c->p.svc->pool, c->worker_id) : NULL;
+    if (w && worker_state(w) != WORKER_DEAD) {
+        log_info("worker %s (pid %d) did not cancel its task in time; killing it", worker_id_hex(w),
+                 (int)worker_pid(w));
+        pool_kill(c->p.svc->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT,
+                  "Force-killed by ray.cancel(force=True)");
+    }
+    nm_cancel_answer(c->p.call, true, false);
+    nm_cancel_free(c);
+}
+
+static void nm_cancel_on_reply(void *ctx, const rpc_status_t *st, ProtobufCMessage *msg)
+{
+    nm_cancel_t *c = ctx;
+    if (st->code != GRPC_STATUS_OK) {
+        char hex[ID_HEX_BUF];
+        log_warn("CancelTask on worker %s failed: %s", id_to_hex(c->worker_id, ID_UNIQUE_SIZE, hex), st->message);
+        if (c->p.timer)
+            return; /* forced: the grace timer kills the worker */
+        rpc_call_fail(c->p.call, st->code, st->message);
+        nm_cancel_free(c);
+        return;
+    }
+    const Ray__Rpc__CancelTaskReply *r = (const Ray__Rpc__CancelTaskReply *)msg;
+    nm_cancel_answer(c->p.call, r->attempt_succeeded, r->requested_task_running);
+    nm_cancel_free(c);
+}
+
+static void nm_cancel_local_task(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    nm_service_t *svc = ctx;
+    const Ray__Rpc__CancelLocalTaskRequest *req = (const Ray__Rpc__CancelLocalTaskRequest *)msg;
+    if (req->executor_worker_id.len != ID_UNIQUE_SIZE) {
+        rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "executor_worker_id is not a worker id");
+        return;
+    }
+    worker_t *w = svc->pool ? pool_find(svc->pool, req->executor_worker_id.data) : NULL;
+    if (!w || worker_state(w) == WORKER_DEAD || worker_port(w) <= 0) {
+        nm_cancel_answer(call, true, false); /* gone, and its task with it */
+        return;
+    }
+    char target[96];
+    snprintf(target, sizeof target, "%s:%d", svc->d.node_ip_address, worker_port(w));
+    rpc_channel_t *ch = rpc_channel_create(svc->d.bridge, target);
+    if (!ch) {
+        rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "cannot reach the executing worker");
+        return;
+    }
+    nm_cancel_t *c = xcalloc(1, sizeof *c);
+    memcpy(c->worker_id, worker_id(w), ID_UNIQUE_SIZE);
+    nm_pending_add(svc, &c->p, call, 1, nm_cancel_stop);
+    c->p.channels[c->p.channel_count++] = ch;
+    if (req->force_kill)
+        c->p.timer = loop_add_timer(svc->d.loop, (uint64_t)svc->d.kill_worker_timeout_ms, nm_cancel_on_timer, c);
+    Ray__Rpc__CancelTaskRequest creq = RAY__RPC__CANCEL_TASK_REQUEST__INIT;
+    creq.intended_task_id = req->intended_task_id;
+    creq.force_kill = req->force_kill;
+    creq.recursive = req->recursive;
+    creq.caller_worker_id = req->caller_worker_id;
+    if (cwc_cancel_task(ch, &creq, 0, nm_cancel_on_reply, c) != 0 && !c->p.timer) {
+        rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "cannot reach the executing worker");
+        nm_cancel_free(c);
+    }
+}
+
 static void nm_global_gc(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
     /* Workers collect their own garbage; nothing here holds Python objects. */
@@ -1046,6 +1148,8 @@ nm_service_t *nm_service_create(rpc_server_t *server, const nm_service_deps_t *d
          &ray__rpc__release_unused_bundles_request__descriptor, nm_release_unused_bundles},
         {"/ray.rpc.NodeManagerService/KillLocalActor", &ray__rpc__kill_local_actor_request__descriptor,
          nm_kill_local_actor},
+        {"/ray.rpc.NodeManagerService/CancelLocalTask", &ray__rpc__cancel_local_task_request__descriptor,
+         nm_cancel_local_task},
         {"/ray.rpc.NodeManagerService/GetWorkerFailureCause",
          &ray__rpc__get_worker_failure_cause_request__descriptor, nm_get_worker_failure_cause},
     };

@@ -15,6 +15,13 @@ int cwc_kill_actor(rpc_channel_t *ch, const Ray__Rpc__KillActorRequest *req, uin
                      cb, ctx);
 }
 
+int cwc_cancel_task(rpc_channel_t *ch, const Ray__Rpc__CancelTaskRequest *req, uint64_t timeout_ms,
+                    rpc_unary_cb cb, void *ctx)
+{
+    return rpc_unary(ch, CWC_METHOD("CancelTask"), &req->base, &ray__rpc__cancel_task_reply__descriptor, timeout_ms,
+                     cb, ctx);
+}
+
 int cwc_get_stats(rpc_channel_t *ch, const Ray__Rpc__GetCoreWorkerStatsRequest *req, uint64_t timeout_ms,
                   rpc_unary_cb cb, void *ctx)
 {

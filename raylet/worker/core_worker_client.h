@@ -14,6 +14,9 @@ int cwc_exit(rpc_channel_t *ch, const Ray__Rpc__ExitRequest *req, uint64_t timeo
              void *ctx);
 int cwc_kill_actor(rpc_channel_t *ch, const Ray__Rpc__KillActorRequest *req, uint64_t timeout_ms,
                    rpc_unary_cb cb, void *ctx);
+/* ray.cancel of a task the worker is running (service/ CancelLocalTask). */
+int cwc_cancel_task(rpc_channel_t *ch, const Ray__Rpc__CancelTaskRequest *req, uint64_t timeout_ms,
+                    rpc_unary_cb cb, void *ctx);
 int cwc_get_stats(rpc_channel_t *ch, const Ray__Rpc__GetCoreWorkerStatsRequest *req, uint64_t timeout_ms,
                   rpc_unary_cb cb, void *ctx);
 int cwc_plasma_object_ready(rpc_channel_t *ch, const Ray__Rpc__PlasmaObjectReadyRequest *req,

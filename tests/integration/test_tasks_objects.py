@@ -52,7 +52,7 @@ def head(cluster, craylet, **kw):
 
 
 def test_tasks_nesting_wait_and_errors(cluster, craylet):
-    head(cluster, craylet, num_cpus=2)
+    node = head(cluster, craylet, num_cpus=2)
     res = run_driver(cluster, """
         @ray.remote
         def f(x):
@@ -67,7 +67,34 @@ def test_tasks_nesting_wait_and_errors(cluster, craylet):
         refs = [slow.remote(0), slow.remote(30)]
         ready, rest = ray.wait(refs, num_returns=2, timeout=2)
         emit({"wait_ready": len(ready), "wait_rest": len(rest)})
-        ray.cancel(refs[1], force=True)
+        # ray.cancel of a running task reaches its worker through this
+        # node (CancelLocalTask): forced, the worker goes; an async actor's
+        # call is cancelled in place and the actor lives on.  Either way the
+        # owner sees it cancelled long before the 30 s sleep ends.
+        def cancelled(ref, force):
+            ray.cancel(ref, force=force)
+            t0 = time.time()
+            try:
+                ray.get(ref, timeout=20)
+                return "finished"
+            except ray.exceptions.TaskCancelledError:
+                return "cancelled" if time.time() - t0 < 15 else "cancelled late"
+            except Exception as e:
+                return type(e).__name__
+
+        @ray.remote
+        class Sleeper:
+            async def sleep(self, s):
+                import asyncio
+                await asyncio.sleep(s)
+            def pid(self):
+                return os.getpid()
+        sleeper = Sleeper.remote()
+        pid = ray.get(sleeper.pid.remote())
+        call = sleeper.sleep.remote(30)
+        ray.wait([call], timeout=1)
+        emit({"cancel": [cancelled(refs[1], True), cancelled(call, False)],
+              "actor_lives": ray.get(sleeper.pid.remote(), timeout=10) == pid})
 
         # Objects in the shared store, all sealed: the raylet answers the
         # wait and must report no more than num_returns (the core worker
@@ -88,6 +115,20 @@ def test_tasks_nesting_wait_and_errors(cluster, craylet):
     """)
     assert res["many_ok"]
     assert (res["wait_ready"], res["wait_rest"]) == (1, 1)
+    assert res["cancel"] == ["cancelled", "cancelled"] and res["actor_lives"], res
+    # CancelLocalTask naming no worker, or one that is not here: refused as
+    # invalid, or answered as done (nothing runs there to cancel).
+    import grpc
+    from ray.core.generated import node_manager_pb2 as nm, node_manager_pb2_grpc as nm_grpc
+    with grpc.insecure_channel(node.grpc_address()) as ch:
+        stub = nm_grpc.NodeManagerServiceStub(ch)
+        with pytest.raises(grpc.RpcError) as e:
+            stub.CancelLocalTask(nm.CancelLocalTaskRequest(executor_worker_id=b"short"), timeout=10,
+                                 metadata=helpers.auth_metadata())
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        reply = stub.CancelLocalTask(nm.CancelLocalTaskRequest(executor_worker_id=os.urandom(28), force_kill=True),
+                                     timeout=10, metadata=helpers.auth_metadata())
+        assert reply.attempt_succeeded and not reply.requested_task_running
     assert res["plasma_wait"] == [2, 3, True]
     assert res["raised"]
 
