@@ -558,7 +558,8 @@ void owners_worker_died(owners_t *o, const id_worker_t *worker)
     LIST_FOREACH_ENTRY(owner_call_t, c, &r->calls, link)
         calls++;
     id_object_t *ids = xcalloc(n + calls + 1, sizeof *ids);
-    memcpy(ids, r->subs, n * sizeof *ids);
+    if (n)
+        memcpy(ids, r->subs, n * sizeof *ids); /* subs may be NULL when empty */
     LIST_FOREACH_ENTRY(owner_call_t, c, &r->calls, link)
         if (c->locate)
             ids[n++] = c->oid;

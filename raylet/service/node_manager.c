@@ -326,14 +326,19 @@ static void nm_store_stats(nm_service_t *svc, Ray__Rpc__ObjectStoreStats *out)
     }
 }
 
-/* GetNodeStats asks every worker and driver for its CoreWorkerStats (the
- * dashboard's worker table, `ray memory`) and answers when all replied or
- * the deadline passed.  The aggregate owns one channel per worker, so
- * destroying them silences any reply still on its way. */
+/* GetNodeStats and GetObjectsInfo ask every worker and driver for its
+ * CoreWorkerStats (the dashboard's worker table, `ray memory`, `ray list
+ * objects`) and answer when all replied or the deadline passed.  The
+ * aggregate owns one channel per worker, so destroying them silences any
+ * reply still on its way. */
 #define NM_STATS_DEADLINE_MS 3000
+
+typedef enum { NM_STATS_NODE, NM_STATS_OBJECTS } nm_stats_kind_t;
 
 typedef struct nm_stats {
     nm_pending_t p; /* first */
+    nm_stats_kind_t kind;
+    int64_t limit;  /* object refs wanted (GetObjectsInfo); < 0: all */
     size_t pending; /* replies still expected */
     uint8_t **packed; /* serialized CoreWorkerStats, one per reply */
     size_t *packed_len;
@@ -358,19 +363,10 @@ static void nm_stats_cancel(nm_pending_t *p)
     nm_stats_free(a);
 }
 
-static void nm_stats_finish(nm_stats_t *a)
+static void nm_stats_reply_node(nm_stats_t *a, Ray__Rpc__CoreWorkerStats **stats, size_t n)
 {
     nm_service_t *svc = a->p.svc;
-    nm_pending_silence(&a->p);
-
     Ray__Rpc__GetNodeStatsReply reply = RAY__RPC__GET_NODE_STATS_REPLY__INIT;
-    Ray__Rpc__CoreWorkerStats **stats = xcalloc(a->packed_count, sizeof *stats);
-    size_t n = 0;
-    for (size_t i = 0; i < a->packed_count; i++) {
-        stats[n] = ray__rpc__core_worker_stats__unpack(NULL, a->packed_len[i], a->packed[i]);
-        if (stats[n])
-            n++;
-    }
     reply.core_workers_stats = stats;
     reply.n_core_workers_stats = n;
     Ray__Rpc__ObjectStoreStats store;
@@ -379,9 +375,47 @@ static void nm_stats_finish(nm_stats_t *a)
     reply.num_workers = svc->pool ? (uint32_t)(pool_count(svc->pool, WORKER_IDLE) + pool_count(svc->pool, WORKER_LEASED))
                                 : 0;
     rpc_call_reply(a->p.call, &reply.base);
+}
 
+/* As the stock raylet counts: every worker's objects in `total`; whole
+ * workers' stats kept until the refs they carry reach the limit (so a
+ * reply may hold more refs than asked for). */
+static void nm_stats_reply_objects(nm_stats_t *a, Ray__Rpc__CoreWorkerStats **stats, size_t n)
+{
+    Ray__Rpc__GetObjectsInfoReply reply = RAY__RPC__GET_OBJECTS_INFO_REPLY__INIT;
+    size_t kept = 0;
+    int64_t refs = 0;
+    for (size_t i = 0; i < n; i++) {
+        reply.total += stats[i]->objects_total;
+        if (a->limit >= 0 && refs >= a->limit)
+            continue;
+        refs += (int64_t)stats[i]->n_object_refs;
+        stats[kept++] = stats[i];
+    }
+    reply.core_workers_stats = stats;
+    reply.n_core_workers_stats = kept;
+    rpc_call_reply(a->p.call, &reply.base);
+}
+
+static void nm_stats_finish(nm_stats_t *a)
+{
+    nm_pending_silence(&a->p);
+    Ray__Rpc__CoreWorkerStats **stats = xcalloc(a->packed_count + 1, sizeof *stats);
+    size_t n = 0;
+    for (size_t i = 0; i < a->packed_count; i++) {
+        stats[n] = ray__rpc__core_worker_stats__unpack(NULL, a->packed_len[i], a->packed[i]);
+        if (stats[n])
+            n++;
+    }
+    /* The reply may reorder `stats`; it keeps every pointer. */
+    Ray__Rpc__CoreWorkerStats **all = xmemdup(stats, n * sizeof *stats);
+    if (a->kind == NM_STATS_OBJECTS)
+        nm_stats_reply_objects(a, stats, n);
+    else
+        nm_stats_reply_node(a, stats, n);
     for (size_t i = 0; i < n; i++)
-        ray__rpc__core_worker_stats__free_unpacked(stats[i], NULL);
+        ray__rpc__core_worker_stats__free_unpacked(all[i], NULL);
+    free(all);
     free(stats);
     nm_stats_free(a);
 }
@@ -408,11 +442,12 @@ static void nm_stats_on_deadline(loop_t *loop, uint64_t id, void *data)
     nm_stats_finish(a); /* whoever has not answered is left out */
 }
 
-static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+static void nm_stats_start(nm_service_t *svc, rpc_call_t *call, nm_stats_kind_t kind, bool include_memory_info,
+                           int64_t limit)
 {
-    nm_service_t *svc = ctx;
-    const Ray__Rpc__GetNodeStatsRequest *req = (const Ray__Rpc__GetNodeStatsRequest *)msg;
     nm_stats_t *a = xcalloc(1, sizeof *a);
+    a->kind = kind;
+    a->limit = limit;
     worker_t *list[1024];
     size_t n = svc->pool ? pool_list(svc->pool, list, 1024) : 0;
     nm_pending_add(svc, &a->p, call, n, nm_stats_cancel);
@@ -431,7 +466,11 @@ static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
         Ray__Rpc__GetCoreWorkerStatsRequest creq = RAY__RPC__GET_CORE_WORKER_STATS_REQUEST__INIT;
         creq.intended_worker_id.data = (uint8_t *)worker_id(w);
         creq.intended_worker_id.len = ID_UNIQUE_SIZE;
-        creq.include_memory_info = req->include_memory_info;
+        creq.include_memory_info = include_memory_info;
+        if (limit >= 0) {
+            creq._limit_case = RAY__RPC__GET_CORE_WORKER_STATS_REQUEST___LIMIT_LIMIT;
+            creq.limit = limit;
+        }
         if (cwc_get_stats(ch, &creq, NM_STATS_DEADLINE_MS, nm_stats_on_reply, a) == 0)
             a->pending++;
     }
@@ -440,6 +479,25 @@ static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg
         return;
     }
     a->p.timer = loop_add_timer(svc->d.loop, NM_STATS_DEADLINE_MS + 500, nm_stats_on_deadline, a);
+}
+
+static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    const Ray__Rpc__GetNodeStatsRequest *req = (const Ray__Rpc__GetNodeStatsRequest *)msg;
+    nm_stats_start(ctx, call, NM_STATS_NODE, req->include_memory_info, -1);
+}
+
+/* GetObjectsInfo (the state API's `ray list objects`): every worker's
+ * object refs, with their memory information. */
+static void nm_get_objects_info(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    const Ray__Rpc__GetObjectsInfoRequest *req = (const Ray__Rpc__GetObjectsInfoRequest *)msg;
+    int64_t limit = req->_limit_case == RAY__RPC__GET_OBJECTS_INFO_REQUEST___LIMIT_LIMIT ? req->limit : -1;
+    if (limit < -1) {
+        rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "limit must not be negative");
+        return;
+    }
+    nm_stats_start(ctx, call, NM_STATS_OBJECTS, true, limit);
 }
 
 /* FormatGlobalMemoryInfo (`ray memory`): this node's store statistics
@@ -1148,6 +1206,8 @@ nm_service_t *nm_service_create(rpc_server_t *server, const nm_service_deps_t *d
          &ray__rpc__release_unused_bundles_request__descriptor, nm_release_unused_bundles},
         {"/ray.rpc.NodeManagerService/KillLocalActor", &ray__rpc__kill_local_actor_request__descriptor,
          nm_kill_local_actor},
+        {"/ray.rpc.NodeManagerService/GetObjectsInfo", &ray__rpc__get_objects_info_request__descriptor,
+         nm_get_objects_info},
         {"/ray.rpc.NodeManagerService/CancelLocalTask", &ray__rpc__cancel_local_task_request__descriptor,
          nm_cancel_local_task},
         {"/ray.rpc.NodeManagerService/GetWorkerFailureCause",

@@ -530,10 +530,33 @@ def test_ray_memory_reports_objects_and_workers(cluster, craylet):
                               "--address=%s" % ray.get_runtime_context().gcs_address],
                              capture_output=True, text=True, timeout=120)
         emit({"rc": out.returncode, "out": out.stdout, "ref": ref.hex()})
+
+        # `ray list objects` (the state API) asks each node GetObjectsInfo.
+        import grpc
+        from ray.core.generated import node_manager_pb2 as nm, node_manager_pb2_grpc as nm_grpc
+        md = None
+        if os.environ.get("RAY_AUTH_MODE", "").lower() == "token":
+            token = os.environ.get("RAY_AUTH_TOKEN") or open(os.environ["RAY_AUTH_TOKEN_PATH"]).read().strip()
+            md = (("authorization", "Bearer " + token),)
+        me = [n for n in ray.nodes() if n["Alive"]][0]
+        with grpc.insecure_channel("%s:%d" % (me["NodeManagerAddress"], me["NodeManagerPort"])) as ch:
+            stub = nm_grpc.NodeManagerServiceStub(ch)
+            full = stub.GetObjectsInfo(nm.GetObjectsInfoRequest(), metadata=md, timeout=30)
+            none = stub.GetObjectsInfo(nm.GetObjectsInfoRequest(limit=0), metadata=md, timeout=30)
+        listed = [(r.object_id.hex(), r.local_ref_count, r.object_size)
+                  for w in full.core_workers_stats for r in w.object_refs]
+        emit({"listed": listed, "total": full.total, "workers": len(full.core_workers_stats),
+              "limit0": [len(none.core_workers_stats), none.total]})
     """)
     assert res["rc"] == 0, res
     assert res["ref"] in res["out"], res["out"]
     assert "Plasma memory usage 2 MiB, 1 objects" in res["out"], res["out"]
+    # The driver's reference, with its size, from the driver's own stats;
+    # a limit of 0 keeps no worker's list but still counts every object.
+    mine = [r for r in res["listed"] if r[0] == res["ref"]]
+    assert len(mine) == 1 and mine[0][1] == 1 and 2 * MB <= mine[0][2] < 2 * MB + 4096, res
+    assert res["total"] >= 1 and res["workers"] >= 1, res
+    assert res["limit0"] == [0, res["total"]], res
 
 
 def test_runtime_env_vars_and_setup_failure(cluster, craylet):
