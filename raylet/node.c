@@ -866,7 +866,7 @@ static int raylet_start_agent(struct raylet *r, const char *name, const char *co
 }
 
 /* What the service asks of the node as a whole. */
-static void raylet_svc_bundles_changed(void *ctx)
+static void raylet_svc_resources_changed(void *ctx)
 {
     struct raylet *r = ctx;
     r->view_urgent = true; /* sent once this loop iteration is done */
@@ -939,7 +939,7 @@ static void raylet_start_serving(struct raylet *r)
     static const nm_node_ops_t svc_ops = {
         .serving = raylet_svc_serving, .idle_ms = raylet_svc_idle_ms, .drain = raylet_svc_drain,
         .draining = raylet_svc_draining, .shutdown = raylet_svc_shutdown,
-        .bundles_changed = raylet_svc_bundles_changed, .gcs_restarted = raylet_svc_gcs_restarted};
+        .resources_changed = raylet_svc_resources_changed, .gcs_restarted = raylet_svc_gcs_restarted};
     r->service = nm_service_create(r->server, &deps, &svc_ops, r);
     if (!r->service ||
         rpc_server_listen(r->server, host, r->flags.node_manager_port, &r->node_manager_port) != 0 ||

@@ -11,6 +11,7 @@
 #include "raylet/worker/core_worker_client.h"
 #include "common/alloc.h"
 #include "common/log.h"
+#include "common/utf8.h"
 #include "common/list.h"
 #include "raylet/cluster/drain.h"
 #include "raylet/service/leases.h"
@@ -864,6 +865,89 @@ static void nm_cancel_local_task(void *ctx, rpc_call_t *call, ProtobufCMessage *
     }
 }
 
+/* ResizeLocalResourceInstances: set this node's totals of the named
+ * resources, as the stock raylet does: resources tracked per instance (GPU
+ * and the like) are refused; a shrink takes no more than is available, so
+ * nothing granted is taken back; a resource that is new is created.  The
+ * reply carries every total after the change. */
+static void nm_resize_local_resources(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    nm_service_t *svc = ctx;
+    const Ray__Rpc__ResizeLocalResourceInstancesRequest *req =
+        (const Ray__Rpc__ResizeLocalResourceInstancesRequest *)msg;
+    res_node_t *node = svc->d.resources;
+    char why[320];
+    res_amount_t *targets = xcalloc(req->n_resources + 1, sizeof *targets);
+    for (size_t i = 0; i < req->n_resources; i++) {
+        const char *name = req->resources[i]->key;
+        if (!name || !*name || !utf8_valid(name, strlen(name))) {
+            rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "a resource name is empty or not UTF-8");
+            free(targets);
+            return;
+        }
+        if (res_node_is_unit_instance(node, name)) {
+            snprintf(why, sizeof why,
+                     "Cannot resize unit instance resource '%.200s'. Unit instance resources (e.g., GPU) cannot be "
+                     "resized dynamically.",
+                     name);
+            rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, why);
+            free(targets);
+            return;
+        }
+        if (res_amount_from_double(req->resources[i]->value, &targets[i]) != 0) {
+            snprintf(why, sizeof why, "resource '%.200s': %g is not a total this node can have", name,
+                     req->resources[i]->value);
+            rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, why);
+            free(targets);
+            return;
+        }
+    }
+    bool changed = false;
+    for (size_t i = 0; i < req->n_resources; i++) {
+        const char *name = req->resources[i]->key;
+        res_amount_t delta = targets[i] - res_node_total(node, name);
+        res_amount_t available = res_node_available(node, name);
+        if (delta < -available)
+            delta = -available; /* what is in use stays granted */
+        int rc = 0;
+        if (delta > 0)
+            rc = res_node_add_total(node, name, delta);
+        else if (delta < 0)
+            rc = res_node_shrink(node, name, -delta, NULL, 0);
+        if (rc != 0)
+            log_warn("resizing %s by %g: %s", name, res_amount_to_double(delta), strerror(-rc));
+        else if (delta != 0) {
+            changed = true;
+            log_info("resized %s to %g (%g available)", name, res_amount_to_double(res_node_total(node, name)),
+                     res_amount_to_double(res_node_available(node, name)));
+        }
+    }
+    free(targets);
+    if (changed) {
+        if (svc->leases)
+            lease_mgr_mark_dirty(svc->leases);
+        svc->ops.resources_changed(svc->ctx);
+    }
+
+    size_t n = res_node_count(node);
+    Ray__Rpc__ResizeLocalResourceInstancesReply__TotalResourcesEntry *entries = xcalloc(n + 1, sizeof *entries);
+    Ray__Rpc__ResizeLocalResourceInstancesReply__TotalResourcesEntry **ptrs = xcalloc(n + 1, sizeof *ptrs);
+    for (size_t i = 0; i < n; i++) {
+        res_entry_t e;
+        res_node_entry_at(node, i, &e);
+        ray__rpc__resize_local_resource_instances_reply__total_resources_entry__init(&entries[i]);
+        entries[i].key = (char *)e.name;
+        entries[i].value = res_amount_to_double(e.total);
+        ptrs[i] = &entries[i];
+    }
+    Ray__Rpc__ResizeLocalResourceInstancesReply reply = RAY__RPC__RESIZE_LOCAL_RESOURCE_INSTANCES_REPLY__INIT;
+    reply.n_total_resources = n;
+    reply.total_resources = ptrs;
+    rpc_call_reply(call, &reply.base);
+    free(ptrs);
+    free(entries);
+}
+
 static void nm_global_gc(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
     /* Workers collect their own garbage; nothing here holds Python objects. */
@@ -1027,7 +1111,7 @@ static bool nm_return_bundles(nm_service_t *svc, const bundle_spec_t *specs, siz
             all = false;
     }
     lease_mgr_mark_dirty(svc->leases);
-    svc->ops.bundles_changed(svc->ctx);
+    svc->ops.resources_changed(svc->ctx);
     return all;
 }
 
@@ -1112,7 +1196,7 @@ static void nm_release_unused_bundles(void *ctx, rpc_call_t *call, ProtobufCMess
     nm_bundles_decode(req->bundles_in_use, req->n_bundles_in_use, false, false, &b);
     size_t busy = bundles_release_unused(svc->d.bundles, b.specs, b.n);
     nm_bundles_free(&b);
-    svc->ops.bundles_changed(svc->ctx);
+    svc->ops.resources_changed(svc->ctx);
     if (busy)
         log_warn("%zu unused bundles are still leased; GCS will ask again", busy);
     Ray__Rpc__ReleaseUnusedBundlesReply reply = RAY__RPC__RELEASE_UNUSED_BUNDLES_REPLY__INIT;
@@ -1206,6 +1290,8 @@ nm_service_t *nm_service_create(rpc_server_t *server, const nm_service_deps_t *d
          &ray__rpc__release_unused_bundles_request__descriptor, nm_release_unused_bundles},
         {"/ray.rpc.NodeManagerService/KillLocalActor", &ray__rpc__kill_local_actor_request__descriptor,
          nm_kill_local_actor},
+        {"/ray.rpc.NodeManagerService/ResizeLocalResourceInstances",
+         &ray__rpc__resize_local_resource_instances_request__descriptor, nm_resize_local_resources},
         {"/ray.rpc.NodeManagerService/GetObjectsInfo", &ray__rpc__get_objects_info_request__descriptor,
          nm_get_objects_info},
         {"/ray.rpc.NodeManagerService/CancelLocalTask", &ray__rpc__cancel_local_task_request__descriptor,

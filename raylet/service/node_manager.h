@@ -45,10 +45,11 @@ typedef struct nm_node_ops {
     bool (*draining)(void *ctx, int64_t *deadline_ms);
     /* ShutdownRaylet: stop the node (unregistering when `graceful`). */
     void (*shutdown)(void *ctx, bool graceful);
-    /* Placement-group bundles were given back: GCS should hear of the
-     * freed resources now, not at the next periodic report (it holds
-     * pending groups until it does; what it reserves it already counts). */
-    void (*bundles_changed)(void *ctx);
+    /* Totals or availability changed outside a lease (bundles given back,
+     * totals resized): GCS should hear of it now, not at the next periodic
+     * report (it holds pending groups until it does; what it reserves it
+     * already counts). */
+    void (*resources_changed)(void *ctx);
     /* NotifyGCSRestart: re-send the node's GCS subscriptions and re-read
      * what they describe. */
     void (*gcs_restarted)(void *ctx);

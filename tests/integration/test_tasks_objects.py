@@ -129,6 +129,20 @@ def test_tasks_nesting_wait_and_errors(cluster, craylet):
         reply = stub.CancelLocalTask(nm.CancelLocalTaskRequest(executor_worker_id=os.urandom(28), force_kill=True),
                                      timeout=10, metadata=helpers.auth_metadata())
         assert reply.attempt_succeeded and not reply.requested_task_running
+        # ResizeLocalResourceInstances: totals change (a new resource too);
+        # per-instance resources, NaN and negative totals are refused.
+        reply = stub.ResizeLocalResourceInstances(
+            nm.ResizeLocalResourceInstancesRequest(resources={"CPU": 3, "extra": 2}), timeout=10,
+            metadata=helpers.auth_metadata())
+        assert (reply.total_resources["CPU"], reply.total_resources["extra"]) == (3, 2), reply
+        for bad in ({"GPU": 2}, {"CPU": float("nan")}, {"CPU": -1}, {"": 1}):
+            with pytest.raises(grpc.RpcError) as e:
+                stub.ResizeLocalResourceInstances(nm.ResizeLocalResourceInstancesRequest(resources=bad),
+                                                  timeout=10, metadata=helpers.auth_metadata())
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad
+    # GCS hears of the new totals at once: `ray status` shows them.
+    cluster.wait_status(lambda s: s.totals.get("CPU") == 3 and s.totals.get("extra") == 2,
+                        what="ray status to show the resized totals")
     assert res["plasma_wait"] == [2, 3, True]
     assert res["raised"]
 
