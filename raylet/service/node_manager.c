@@ -683,54 +683,81 @@ static void nm_is_local_worker_dead(void *ctx, rpc_call_t *call, ProtobufCMessag
     rpc_call_reply(call, &reply.base);
 }
 
-/* KillLocalActor: ask the actor's worker to exit (CoreWorkerService
- * KillActor); if it is still registered when the grace period ends, kill
- * the process.  The reply waits for one or the other, as GCS expects. */
-typedef struct nm_kill {
-    nm_pending_t p; /* first; its one channel is our own, so stopping silences KillActor */
+/* KillLocalActor and CancelLocalTask ask one local worker to do something
+ * over its CoreWorkerService, with a grace timer after which the worker is
+ * killed.  The call owns its one channel, so stopping it silences the
+ * worker's answer; once it is answered (or the node stops) nothing reaches
+ * it again. */
+typedef struct nm_worker_call {
+    nm_pending_t p; /* first */
     uint8_t worker_id[ID_UNIQUE_SIZE];
-} nm_kill_t;
+} nm_worker_call_t;
 
-/* The call is answered (or the node stops): nothing may reach k after. */
-static void nm_kill_free(nm_kill_t *k)
+static void nm_worker_call_free(nm_worker_call_t *c)
 {
-    nm_pending_silence(&k->p);
-    nm_pending_free(&k->p);
-    free(k);
+    nm_pending_silence(&c->p);
+    nm_pending_free(&c->p);
+    free(c);
 }
 
-static void nm_kill_cancel(nm_pending_t *p)
+static void nm_worker_call_stop(nm_pending_t *p)
 {
-    nm_kill_t *k = (nm_kill_t *)p;
-    rpc_call_fail(k->p.call, GRPC_STATUS_UNAVAILABLE, "raylet shutting down");
-    nm_kill_free(k);
+    nm_worker_call_t *c = (nm_worker_call_t *)p;
+    rpc_call_fail(c->p.call, GRPC_STATUS_UNAVAILABLE, "raylet shutting down");
+    nm_worker_call_free(c);
 }
 
+/* A pending call on `w`, with a channel to it unless it has no port or
+ * none can be made (then c->p.channel_count is 0). */
+static nm_worker_call_t *nm_worker_call_start(nm_service_t *svc, rpc_call_t *call, worker_t *w)
+{
+    nm_worker_call_t *c = xcalloc(1, sizeof *c);
+    memcpy(c->worker_id, worker_id(w), ID_UNIQUE_SIZE);
+    nm_pending_add(svc, &c->p, call, 1, nm_worker_call_stop);
+    if (worker_port(w) > 0) {
+        char target[96];
+        snprintf(target, sizeof target, "%s:%d", svc->d.node_ip_address, worker_port(w));
+        rpc_channel_t *ch = rpc_channel_create(svc->d.bridge, target);
+        if (ch)
+            c->p.channels[c->p.channel_count++] = ch;
+    }
+    return c;
+}
+
+/* The grace period is over: the worker goes if it is still here. */
+static void nm_worker_call_kill(nm_worker_call_t *c, const char *what, const char *reason)
+{
+    worker_t *w = c->p.svc->pool ? pool_find(c->p.svc->pool, c->worker_id) : NULL;
+    if (!w || worker_state(w) == WORKER_DEAD)
+        return;
+    log_info("worker %s (pid %d) did not %s in time; killing it", worker_id_hex(w), (int)worker_pid(w), what);
+    pool_kill(c->p.svc->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT, reason);
+}
+
+/* KillLocalActor: ask the actor's worker to exit (KillActor); if it is
+ * still registered when the grace period ends, kill the process.  The
+ * reply waits for one or the other, as GCS expects. */
 static void nm_kill_on_timer(loop_t *loop, uint64_t id, void *data)
 {
-    nm_kill_t *k = data;
-    k->p.timer = 0;
-    worker_t *w = k->p.svc->pool ? pool_find(k->p.svc->pool, k->worker_id) : NULL;
-    if (w && worker_state(w) != WORKER_DEAD) {
-        log_info("actor worker %s (pid %d) did not exit in time; killing it", worker_id_hex(w), (int)worker_pid(w));
-        pool_kill(k->p.svc->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT, "Actor killed by GCS");
-    }
+    nm_worker_call_t *c = data;
+    c->p.timer = 0;
+    nm_worker_call_kill(c, "exit", "Actor killed by GCS");
     Ray__Rpc__KillLocalActorReply reply = RAY__RPC__KILL_LOCAL_ACTOR_REPLY__INIT;
-    rpc_call_reply(k->p.call, &reply.base);
-    nm_kill_free(k);
+    rpc_call_reply(c->p.call, &reply.base);
+    nm_worker_call_free(c);
 }
 
 static void nm_kill_on_reply(void *ctx, const rpc_status_t *st, ProtobufCMessage *reply)
 {
-    nm_kill_t *k = ctx;
+    nm_worker_call_t *c = ctx;
     /* A dying actor does not answer; only a failure to reach it does, and
      * then the grace timer still decides. */
     if (st->code == GRPC_STATUS_OK)
         return;
     char msg[256];
     snprintf(msg, sizeof msg, "KillActor RPC failed: %s", st->message);
-    rpc_call_fail(k->p.call, GRPC_STATUS_INVALID_ARGUMENT, msg);
-    nm_kill_free(k);
+    rpc_call_fail(c->p.call, GRPC_STATUS_INVALID_ARGUMENT, msg);
+    nm_worker_call_free(c);
 }
 
 static void nm_kill_local_actor(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
@@ -743,51 +770,23 @@ static void nm_kill_local_actor(void *ctx, rpc_call_t *call, ProtobufCMessage *m
         rpc_call_reply(call, &reply.base); /* already gone */
         return;
     }
-    nm_kill_t *k = xcalloc(1, sizeof *k);
-    memcpy(k->worker_id, worker_id(w), ID_UNIQUE_SIZE);
-    nm_pending_add(svc, &k->p, call, 1, nm_kill_cancel);
-    k->p.timer = loop_add_timer(svc->d.loop, (uint64_t)svc->d.kill_worker_timeout_ms, nm_kill_on_timer, k);
-    if (worker_port(w) > 0) {
-        char target[96];
-        snprintf(target, sizeof target, "%s:%d", svc->d.node_ip_address, worker_port(w));
-        rpc_channel_t *ch = rpc_channel_create(svc->d.bridge, target);
-        if (ch)
-            k->p.channels[k->p.channel_count++] = ch;
-    }
+    nm_worker_call_t *c = nm_worker_call_start(svc, call, w);
+    c->p.timer = loop_add_timer(svc->d.loop, (uint64_t)svc->d.kill_worker_timeout_ms, nm_kill_on_timer, c);
     Ray__Rpc__KillActorRequest kreq = RAY__RPC__KILL_ACTOR_REQUEST__INIT;
     kreq.intended_actor_id = req->intended_actor_id;
     kreq.force_kill = req->force_kill;
     kreq.death_cause = req->death_cause;
     /* Without a call the grace timer alone finishes the job. */
-    if (k->p.channel_count)
-        cwc_kill_actor(k->p.channels[0], &kreq, 0, nm_kill_on_reply, k);
+    if (c->p.channel_count)
+        cwc_kill_actor(c->p.channels[0], &kreq, 0, nm_kill_on_reply, c);
 }
 
 /* CancelLocalTask (ray.cancel of a task that is running here): the
- * executing worker is asked to cancel it (CoreWorkerService CancelTask) and
- * the owner gets its answer.  With force_kill, a worker still registered
- * when the grace period ends is killed and the task counts as cancelled;
- * an answer that comes first stops the timer, as on the stock raylet (the
- * worker exits by itself after a forced cancel). */
-typedef struct nm_cancel {
-    nm_pending_t p; /* first; its one channel is our own, so stopping silences CancelTask */
-    uint8_t worker_id[ID_UNIQUE_SIZE];
-} nm_cancel_t;
-
-static void nm_cancel_free(nm_cancel_t *c)
-{
-    nm_pending_silence(&c->p);
-    nm_pending_free(&c->p);
-    free(c);
-}
-
-static void nm_cancel_stop(nm_pending_t *p)
-{
-    nm_cancel_t *c = (nm_cancel_t *)p;
-    rpc_call_fail(c->p.call, GRPC_STATUS_UNAVAILABLE, "raylet shutting down");
-    nm_cancel_free(c);
-}
-
+ * executing worker is asked to cancel it (CancelTask) and the owner gets
+ * its answer.  With force_kill, a worker still registered when the grace
+ * period ends is killed and the task counts as cancelled; an answer that
+ * comes first stops the timer, as on the stock raylet (the worker exits by
+ * itself after a forced cancel). */
 static void nm_cancel_answer(rpc_call_t *call, bool succeeded, bool running)
 {
     Ray__Rpc__CancelLocalTaskReply reply = RAY__RPC__CANCEL_LOCAL_TASK_REPLY__INIT;
@@ -798,34 +797,28 @@ static void nm_cancel_answer(rpc_call_t *call, bool succeeded, bool running)
 
 static void nm_cancel_on_timer(loop_t *loop, uint64_t id, void *data)
 {
-    nm_cancel_t *c = data;
+    nm_worker_call_t *c = data;
     c->p.timer = 0;
-    worker_t *w = c->p.svc->pool ? pool_find(c->p.svc->pool, c->worker_id) : NULL;
-    if (w && worker_state(w) != WORKER_DEAD) {
-        log_info("worker %s (pid %d) did not cancel its task in time; killing it", worker_id_hex(w),
-                 (int)worker_pid(w));
-        pool_kill(c->p.svc->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT,
-                  "Force-killed by ray.cancel(force=True)");
-    }
+    nm_worker_call_kill(c, "cancel its task", "Force-killed by ray.cancel(force=True)");
     nm_cancel_answer(c->p.call, true, false);
-    nm_cancel_free(c);
+    nm_worker_call_free(c);
 }
 
 static void nm_cancel_on_reply(void *ctx, const rpc_status_t *st, ProtobufCMessage *msg)
 {
-    nm_cancel_t *c = ctx;
+    nm_worker_call_t *c = ctx;
     if (st->code != GRPC_STATUS_OK) {
         char hex[ID_HEX_BUF];
         log_warn("CancelTask on worker %s failed: %s", id_to_hex(c->worker_id, ID_UNIQUE_SIZE, hex), st->message);
         if (c->p.timer)
             return; /* forced: the grace timer kills the worker */
         rpc_call_fail(c->p.call, st->code, st->message);
-        nm_cancel_free(c);
+        nm_worker_call_free(c);
         return;
     }
     const Ray__Rpc__CancelTaskReply *r = (const Ray__Rpc__CancelTaskReply *)msg;
     nm_cancel_answer(c->p.call, r->attempt_succeeded, r->requested_task_running);
-    nm_cancel_free(c);
+    nm_worker_call_free(c);
 }
 
 static void nm_cancel_local_task(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
@@ -837,21 +830,11 @@ static void nm_cancel_local_task(void *ctx, rpc_call_t *call, ProtobufCMessage *
         return;
     }
     worker_t *w = svc->pool ? pool_find(svc->pool, req->executor_worker_id.data) : NULL;
-    if (!w || worker_state(w) == WORKER_DEAD || worker_port(w) <= 0) {
+    if (!w || worker_state(w) == WORKER_DEAD) {
         nm_cancel_answer(call, true, false); /* gone, and its task with it */
         return;
     }
-    char target[96];
-    snprintf(target, sizeof target, "%s:%d", svc->d.node_ip_address, worker_port(w));
-    rpc_channel_t *ch = rpc_channel_create(svc->d.bridge, target);
-    if (!ch) {
-        rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "cannot reach the executing worker");
-        return;
-    }
-    nm_cancel_t *c = xcalloc(1, sizeof *c);
-    memcpy(c->worker_id, worker_id(w), ID_UNIQUE_SIZE);
-    nm_pending_add(svc, &c->p, call, 1, nm_cancel_stop);
-    c->p.channels[c->p.channel_count++] = ch;
+    nm_worker_call_t *c = nm_worker_call_start(svc, call, w);
     if (req->force_kill)
         c->p.timer = loop_add_timer(svc->d.loop, (uint64_t)svc->d.kill_worker_timeout_ms, nm_cancel_on_timer, c);
     Ray__Rpc__CancelTaskRequest creq = RAY__RPC__CANCEL_TASK_REQUEST__INIT;
@@ -859,9 +842,10 @@ static void nm_cancel_local_task(void *ctx, rpc_call_t *call, ProtobufCMessage *
     creq.force_kill = req->force_kill;
     creq.recursive = req->recursive;
     creq.caller_worker_id = req->caller_worker_id;
-    if (cwc_cancel_task(ch, &creq, 0, nm_cancel_on_reply, c) != 0 && !c->p.timer) {
+    bool asked = c->p.channel_count && cwc_cancel_task(c->p.channels[0], &creq, 0, nm_cancel_on_reply, c) == 0;
+    if (!asked && !c->p.timer) {
         rpc_call_fail(call, GRPC_STATUS_UNAVAILABLE, "cannot reach the executing worker");
-        nm_cancel_free(c);
+        nm_worker_call_free(c);
     }
 }
 
