@@ -297,6 +297,22 @@ void nm_service_stop(nm_service_t *svc)
     }
 }
 
+/* Every live worker and driver record (owned array, records valid until
+ * the pool next changes); *n gets the count.  None without a pool. */
+static worker_t **nm_list_workers(nm_service_t *svc, size_t *n)
+{
+    size_t cap = 256;
+    worker_t **list = xmalloc(cap * sizeof *list);
+    *n = 0;
+    if (!svc->pool)
+        return list;
+    while ((*n = pool_list(svc->pool, list, cap)) == cap) {
+        cap *= 2;
+        list = xrealloc(list, cap * sizeof *list);
+    }
+    return list;
+}
+
 /* This node's store, as GetNodeStats and `ray memory` report it. */
 static void nm_store_stats(nm_service_t *svc, Ray__Rpc__ObjectStoreStats *out)
 {
@@ -333,6 +349,7 @@ static void nm_store_stats(nm_service_t *svc, Ray__Rpc__ObjectStoreStats *out)
  * aggregate owns one channel per worker, so destroying them silences any
  * reply still on its way. */
 #define NM_STATS_DEADLINE_MS 3000
+#define NM_OBJECTS_DEADLINE_MS 25000
 
 typedef enum { NM_STATS_NODE, NM_STATS_OBJECTS } nm_stats_kind_t;
 
@@ -380,7 +397,8 @@ static void nm_stats_reply_node(nm_stats_t *a, Ray__Rpc__CoreWorkerStats **stats
 
 /* As the stock raylet counts: every worker's objects in `total`; whole
  * workers' stats kept until the refs they carry reach the limit (so a
- * reply may hold more refs than asked for). */
+ * reply may hold more refs than asked for; -1 is no limit, and any other
+ * negative one keeps none). */
 static void nm_stats_reply_objects(nm_stats_t *a, Ray__Rpc__CoreWorkerStats **stats, size_t n)
 {
     Ray__Rpc__GetObjectsInfoReply reply = RAY__RPC__GET_OBJECTS_INFO_REPLY__INIT;
@@ -388,7 +406,7 @@ static void nm_stats_reply_objects(nm_stats_t *a, Ray__Rpc__CoreWorkerStats **st
     int64_t refs = 0;
     for (size_t i = 0; i < n; i++) {
         reply.total += stats[i]->objects_total;
-        if (a->limit >= 0 && refs >= a->limit)
+        if (a->limit != -1 && refs >= a->limit)
             continue;
         refs += (int64_t)stats[i]->n_object_refs;
         stats[kept++] = stats[i];
@@ -401,14 +419,15 @@ static void nm_stats_reply_objects(nm_stats_t *a, Ray__Rpc__CoreWorkerStats **st
 static void nm_stats_finish(nm_stats_t *a)
 {
     nm_pending_silence(&a->p);
-    Ray__Rpc__CoreWorkerStats **stats = xcalloc(a->packed_count + 1, sizeof *stats);
+    Ray__Rpc__CoreWorkerStats **stats = xcalloc(a->packed_count, sizeof *stats);
     size_t n = 0;
     for (size_t i = 0; i < a->packed_count; i++) {
         stats[n] = ray__rpc__core_worker_stats__unpack(NULL, a->packed_len[i], a->packed[i]);
         if (stats[n])
             n++;
     }
-    /* The reply may reorder `stats`; it keeps every pointer. */
+    /* The reply may drop entries from `stats` (compacting it); `all`
+     * keeps every pointer for the frees below. */
     Ray__Rpc__CoreWorkerStats **all = xmemdup(stats, n * sizeof *stats);
     if (a->kind == NM_STATS_OBJECTS)
         nm_stats_reply_objects(a, stats, n);
@@ -449,8 +468,11 @@ static void nm_stats_start(nm_service_t *svc, rpc_call_t *call, nm_stats_kind_t 
     nm_stats_t *a = xcalloc(1, sizeof *a);
     a->kind = kind;
     a->limit = limit;
-    worker_t *list[1024];
-    size_t n = svc->pool ? pool_list(svc->pool, list, 1024) : 0;
+    /* The dashboard refreshes node stats every few seconds and wants them
+     * promptly; `ray list objects` waits up to 30 s for a complete list. */
+    uint64_t deadline_ms = kind == NM_STATS_OBJECTS ? NM_OBJECTS_DEADLINE_MS : NM_STATS_DEADLINE_MS;
+    size_t n;
+    worker_t **list = nm_list_workers(svc, &n);
     nm_pending_add(svc, &a->p, call, n, nm_stats_cancel);
     a->packed = xcalloc(n, sizeof *a->packed);
     a->packed_len = xcalloc(n, sizeof *a->packed_len);
@@ -472,14 +494,15 @@ static void nm_stats_start(nm_service_t *svc, rpc_call_t *call, nm_stats_kind_t 
             creq._limit_case = RAY__RPC__GET_CORE_WORKER_STATS_REQUEST___LIMIT_LIMIT;
             creq.limit = limit;
         }
-        if (cwc_get_stats(ch, &creq, NM_STATS_DEADLINE_MS, nm_stats_on_reply, a) == 0)
+        if (cwc_get_stats(ch, &creq, deadline_ms, nm_stats_on_reply, a) == 0)
             a->pending++;
     }
+    free(list);
     if (a->pending == 0) {
         nm_stats_finish(a);
         return;
     }
-    a->p.timer = loop_add_timer(svc->d.loop, NM_STATS_DEADLINE_MS + 500, nm_stats_on_deadline, a);
+    a->p.timer = loop_add_timer(svc->d.loop, deadline_ms + 500, nm_stats_on_deadline, a);
 }
 
 static void nm_get_node_stats(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
@@ -494,10 +517,6 @@ static void nm_get_objects_info(void *ctx, rpc_call_t *call, ProtobufCMessage *m
 {
     const Ray__Rpc__GetObjectsInfoRequest *req = (const Ray__Rpc__GetObjectsInfoRequest *)msg;
     int64_t limit = req->_limit_case == RAY__RPC__GET_OBJECTS_INFO_REQUEST___LIMIT_LIMIT ? req->limit : -1;
-    if (limit < -1) {
-        rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "limit must not be negative");
-        return;
-    }
     nm_stats_start(ctx, call, NM_STATS_OBJECTS, true, limit);
 }
 
@@ -623,9 +642,8 @@ static void nm_notify_gcs_restart(void *ctx, rpc_call_t *call, ProtobufCMessage 
     /* The node's own subscriber re-subscribes now; each worker and driver
      * hears it too (they connected to GCS after registering here, so every
      * one of them has subscriptions to renew). */
-    size_t told = 0;
-    worker_t *list[1024];
-    size_t n = svc->pool ? pool_list(svc->pool, list, 1024) : 0;
+    size_t told = 0, n;
+    worker_t **list = nm_list_workers(svc, &n);
     for (size_t i = 0; i < n; i++) {
         worker_state_t state = worker_state(list[i]);
         if (state != WORKER_IDLE && state != WORKER_LEASED && state != WORKER_DRIVER)
@@ -634,6 +652,7 @@ static void nm_notify_gcs_restart(void *ctx, rpc_call_t *call, ProtobufCMessage 
         if (ch && cwc_raylet_notify_gcs_restart(ch, NM_STATS_DEADLINE_MS, nm_on_worker_notified, NULL) == 0)
             told++;
     }
+    free(list);
     log_info("GCS restarted: resubscribing and telling %zu workers and drivers", told);
     svc->ops.gcs_restarted(svc->ctx);
     Ray__Rpc__NotifyGCSRestartReply reply = RAY__RPC__NOTIFY_GCSRESTART_REPLY__INIT;
@@ -809,9 +828,13 @@ static void nm_cancel_on_reply(void *ctx, const rpc_status_t *st, ProtobufCMessa
     nm_worker_call_t *c = ctx;
     if (st->code != GRPC_STATUS_OK) {
         char hex[ID_HEX_BUF];
-        log_warn("CancelTask on worker %s failed: %s", id_to_hex(c->worker_id, ID_UNIQUE_SIZE, hex), st->message);
-        if (c->p.timer)
-            return; /* forced: the grace timer kills the worker */
+        id_to_hex(c->worker_id, ID_UNIQUE_SIZE, hex);
+        if (c->p.timer) {
+            /* Forced: the worker is likely exiting; the grace timer decides. */
+            log_debug("CancelTask on worker %s: %s", hex, st->message);
+            return;
+        }
+        log_warn("CancelTask on worker %s failed: %s", hex, st->message);
         rpc_call_fail(c->p.call, st->code, st->message);
         nm_worker_call_free(c);
         return;
@@ -861,7 +884,7 @@ static void nm_resize_local_resources(void *ctx, rpc_call_t *call, ProtobufCMess
         (const Ray__Rpc__ResizeLocalResourceInstancesRequest *)msg;
     res_node_t *node = svc->d.resources;
     char why[320];
-    res_amount_t *targets = xcalloc(req->n_resources + 1, sizeof *targets);
+    res_amount_t *targets = xcalloc(req->n_resources, sizeof *targets);
     for (size_t i = 0; i < req->n_resources; i++) {
         const char *name = req->resources[i]->key;
         if (!name || !*name || !utf8_valid(name, strlen(name))) {
@@ -899,10 +922,10 @@ static void nm_resize_local_resources(void *ctx, rpc_call_t *call, ProtobufCMess
         else if (delta < 0)
             rc = res_node_shrink(node, name, -delta, NULL, 0);
         if (rc != 0)
-            log_warn("resizing %s by %g: %s", name, res_amount_to_double(delta), strerror(-rc));
+            log_warn("resizing %s by %.4f: %s", name, res_amount_to_double(delta), strerror(-rc));
         else if (delta != 0) {
             changed = true;
-            log_info("resized %s to %g (%g available)", name, res_amount_to_double(res_node_total(node, name)),
+            log_info("resized %s to %.4f (%.4f available)", name, res_amount_to_double(res_node_total(node, name)),
                      res_amount_to_double(res_node_available(node, name)));
         }
     }
@@ -914,8 +937,8 @@ static void nm_resize_local_resources(void *ctx, rpc_call_t *call, ProtobufCMess
     }
 
     size_t n = res_node_count(node);
-    Ray__Rpc__ResizeLocalResourceInstancesReply__TotalResourcesEntry *entries = xcalloc(n + 1, sizeof *entries);
-    Ray__Rpc__ResizeLocalResourceInstancesReply__TotalResourcesEntry **ptrs = xcalloc(n + 1, sizeof *ptrs);
+    Ray__Rpc__ResizeLocalResourceInstancesReply__TotalResourcesEntry *entries = xcalloc(n, sizeof *entries);
+    Ray__Rpc__ResizeLocalResourceInstancesReply__TotalResourcesEntry **ptrs = xcalloc(n, sizeof *ptrs);
     for (size_t i = 0; i < n; i++) {
         res_entry_t e;
         res_node_entry_at(node, i, &e);
@@ -943,8 +966,8 @@ static void nm_release_unused_actor_workers(void *ctx, rpc_call_t *call, Protobu
 {
     nm_service_t *svc = ctx;
     const Ray__Rpc__ReleaseUnusedActorWorkersRequest *req = (const Ray__Rpc__ReleaseUnusedActorWorkersRequest *)msg;
-    worker_t *list[1024];
-    size_t n = svc->pool ? pool_list(svc->pool, list, 1024) : 0;
+    size_t n;
+    worker_t **list = nm_list_workers(svc, &n);
     for (size_t i = 0; i < n; i++) {
         worker_t *w = list[i];
         if (!worker_is_actor(w))
@@ -958,6 +981,7 @@ static void nm_release_unused_actor_workers(void *ctx, rpc_call_t *call, Protobu
         log_info("GCS no longer knows actor worker %s; killing it", worker_id_hex(w));
         pool_kill(svc->pool, w, RAY__RPC__WORKER_EXIT_TYPE__INTENDED_SYSTEM_EXIT, "unused actor worker released");
     }
+    free(list);
     Ray__Rpc__ReleaseUnusedActorWorkersReply reply = RAY__RPC__RELEASE_UNUSED_ACTOR_WORKERS_REPLY__INIT;
     rpc_call_reply(call, &reply.base);
 }

@@ -147,7 +147,7 @@ def fds(proc):
 
 
 def test_mixed_workload_survives_killed_workers_and_a_killed_node(host_cluster, craylet, tmp_path):  # noqa: F811
-    seconds = int(os.environ.get("CRAYLET_SOAK_SECONDS", "40"))
+    seconds = int(os.environ.get("CRAYLET_SOAK_SECONDS", "25"))
     log = tmp_path / "executions.log"
     c = host_cluster()
     nodes = [c.start_host(0, craylet, resources={"host0": 10}, num_cpus=2, object_store_memory=256 * MB),
