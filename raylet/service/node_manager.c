@@ -313,6 +313,17 @@ static worker_t **nm_list_workers(nm_service_t *svc, size_t *n)
     return list;
 }
 
+/* A new channel to worker `w`'s CoreWorkerService, owned by the caller;
+ * NULL when it has no port or none can be made. */
+static rpc_channel_t *nm_worker_channel(nm_service_t *svc, worker_t *w)
+{
+    if (worker_port(w) <= 0)
+        return NULL;
+    char target[96];
+    snprintf(target, sizeof target, "%s:%d", svc->d.node_ip_address, worker_port(w));
+    return rpc_channel_create(svc->d.bridge, target);
+}
+
 /* This node's store, as GetNodeStats and `ray memory` report it. */
 static void nm_store_stats(nm_service_t *svc, Ray__Rpc__ObjectStoreStats *out)
 {
@@ -402,18 +413,18 @@ static void nm_stats_reply_node(nm_stats_t *a, Ray__Rpc__CoreWorkerStats **stats
 static void nm_stats_reply_objects(nm_stats_t *a, Ray__Rpc__CoreWorkerStats **stats, size_t n)
 {
     Ray__Rpc__GetObjectsInfoReply reply = RAY__RPC__GET_OBJECTS_INFO_REPLY__INIT;
-    size_t kept = 0;
+    Ray__Rpc__CoreWorkerStats **kept = xcalloc(n, sizeof *kept);
     int64_t refs = 0;
     for (size_t i = 0; i < n; i++) {
         reply.total += stats[i]->objects_total;
         if (a->limit != -1 && refs >= a->limit)
             continue;
         refs += (int64_t)stats[i]->n_object_refs;
-        stats[kept++] = stats[i];
+        kept[reply.n_core_workers_stats++] = stats[i];
     }
-    reply.core_workers_stats = stats;
-    reply.n_core_workers_stats = kept;
+    reply.core_workers_stats = kept;
     rpc_call_reply(a->p.call, &reply.base);
+    free(kept);
 }
 
 static void nm_stats_finish(nm_stats_t *a)
@@ -426,16 +437,12 @@ static void nm_stats_finish(nm_stats_t *a)
         if (stats[n])
             n++;
     }
-    /* The reply may drop entries from `stats` (compacting it); `all`
-     * keeps every pointer for the frees below. */
-    Ray__Rpc__CoreWorkerStats **all = xmemdup(stats, n * sizeof *stats);
     if (a->kind == NM_STATS_OBJECTS)
         nm_stats_reply_objects(a, stats, n);
     else
         nm_stats_reply_node(a, stats, n);
     for (size_t i = 0; i < n; i++)
-        ray__rpc__core_worker_stats__free_unpacked(all[i], NULL);
-    free(all);
+        ray__rpc__core_worker_stats__free_unpacked(stats[i], NULL);
     free(stats);
     nm_stats_free(a);
 }
@@ -478,11 +485,9 @@ static void nm_stats_start(nm_service_t *svc, rpc_call_t *call, nm_stats_kind_t 
     a->packed_len = xcalloc(n, sizeof *a->packed_len);
     for (size_t i = 0; i < n; i++) {
         worker_t *w = list[i];
-        if (worker_port(w) <= 0 || (worker_state(w) != WORKER_IDLE && worker_state(w) != WORKER_LEASED && worker_state(w) != WORKER_DRIVER))
+        if (worker_state(w) != WORKER_IDLE && worker_state(w) != WORKER_LEASED && worker_state(w) != WORKER_DRIVER)
             continue;
-        char target[96];
-        snprintf(target, sizeof target, "%s:%d", svc->d.node_ip_address, worker_port(w));
-        rpc_channel_t *ch = rpc_channel_create(svc->d.bridge, target);
+        rpc_channel_t *ch = nm_worker_channel(svc, w);
         if (!ch)
             continue;
         a->p.channels[a->p.channel_count++] = ch;
@@ -733,13 +738,9 @@ static nm_worker_call_t *nm_worker_call_start(nm_service_t *svc, rpc_call_t *cal
     nm_worker_call_t *c = xcalloc(1, sizeof *c);
     memcpy(c->worker_id, worker_id(w), ID_UNIQUE_SIZE);
     nm_pending_add(svc, &c->p, call, 1, nm_worker_call_stop);
-    if (worker_port(w) > 0) {
-        char target[96];
-        snprintf(target, sizeof target, "%s:%d", svc->d.node_ip_address, worker_port(w));
-        rpc_channel_t *ch = rpc_channel_create(svc->d.bridge, target);
-        if (ch)
-            c->p.channels[c->p.channel_count++] = ch;
-    }
+    rpc_channel_t *ch = nm_worker_channel(svc, w);
+    if (ch)
+        c->p.channels[c->p.channel_count++] = ch;
     return c;
 }
 
