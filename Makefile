@@ -22,7 +22,7 @@ SUFFIX      := -$(RAY_VERSION)
 endif
 VENV        := .venv$(SUFFIX)
 VPY         := $(VENV)/bin/python
-PY_DEPS     := ray[default,train]==$(RAY_VERSION) pytest pytest-timeout flatbuffers numpy scikit-build-core
+PY_DEPS     := ray[default,train]==$(RAY_VERSION) pytest pytest-timeout pytest-xdist flatbuffers numpy scikit-build-core
 APT_PKGS    := build-essential cmake pkg-config libgrpc-dev protobuf-compiler \
                protobuf-c-compiler libprotobuf-c-dev libhiredis-dev libjemalloc-dev \
                libhwloc-dev libcriterion-dev flatbuffers-compiler clang libclang-rt-14-dev \
@@ -123,10 +123,20 @@ fuzz-test: fuzz
 # building it (that test then skips), as CI does for its second release.
 INTEGRATION_ASAN ?= asan-daemon
 PYTEST_ARGS ?=
+# A cluster test spends most of its time waiting (on `ray start`, on
+# drivers, on GCS), so TEST_WORKERS of them run at once (pytest-xdist,
+# each with its own clusters, ports and namespaces); the tests marked
+# `serial` need the machine to themselves and run afterwards, one by one.
+# Exit status 5 is "nothing selected" (a -k that leaves one pass empty).
+TEST_WORKERS ?= 2
+PYTEST      := CRAYLET_BUILD_DIR=$(CURDIR)/$(BUILD) CRAYLET_BIN=$(CURDIR)/$(BUILD)/craylet \
+               CRAYLET_ASAN_BIN=$(CURDIR)/$(ASAN_BUILD)/craylet CRAYLET_VENV=$(CURDIR)/$(VENV) \
+               $(VPY) -m pytest -q -p no:cacheprovider --timeout=600 --durations=15
 integration-test: setup $(INTEGRATION_ASAN)
-	CRAYLET_BUILD_DIR=$(CURDIR)/$(BUILD) CRAYLET_BIN=$(CURDIR)/$(BUILD)/craylet \
-	  CRAYLET_ASAN_BIN=$(CURDIR)/$(ASAN_BUILD)/craylet CRAYLET_VENV=$(CURDIR)/$(VENV) \
-	  $(VPY) -m pytest -q -p no:cacheprovider --timeout=600 --durations=15 $(PYTEST_ARGS) tests/integration
+	rc=0; $(PYTEST) -n $(TEST_WORKERS) -m 'not serial' $(PYTEST_ARGS) tests/integration || rc=$$?; \
+	[ $$rc = 0 ] || [ $$rc = 5 ] || exit $$rc; \
+	rc=0; $(PYTEST) -m serial $(PYTEST_ARGS) tests/integration || rc=$$?; \
+	[ $$rc = 0 ] || [ $$rc = 5 ] || exit $$rc
 
 test: setup unit-test asan-test tsan-test fuzz-test integration-test
 

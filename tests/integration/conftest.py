@@ -37,6 +37,14 @@ import helpers  # noqa: E402
 helpers.pin_authentication(os.environ.get("CRAYLET_TEST_AUTH", "on") != "off")
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "serial: needs the machine to itself (a machine-wide `ray stop`, a system-wide "
+        "memory threshold, /dev/shm compared before and after); `make integration-test` "
+        "runs these after the rest, one at a time")
+
+
 def pytest_report_header(config):
     b = helpers.craylet_bin()
     return "craylet under test: %s" % (b if b else "STOCK raylet (CRAYLET_BIN=stock)")

@@ -251,6 +251,7 @@ def test_sigterm_marks_node_dead_and_takes_children(cluster, craylet):
     assert not alive, [helpers.describe(p) for p in alive]
 
 
+@pytest.mark.serial
 def test_ray_stop_leaves_nothing(cluster, craylet):
     head = cluster.start_head(raylet=craylet, num_cpus=1, include_dashboard=False)
     worker = cluster.start_worker(raylet=craylet, num_cpus=1)

@@ -27,6 +27,7 @@ def meminfo():
     return fields["MemTotal"], fields["MemTotal"] - fields["MemAvailable"]
 
 
+@pytest.mark.serial
 def test_a_task_that_exhausts_memory_is_killed_and_its_owner_told(cluster, craylet):
     total, used = meminfo()
     if total - used < 6 * GIB:

@@ -47,7 +47,7 @@ def test_three_gib_through_a_one_gib_store(cluster, craylet, tmp_path):
             if a.shape != (100 * 1024 * 1024,) or a[0] != i %% 251 or a[-1] != i %% 251 or a[a.size // 2] != i %% 251:
                 bad.append(i)
             del a
-        emit({"bad": bad, "stats": memory_summary(stats_only=True)})
+        emit({"bad": bad, "stats": memory_summary(address=ray.get_runtime_context().gcs_address, stats_only=True)})
         Path(%(held)r).write_text("held")
         while not Path(%(go)r).exists():
             time.sleep(0.2)

@@ -503,6 +503,7 @@ def test_hostile_clients_on_both_sockets(cluster, craylet):
     assert node.raylet_process() is not None
 
 
+@pytest.mark.serial
 def test_no_leaks_after_stop(cluster, craylet):
     head(cluster, craylet, num_cpus=2)
     run_driver(cluster, """
@@ -576,8 +577,9 @@ def test_ray_memory_reports_objects_and_workers(cluster, craylet):
 def test_runtime_env_vars_and_setup_failure(cluster, craylet):
     """Runtime envs go through the runtime-env agent craylet started; a
     worker runs inside the env it built, and a failed setup reaches the
-    driver as RuntimeEnvSetupError instead of hanging."""
-    head(cluster, craylet, num_cpus=2)
+    driver as RuntimeEnvSetupError instead of hanging.  The agent tries a
+    failing setup once here instead of three times (a virtualenv each)."""
+    head(cluster, craylet, num_cpus=2, env={"RUNTIME_ENV_RETRY_TIMES": "1"})
     code = textwrap.dedent("""
         import json, os, ray
         ray.init(address=%r, logging_level="ERROR", runtime_env={"env_vars": {"CRAYLET_MARK": "job"}})
