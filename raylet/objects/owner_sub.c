@@ -7,25 +7,40 @@
 
 #include "common/alloc.h"
 #include "common/error.h"
+#include "common/list.h"
 #include "common/log.h"
 #include "common/rpc.h"
+#include "object_store/idtab.h"
 
-typedef struct osub_owner {
-    struct osub_owner *next;
+typedef struct osub_owner osub_owner_t;
+
+/* One pinned object being watched: in the table by object id (an object
+ * has one owner, so one watch) and on its owner's list for the state it
+ * is in. */
+typedef struct osub_watch {
+    idtab_node_t node;
+    list_t link;
+    osub_owner_t *owner;
+} osub_watch_t;
+
+struct osub_owner {
+    osub_owner_t *next;
     osub_t *s;
     uint8_t worker_id[ID_UNIQUE_SIZE];
     uint8_t node_id[ID_UNIQUE_SIZE]; /* where the owner runs; nil if not said */
     rpc_channel_t *channel;          /* NULL without an eviction channel */
-    uint8_t (*watched)[ID_OBJECT_SIZE]; /* objects subscribed or queued */
-    size_t watched_count, watched_cap;
-    size_t sent; /* watched[0..sent) have been subscribed */
+    /* With an eviction channel a watch goes queued -> sending (in the
+     * command batch in flight) -> subscribed; without one it is
+     * subscribed at once (the owner calls FreeLocalObjects). */
+    list_t queued, sending, subscribed;
+    size_t count; /* watches on the three lists */
     bool command_inflight;
     bool polling;
     bool dead;
     int64_t max_seq;
     uint8_t publisher_id[64];
     size_t publisher_id_len;
-} osub_owner_t;
+};
 
 struct osub {
     loop_t *loop;
@@ -36,14 +51,16 @@ struct osub {
     osub_released_fn released;
     void *ctx;
     osub_owner_t *owners;
+    idtab_t *watches; /* osub_watch_t by object id */
 };
 
 /* Owners are referred to by id from RPC completions: the record may be gone. */
 typedef struct osub_call {
     osub_t *s;
     uint8_t worker_id[ID_UNIQUE_SIZE];
-    size_t batch_end; /* for commands: watched[..batch_end) are now sent */
 } osub_call_t;
+
+static osub_watch_t *watch_of(idtab_node_t *n) { return n ? LIST_ENTRY(n, osub_watch_t, node) : NULL; }
 
 static osub_owner_t *osub_find(osub_t *s, const uint8_t *worker_id)
 {
@@ -53,6 +70,15 @@ static osub_owner_t *osub_find(osub_t *s, const uint8_t *worker_id)
     return NULL;
 }
 
+static void osub_forget(osub_t *s, osub_watch_t *w)
+{
+    idtab_remove(s->watches, &w->node);
+    list_remove(&w->link);
+    w->owner->count--;
+    free(w);
+}
+
+/* Forgets the owner's watches too (without releasing them). */
 static void osub_owner_free(osub_t *s, osub_owner_t *o)
 {
     for (osub_owner_t **p = &s->owners; *p; p = &(*p)->next)
@@ -60,44 +86,32 @@ static void osub_owner_free(osub_t *s, osub_owner_t *o)
             *p = o->next;
             break;
         }
+    list_t *lists[] = {&o->queued, &o->sending, &o->subscribed};
+    for (size_t i = 0; i < sizeof lists / sizeof *lists; i++)
+        while (!list_empty(lists[i]))
+            osub_forget(s, LIST_ENTRY(lists[i]->next, osub_watch_t, link));
     if (o->channel)
         rpc_channel_destroy(o->channel);
-    free(o->watched);
     free(o);
 }
 
-static void osub_forget(osub_owner_t *o, const uint8_t *oid)
-{
-    for (size_t i = 0; i < o->watched_count; i++) {
-        if (memcmp(o->watched[i], oid, ID_OBJECT_SIZE) != 0)
-            continue;
-        /* Keep [0, sent) and [sent, count) apart while removing. */
-        if (i < o->sent) {
-            memcpy(o->watched[i], o->watched[o->sent - 1], ID_OBJECT_SIZE);
-            memcpy(o->watched[o->sent - 1], o->watched[o->watched_count - 1], ID_OBJECT_SIZE);
-            o->sent--;
-        } else {
-            memcpy(o->watched[i], o->watched[o->watched_count - 1], ID_OBJECT_SIZE);
-        }
-        o->watched_count--;
-        return;
-    }
-}
-
-/* The owner is gone: release everything it owned, then forget it. */
+/* The owner is gone: release everything it owned, then forget it.  The ids
+ * are copied out first: `released` may reach back into this module. */
 static void osub_owner_dead(osub_t *s, osub_owner_t *o, const char *why)
 {
     char hex[ID_HEX_BUF];
     log_info("owner %s unreachable (%s); releasing %zu pinned objects", id_to_hex(o->worker_id, ID_UNIQUE_SIZE, hex),
-             why, o->watched_count);
+             why, o->count);
     o->dead = true;
-    size_t n = o->watched_count;
-    uint8_t(*ids)[ID_OBJECT_SIZE] = o->watched;
-    o->watched = NULL;
-    o->watched_count = o->sent = 0;
+    size_t n = 0;
+    id_object_t *ids = xcalloc(o->count ? o->count : 1, sizeof *ids);
+    list_t *lists[] = {&o->queued, &o->sending, &o->subscribed};
+    for (size_t i = 0; i < sizeof lists / sizeof *lists; i++)
+        LIST_FOREACH_ENTRY(osub_watch_t, w, lists[i], link)
+            ids[n++] = w->node.id;
     osub_owner_free(s, o);
     for (size_t i = 0; i < n; i++)
-        s->released(s->ctx, ids[i]);
+        s->released(s->ctx, ids[i].b);
     free(ids);
 }
 
@@ -153,10 +167,17 @@ static void osub_on_poll(void *ctx, const rpc_status_t *st, ProtobufCMessage *re
             oid = m->key_id.data; /* failure messages carry the object as key */
         if (!oid)
             continue;
-        osub_owner_t *cur = osub_find(s, worker_id);
-        if (cur)
-            osub_forget(cur, oid);
-        s->released(s->ctx, oid);
+        /* Only what this owner owns and we still watch: a publisher
+         * cannot release another owner's objects, nor one twice. */
+        osub_watch_t *w = watch_of(idtab_find(s->watches, (const id_object_t *)oid));
+        if (!w || memcmp(w->owner->worker_id, worker_id, ID_UNIQUE_SIZE) != 0)
+            continue;
+        id_object_t id = w->node.id;
+        osub_owner_t *owner = w->owner;
+        osub_forget(s, w);
+        if (owner->count == 0 && !owner->command_inflight && !owner->polling)
+            osub_owner_free(s, owner);
+        s->released(s->ctx, id.b);
     }
 }
 
@@ -183,7 +204,6 @@ static void osub_on_commands(void *ctx, const rpc_status_t *st, ProtobufCMessage
     osub_call_t *c = ctx;
     osub_t *s = c->s;
     osub_owner_t *o = osub_find(s, c->worker_id);
-    size_t end = c->batch_end;
     free(c);
     if (!o)
         return;
@@ -192,17 +212,24 @@ static void osub_on_commands(void *ctx, const rpc_status_t *st, ProtobufCMessage
         osub_owner_dead(s, o, st->message);
         return;
     }
-    if (end > o->sent)
-        o->sent = end > o->watched_count ? o->watched_count : end;
+    /* What was freed meanwhile has left the list already. */
+    while (!list_empty(&o->sending)) {
+        list_t *e = o->sending.next;
+        list_remove(e);
+        list_insert_tail(&o->subscribed, e);
+    }
     osub_poll(s, o);
     osub_send_commands(s, o);
 }
 
 static void osub_send_commands(osub_t *s, osub_owner_t *o)
 {
-    if (o->command_inflight || o->sent >= o->watched_count)
+    if (o->command_inflight || list_empty(&o->queued))
         return;
-    size_t n = o->watched_count - o->sent;
+    size_t n = 0;
+    list_t *e;
+    LIST_FOREACH(e, &o->queued)
+        n++;
     Ray__Rpc__Command *cmds = xcalloc(n, sizeof *cmds);
     Ray__Rpc__Command **ptrs = xcalloc(n, sizeof *ptrs);
     Ray__Rpc__SubMessage *subs = xcalloc(n, sizeof *subs);
@@ -212,8 +239,9 @@ static void osub_send_commands(osub_t *s, osub_owner_t *o)
     me.node_id.len = ID_UNIQUE_SIZE;
     me.ip_address = s->node_ip;
     me.port = s->node_port;
-    for (size_t i = 0; i < n; i++) {
-        const uint8_t *oid = o->watched[o->sent + i];
+    size_t i = 0;
+    LIST_FOREACH_ENTRY(osub_watch_t, w, &o->queued, link) {
+        const uint8_t *oid = w->node.id.b;
         ray__rpc__worker_object_eviction_sub_message__init(&ev[i]);
         ev[i].intended_worker_id.data = o->worker_id;
         ev[i].intended_worker_id.len = ID_UNIQUE_SIZE;
@@ -230,6 +258,7 @@ static void osub_send_commands(osub_t *s, osub_owner_t *o)
         cmds[i].command_message_one_of_case = RAY__RPC__COMMAND__COMMAND_MESSAGE_ONE_OF_SUBSCRIBE_MESSAGE;
         cmds[i].subscribe_message = &subs[i];
         ptrs[i] = &cmds[i];
+        i++;
     }
     Ray__Rpc__PubsubCommandBatchRequest req = RAY__RPC__PUBSUB_COMMAND_BATCH_REQUEST__INIT;
     req.subscriber_id.data = s->node_id;
@@ -237,11 +266,16 @@ static void osub_send_commands(osub_t *s, osub_owner_t *o)
     req.n_commands = n;
     req.commands = ptrs;
     osub_call_t *c = osub_call_new(s, o);
-    c->batch_end = o->watched_count;
-    if (cwc_pubsub_command_batch(o->channel, &req, 30000, osub_on_commands, c) == 0)
+    if (cwc_pubsub_command_batch(o->channel, &req, 30000, osub_on_commands, c) == 0) {
         o->command_inflight = true;
-    else
+        while (!list_empty(&o->queued)) {
+            e = o->queued.next;
+            list_remove(e);
+            list_insert_tail(&o->sending, e);
+        }
+    } else {
         free(c);
+    }
     free(cmds);
     free(ptrs);
     free(subs);
@@ -255,6 +289,8 @@ int osub_watch(osub_t *s, const Ray__Rpc__Address *owner, const uint8_t oid[ID_O
     if (!owner || owner->worker_id.len != ID_UNIQUE_SIZE || owner->port <= 0 || owner->port > 65535 ||
         !owner->ip_address || !owner->ip_address[0])
         return CR_EBADMSG;
+    if (idtab_find(s->watches, (const id_object_t *)oid))
+        return 0; /* pinned twice: one watch is enough */
     osub_owner_t *o = osub_find(s, owner->worker_id.data);
     if (!o) {
         o = xcalloc(1, sizeof *o);
@@ -262,6 +298,9 @@ int osub_watch(osub_t *s, const Ray__Rpc__Address *owner, const uint8_t oid[ID_O
         memcpy(o->worker_id, owner->worker_id.data, ID_UNIQUE_SIZE);
         if (owner->node_id.len == ID_UNIQUE_SIZE)
             memcpy(o->node_id, owner->node_id.data, ID_UNIQUE_SIZE);
+        list_init(&o->queued);
+        list_init(&o->sending);
+        list_init(&o->subscribed);
 #if CRAYLET_RAY_OBJECT_EVICTION_CHANNEL
         char target[128];
         snprintf(target, sizeof target, "%s:%d", owner->ip_address, owner->port);
@@ -274,34 +313,31 @@ int osub_watch(osub_t *s, const Ray__Rpc__Address *owner, const uint8_t oid[ID_O
         o->next = s->owners;
         s->owners = o;
     }
-    for (size_t i = 0; i < o->watched_count; i++)
-        if (memcmp(o->watched[i], oid, ID_OBJECT_SIZE) == 0)
-            return 0; /* pinned twice: one subscription is enough */
-    if (o->watched_count == o->watched_cap) {
-        o->watched_cap = o->watched_cap ? o->watched_cap * 2 : 16;
-        o->watched = xrealloc(o->watched, o->watched_cap * ID_OBJECT_SIZE);
-    }
-    memcpy(o->watched[o->watched_count++], oid, ID_OBJECT_SIZE);
+    osub_watch_t *w = xcalloc(1, sizeof *w);
+    memcpy(w->node.id.b, oid, ID_OBJECT_SIZE);
+    w->owner = o;
+    idtab_insert(s->watches, &w->node);
+    o->count++;
 #if CRAYLET_RAY_OBJECT_EVICTION_CHANNEL
+    list_insert_tail(&o->queued, &w->link);
     osub_send_commands(s, o);
+#else
+    list_insert_tail(&o->subscribed, &w->link);
 #endif
     return 0;
 }
 
 bool osub_free(osub_t *s, const uint8_t oid[ID_OBJECT_SIZE])
 {
-    for (osub_owner_t *o = s->owners; o; o = o->next) {
-        for (size_t i = 0; i < o->watched_count; i++) {
-            if (memcmp(o->watched[i], oid, ID_OBJECT_SIZE) != 0)
-                continue;
-            osub_forget(o, oid);
-            if (o->watched_count == 0 && !o->command_inflight && !o->polling)
-                osub_owner_free(s, o);
-            s->released(s->ctx, oid);
-            return true;
-        }
-    }
-    return false;
+    osub_watch_t *w = watch_of(idtab_find(s->watches, (const id_object_t *)oid));
+    if (!w)
+        return false;
+    osub_owner_t *o = w->owner;
+    osub_forget(s, w);
+    if (o->count == 0 && !o->command_inflight && !o->polling)
+        osub_owner_free(s, o);
+    s->released(s->ctx, oid);
+    return true;
 }
 
 size_t osub_owner_died(osub_t *s, const uint8_t worker_id[ID_UNIQUE_SIZE])
@@ -309,7 +345,7 @@ size_t osub_owner_died(osub_t *s, const uint8_t worker_id[ID_UNIQUE_SIZE])
     osub_owner_t *o = osub_find(s, worker_id);
     if (!o)
         return 0;
-    size_t n = o->watched_count;
+    size_t n = o->count;
     osub_owner_dead(s, o, "its worker died");
     return n;
 }
@@ -320,7 +356,7 @@ size_t osub_node_died(osub_t *s, const uint8_t node_id[ID_UNIQUE_SIZE])
     for (osub_owner_t *o = s->owners; o;) {
         osub_owner_t *next = o->next;
         if (memcmp(o->node_id, node_id, ID_UNIQUE_SIZE) == 0) {
-            n += o->watched_count;
+            n += o->count;
             osub_owner_dead(s, o, "its node died");
         }
         o = next;
@@ -330,10 +366,7 @@ size_t osub_node_died(osub_t *s, const uint8_t node_id[ID_UNIQUE_SIZE])
 
 size_t osub_watched(const osub_t *s)
 {
-    size_t n = 0;
-    for (const osub_owner_t *o = s->owners; o; o = o->next)
-        n += o->watched_count;
-    return n;
+    return idtab_count(s->watches);
 }
 
 osub_t *osub_create(loop_t *loop, cq_bridge_t *bridge, const uint8_t node_id[ID_UNIQUE_SIZE],
@@ -347,6 +380,11 @@ osub_t *osub_create(loop_t *loop, cq_bridge_t *bridge, const uint8_t node_id[ID_
     s->node_port = node_port;
     s->released = released;
     s->ctx = ctx;
+    s->watches = idtab_create();
+    if (!s->watches) { /* bookkeeping: the daemon's policy is to stop (common/alloc.h) */
+        log_error("out of memory for the table of pinned objects");
+        abort();
+    }
     return s;
 }
 
@@ -356,6 +394,7 @@ void osub_destroy(osub_t *s)
         return;
     while (s->owners)
         osub_owner_free(s, s->owners);
+    idtab_destroy(s->watches);
     free(s->node_ip);
     free(s);
 }

@@ -355,6 +355,24 @@ int res_node_shrink(res_node_t *node, const char *name, res_amount_t amount, con
     return 0;
 }
 
+int res_node_resize(res_node_t *node, const char *name, res_amount_t total, bool *changed)
+{
+    if (changed)
+        *changed = false;
+    if (!name || !*name || total < 0 || res_node_is_unit_instance(node, name))
+        return -EINVAL;
+    res_amount_t delta = total - res_node_total(node, name);
+    res_amount_t available = res_node_available(node, name);
+    if (delta < -available)
+        delta = -available;
+    if (delta == 0)
+        return 0;
+    int rc = delta > 0 ? res_node_add_total(node, name, delta) : res_node_shrink(node, name, -delta, NULL, 0);
+    if (rc == 0 && changed)
+        *changed = true;
+    return rc;
+}
+
 int res_node_set_available(res_node_t *node, const char *name, res_amount_t amount)
 {
     res_resource_t *r = res_node_find(node, name, NULL);

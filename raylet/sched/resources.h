@@ -95,6 +95,14 @@ int res_node_merge_instances(res_node_t *node, const char *name, const res_amoun
 int res_node_shrink(res_node_t *node, const char *name, res_amount_t amount, const res_amount_t *amounts,
                     size_t count);
 
+/* Set the total of pooled resource `name` to `total`, creating it when new,
+ * the way ResizeLocalResourceInstances does: a shrink takes no more than is
+ * available, so nothing granted is taken back (a total of zero removes the
+ * resource, as res_node_shrink does).  *changed (NULL allowed) says whether
+ * anything moved.  -EINVAL for an empty name, a negative total or a
+ * unit-instance resource, -ERANGE past RES_AMOUNT_MAX. */
+int res_node_resize(res_node_t *node, const char *name, res_amount_t total, bool *changed);
+
 /* Set what is available of a pooled resource measured rather than
  * allocated (object_store_memory: the store's free bytes), clamped to
  * [0, total].  Bumps the version only when the amount changes.  -ENOENT if
@@ -158,14 +166,14 @@ int res_check(const res_node_t *node, const res_set_t *request);
  * the record, or the node is left exactly as it was and the error is as for
  * res_check().  An empty request succeeds with an empty record. */
 int res_allocate(res_node_t *node, const res_set_t *request, res_alloc_t **out);
-/* Return what `alloc` took and destroy it.  Resources removed since are
- * skipped; availability never rises above the current total. */
 /* As res_allocate(), but the whole instances of `name` are exactly
  * ids[0..n) (a gang plan chosen for several requests together): -EINVAL
  * unless the request asks for n whole instances of `name`, -EAGAIN unless
  * every one of them is fully free.  Nothing is taken on failure. */
 int res_allocate_pinned(res_node_t *node, const res_set_t *request, const char *name, const uint32_t *ids,
                         size_t n, res_alloc_t **out);
+/* Return what `alloc` took and destroy it.  Resources removed since are
+ * skipped; availability never rises above the current total. */
 void res_free(res_node_t *node, res_alloc_t *alloc);
 void res_alloc_destroy(res_alloc_t *alloc);
 

@@ -873,11 +873,39 @@ static void nm_cancel_local_task(void *ctx, rpc_call_t *call, ProtobufCMessage *
     }
 }
 
+/* The request's totals, checked before anything changes: names non-empty
+ * UTF-8 and not per-instance resources (GPU and the like cannot be resized,
+ * the stock raylet's words), amounts ones a node can hold.  0, or -1 with
+ * `why` filled. */
+static int nm_resize_targets(const res_node_t *node, const Ray__Rpc__ResizeLocalResourceInstancesRequest *req,
+                             res_amount_t *targets, char *why, size_t why_len)
+{
+    for (size_t i = 0; i < req->n_resources; i++) {
+        const char *name = req->resources[i]->key;
+        if (!name || !*name || !utf8_valid(name, strlen(name))) {
+            snprintf(why, why_len, "a resource name is empty or not UTF-8");
+            return -1;
+        }
+        if (res_node_is_unit_instance(node, name)) {
+            snprintf(why, why_len,
+                     "Cannot resize unit instance resource '%.200s'. Unit instance resources (e.g., GPU) cannot be "
+                     "resized dynamically.",
+                     name);
+            return -1;
+        }
+        if (res_amount_from_double(req->resources[i]->value, &targets[i]) != 0) {
+            snprintf(why, why_len, "resource '%.200s': %g is not a total this node can have", name,
+                     req->resources[i]->value);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* ResizeLocalResourceInstances: set this node's totals of the named
- * resources, as the stock raylet does: resources tracked per instance (GPU
- * and the like) are refused; a shrink takes no more than is available, so
- * nothing granted is taken back; a resource that is new is created.  The
- * reply carries every total after the change. */
+ * resources, as the stock raylet does (see res_node_resize: a shrink takes
+ * back nothing granted, a new resource is created).  The reply carries
+ * every total after the change. */
 static void nm_resize_local_resources(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
 {
     nm_service_t *svc = ctx;
@@ -886,45 +914,19 @@ static void nm_resize_local_resources(void *ctx, rpc_call_t *call, ProtobufCMess
     res_node_t *node = svc->d.resources;
     char why[320];
     res_amount_t *targets = xcalloc(req->n_resources, sizeof *targets);
-    for (size_t i = 0; i < req->n_resources; i++) {
-        const char *name = req->resources[i]->key;
-        if (!name || !*name || !utf8_valid(name, strlen(name))) {
-            rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "a resource name is empty or not UTF-8");
-            free(targets);
-            return;
-        }
-        if (res_node_is_unit_instance(node, name)) {
-            snprintf(why, sizeof why,
-                     "Cannot resize unit instance resource '%.200s'. Unit instance resources (e.g., GPU) cannot be "
-                     "resized dynamically.",
-                     name);
-            rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, why);
-            free(targets);
-            return;
-        }
-        if (res_amount_from_double(req->resources[i]->value, &targets[i]) != 0) {
-            snprintf(why, sizeof why, "resource '%.200s': %g is not a total this node can have", name,
-                     req->resources[i]->value);
-            rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, why);
-            free(targets);
-            return;
-        }
+    if (nm_resize_targets(node, req, targets, why, sizeof why) != 0) {
+        rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, why);
+        free(targets);
+        return;
     }
     bool changed = false;
     for (size_t i = 0; i < req->n_resources; i++) {
         const char *name = req->resources[i]->key;
-        res_amount_t delta = targets[i] - res_node_total(node, name);
-        res_amount_t available = res_node_available(node, name);
-        if (delta < -available)
-            delta = -available; /* what is in use stays granted */
-        int rc = 0;
-        if (delta > 0)
-            rc = res_node_add_total(node, name, delta);
-        else if (delta < 0)
-            rc = res_node_shrink(node, name, -delta, NULL, 0);
-        if (rc != 0)
-            log_warn("resizing %s by %.4f: %s", name, res_amount_to_double(delta), strerror(-rc));
-        else if (delta != 0) {
+        bool moved;
+        int rc = res_node_resize(node, name, targets[i], &moved);
+        if (rc != 0) {
+            log_warn("resizing %s to %.4f: %s", name, res_amount_to_double(targets[i]), strerror(-rc));
+        } else if (moved) {
             changed = true;
             log_info("resized %s to %.4f (%.4f available)", name, res_amount_to_double(res_node_total(node, name)),
                      res_amount_to_double(res_node_available(node, name)));

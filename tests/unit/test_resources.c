@@ -532,3 +532,43 @@ Test(resources, measured_availability_is_clamped_and_versioned)
     cr_assert_eq(res_node_set_available(n, "absent", amt(1)), -ENOENT);
     res_node_destroy(n);
 }
+
+Test(resources, resize_grows_creates_and_shrinks_only_what_is_free)
+{
+    res_node_t *n = node_with(4, 2);
+    bool changed = true;
+    /* Growing, and a resource that is new. */
+    cr_assert_eq(res_node_resize(n, "CPU", U(6), &changed), 0);
+    cr_assert(changed);
+    cr_assert_eq(res_node_total(n, "CPU"), U(6));
+    cr_assert_eq(res_node_available(n, "CPU"), U(6));
+    cr_assert_eq(res_node_resize(n, "extra", U(2), &changed), 0);
+    cr_assert(changed);
+    cr_assert_eq(res_node_total(n, "extra"), U(2));
+    /* The same total again moves nothing. */
+    cr_assert_eq(res_node_resize(n, "CPU", U(6), &changed), 0);
+    cr_assert_not(changed);
+    /* Shrinking below what is granted stops at what is free. */
+    res_set_t *req = request("CPU", 5, NULL, 0);
+    res_alloc_t *a = NULL;
+    cr_assert_eq(res_allocate(n, req, &a), 0);
+    cr_assert_eq(res_node_resize(n, "CPU", U(1), &changed), 0);
+    cr_assert(changed);
+    cr_assert_eq(res_node_total(n, "CPU"), U(5));
+    cr_assert_eq(res_node_available(n, "CPU"), 0);
+    res_free(n, a);
+    cr_assert_eq(res_node_available(n, "CPU"), U(5));
+    res_set_destroy(req);
+    /* Per-instance resources, empty names and negative totals are refused
+     * and change nothing. */
+    cr_assert_eq(res_node_resize(n, "GPU", U(4), &changed), -EINVAL);
+    cr_assert_not(changed);
+    cr_assert_eq(res_node_total(n, "GPU"), U(2));
+    cr_assert_eq(res_node_resize(n, "", U(1), NULL), -EINVAL);
+    cr_assert_eq(res_node_resize(n, "CPU", -U(1), NULL), -EINVAL);
+    cr_assert_eq(res_node_total(n, "CPU"), U(5));
+    /* Down to zero: the resource goes. */
+    cr_assert_eq(res_node_resize(n, "extra", 0, NULL), 0);
+    cr_assert_eq(res_node_total(n, "extra"), 0);
+    res_node_destroy(n);
+}
