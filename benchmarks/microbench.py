@@ -643,6 +643,23 @@ def metric_order():
     return order
 
 
+def verdict(item) -> str:
+    """Better or worse only when every round of one variant beats every
+    round of the other; overlapping values are this machine's noise (rows
+    the daemon is hardly part of swing by 20% from run to run)."""
+    s, c = item["stock_values"], item["craylet_values"]
+    if not s or not c:
+        return "no verdict"
+    hib = item["higher_is_better"]
+    if (min(c) > max(s)) if hib else (max(c) < min(s)):
+        return "craylet better"
+    if (max(c) < min(s)) if hib else (min(c) > max(s)):
+        return "craylet worse"
+    r = item["ratio"]
+    leaning = "" if r == 1 else (" leaning %s" % ("better" if (r > 1) == hib else "worse"))
+    return "within noise, ranges overlap%s" % leaning
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=2, help="rounds per variant (default 2)")
@@ -766,17 +783,16 @@ def main(argv=None):
                                              fmt(ratio, "%.3f")))
 
     print()
-    print("ratios (craylet / stock, of the medians; from %d round(s) on a shared machine,"
-          " so differences of a few %% are noise)" % args.rounds)
+    print("ratios (craylet / stock, of the medians; from %d round(s) on a shared machine)" % args.rounds)
+    print("  a verdict needs the two variants' per-round values not to overlap; otherwise the"
+          " difference is within this machine's noise")
     for item in summary:
         if item["ratio"] is None:
             continue
         r = item["ratio"]
-        better = (r > 1) if item["higher_is_better"] else (r < 1)
+        item["verdict"] = verdict(item)
         direction = "higher is better" if item["higher_is_better"] else "lower is better"
-        print("  %-48s %7.3f   (%s; craylet %s)" % (
-            item["name"][:48], r, direction,
-            "better" if better else ("same" if r == 1 else "worse")))
+        print("  %-48s %7.3f   (%s; %s)" % (item["name"][:48], r, direction, item["verdict"]))
 
     errors = []
     for run in runs:
