@@ -37,10 +37,11 @@ typedef struct owner_rec {
     owner_update_t *queued;
     size_t nqueued, cap;
     bool report_inflight;
-    /* Location subscriptions on the owner's pubsub: the objects, the
-     * commands not yet sent, and the long poll that brings the news. */
-    id_object_t *subs;
-    size_t nsubs, subs_cap;
+    /* Location subscriptions on the owner's pubsub: the objects (a table
+     * of owner_sub_t: a pull of many objects from one owner asks about
+     * each as it arrives), the commands not yet sent, and the long poll
+     * that brings the news. */
+    idtab_t *subs;
     owner_cmd_t *cmds;
     size_t ncmds, cmds_cap;
     bool cmd_inflight;
@@ -60,6 +61,11 @@ typedef struct owner_call {
     id_object_t oid;
     size_t sent;     /* report: updates in the batch; commands: in the batch */
 } owner_call_t;
+
+/* An object whose locations we follow on its owner's pubsub. */
+typedef struct owner_sub {
+    idtab_node_t node;
+} owner_sub_t;
 
 /* A copy sealed here, with the owner to tell when it goes. */
 typedef struct owner_copy {
@@ -102,9 +108,31 @@ static owner_rec_t *owner_get(owners_t *o, const ray_addr_t *addr)
     r = xcalloc(1, sizeof *r);
     r->addr = *addr;
     r->channel = ch;
+    r->subs = idtab_create();
+    if (!r->subs) { /* bookkeeping: the daemon's policy is to stop (common/alloc.h) */
+        log_error("out of memory for an owner's subscriptions");
+        abort();
+    }
     list_init(&r->calls);
     list_insert_tail(&o->owners, &r->link);
     return r;
+}
+
+/* Empties `r`'s subscriptions; the ids go to *ids (NULL: dropped), the
+ * count is returned. */
+static size_t subs_take(owner_rec_t *r, id_object_t **ids)
+{
+    size_t n = idtab_count(r->subs), i = 0;
+    if (ids)
+        *ids = xcalloc(n ? n : 1, sizeof **ids);
+    for (idtab_node_t *e = idtab_first(r->subs), *next; e; e = next) {
+        next = idtab_next(r->subs, e);
+        if (ids)
+            (*ids)[i++] = e->id;
+        idtab_remove(r->subs, e);
+        free(LIST_ENTRY(e, owner_sub_t, node));
+    }
+    return n;
 }
 
 static void owner_free(owner_rec_t *r)
@@ -119,7 +147,8 @@ static void owner_free(owner_rec_t *r)
     for (size_t i = 0; i < r->nqueued; i++)
         free(r->queued[i].spilled_url);
     free(r->queued);
-    free(r->subs);
+    subs_take(r, NULL);
+    idtab_destroy(r->subs);
     free(r->cmds);
     free(r);
 }
@@ -186,15 +215,9 @@ static void owners_on_located(void *ctx, const rpc_status_t *st, ProtobufCMessag
 
 /* ---- location subscriptions --------------------------------------------- */
 
-static bool sub_find(const owner_rec_t *r, const id_object_t *oid, size_t *at)
+static bool sub_find(const owner_rec_t *r, const id_object_t *oid)
 {
-    for (size_t i = 0; i < r->nsubs; i++)
-        if (memcmp(&r->subs[i], oid, sizeof *oid) == 0) {
-            if (at)
-                *at = i;
-            return true;
-        }
-    return false;
+    return idtab_find(r->subs, oid) != NULL;
 }
 
 static void cmd_push(owner_rec_t *r, const id_object_t *oid, bool subscribe)
@@ -208,10 +231,11 @@ static void cmd_push(owner_rec_t *r, const id_object_t *oid, bool subscribe)
 
 static bool sub_remove(owner_rec_t *r, const id_object_t *oid)
 {
-    size_t i;
-    if (!sub_find(r, oid, &i))
+    idtab_node_t *e = idtab_find(r->subs, oid);
+    if (!e)
         return false;
-    r->subs[i] = r->subs[--r->nsubs];
+    idtab_remove(r->subs, e);
+    free(LIST_ENTRY(e, owner_sub_t, node));
     return true;
 }
 
@@ -219,10 +243,8 @@ static bool sub_remove(owner_rec_t *r, const id_object_t *oid)
  * asked again by the puller (which re-subscribes), or given up. */
 static void subs_lost(owners_t *o, owner_rec_t *r)
 {
-    size_t n = r->nsubs;
-    id_object_t *ids = r->subs;
-    r->subs = NULL;
-    r->nsubs = r->subs_cap = 0;
+    id_object_t *ids;
+    size_t n = subs_take(r, &ids);
     r->ncmds = 0;
     r->max_seq = 0;
     r->publisher_id_len = 0;
@@ -269,7 +291,7 @@ static void subs_on_poll(void *ctx, const rpc_status_t *st, ProtobufCMessage *re
         id_object_t oid;
         memcpy(oid.b, m->key_id.data, ID_OBJECT_SIZE);
         owner_rec_t *cur = owner_find(o, &owner.worker_id);
-        if (!cur || !sub_find(cur, &oid, NULL))
+        if (!cur || !sub_find(cur, &oid))
             continue; /* no longer wanted */
         o->stats.published++;
         if (m->inner_message_case == RAY__RPC__PUB_MESSAGE__INNER_MESSAGE_WORKER_OBJECT_LOCATIONS_MESSAGE &&
@@ -286,7 +308,7 @@ static void subs_on_poll(void *ctx, const rpc_status_t *st, ProtobufCMessage *re
 
 static void subs_poll(owners_t *o, owner_rec_t *r)
 {
-    if (r->polling || r->nsubs == 0)
+    if (r->polling || idtab_count(r->subs) == 0)
         return;
     Ray__Rpc__PubsubLongPollingRequest req = RAY__RPC__PUBSUB_LONG_POLLING_REQUEST__INIT;
     req.subscriber_id.data = o->subscriber_id;
@@ -388,14 +410,12 @@ int owners_locate(owners_t *o, const ray_addr_t *owner, const id_object_t *oid)
     owner_rec_t *r = owner_get(o, owner);
     if (!r)
         return CR_ERPC;
-    if (!sub_find(r, oid, NULL)) {
+    if (!sub_find(r, oid)) {
         /* First ask: subscribe.  The owner publishes what it knows at once,
          * then every change, so the answer comes through the long poll. */
-        if (r->nsubs == r->subs_cap) {
-            r->subs_cap = r->subs_cap ? r->subs_cap * 2 : 16;
-            r->subs = xrealloc(r->subs, r->subs_cap * sizeof *r->subs);
-        }
-        r->subs[r->nsubs++] = *oid;
+        owner_sub_t *sub = xcalloc(1, sizeof *sub);
+        sub->node.id = *oid;
+        idtab_insert(r->subs, &sub->node);
         cmd_push(r, oid, true);
         o->stats.subscribes++;
         subs_send(o, r);
@@ -554,12 +574,14 @@ void owners_worker_died(owners_t *o, const id_worker_t *worker)
         return;
     /* Whatever we were to learn from it, we never will: tell the puller,
      * after the record is gone (a callback may locate anew). */
-    size_t n = r->nsubs, calls = 0;
+    size_t calls = 0;
     LIST_FOREACH_ENTRY(owner_call_t, c, &r->calls, link)
         calls++;
+    id_object_t *subs;
+    size_t n = subs_take(r, &subs);
     id_object_t *ids = xcalloc(n + calls + 1, sizeof *ids);
-    if (n)
-        memcpy(ids, r->subs, n * sizeof *ids); /* subs may be NULL when empty */
+    memcpy(ids, subs, n * sizeof *ids);
+    free(subs);
     LIST_FOREACH_ENTRY(owner_call_t, c, &r->calls, link)
         if (c->locate)
             ids[n++] = c->oid;
@@ -576,7 +598,7 @@ void owners_get_stats(const owners_t *o, owners_stats_t *out)
     *out = o->stats;
     out->subscribed = 0;
     LIST_FOREACH_ENTRY(owner_rec_t, r, &o->owners, link)
-        out->subscribed += r->nsubs;
+        out->subscribed += idtab_count(r->subs);
 }
 
 owners_t *owners_create(cq_bridge_t *bridge, const id_node_t *self, const owners_callbacks_t *cbs, void *ctx)

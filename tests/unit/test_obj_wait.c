@@ -1,4 +1,5 @@
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/loop.h"
@@ -139,6 +140,78 @@ Test(obj_wait, never_reports_more_than_required)
     cr_assert_eq(f.calls, 1);
     cr_assert_eq(f.last_found, 1);
     cr_assert(first_ready[0] && !first_ready[1] && !first_ready[2]);
+    owait_destroy(ow);
+    loop_destroy(loop);
+}
+
+/* Two clients wait on overlapping ids; the first one's callback cancels the
+ * second client's waits (its connection closed meanwhile), so the second
+ * must not be called even though the same seal completed it. */
+typedef struct canceller {
+    owait_t *ow;
+    void *victim_ctx;
+    int calls;
+} canceller_t;
+
+static void on_done_cancel_other(void *ctx, const uint8_t (*ids)[ID_OBJECT_SIZE], const bool *ready,
+                                 size_t count, bool timed_out)
+{
+    canceller_t *c = ctx;
+    c->calls++;
+    owait_cancel_ctx(c->ow, c->victim_ctx);
+}
+
+Test(obj_wait, a_callback_may_cancel_waiters_the_same_seal_completed)
+{
+    loop_t *loop = loop_create();
+    fake_t f = {0}, victim = {0};
+    owait_t *ow = owait_create(loop, fake_contains, &f);
+    canceller_t c = {.ow = ow, .victim_ctx = &victim};
+    uint8_t ids[3][ID_OBJECT_SIZE];
+    oid(ids[0], 'a');
+    oid(ids[1], 'b');
+    oid(ids[2], 'a'); /* listed twice */
+    cr_assert_not_null(owait_start(ow, (const uint8_t(*)[ID_OBJECT_SIZE])ids, 3, 2, -1, on_done_cancel_other, &c));
+    cr_assert_not_null(owait_start(ow, (const uint8_t(*)[ID_OBJECT_SIZE])ids, 2, 1, -1, on_done, &victim));
+    cr_assert_not_null(owait_start(ow, (const uint8_t(*)[ID_OBJECT_SIZE])ids + 1, 1, 1, -1, on_done, &victim));
+    cr_assert_eq(owait_count(ow), 3);
+    /* 'a' completes the first (twice listed: two found) and the second. */
+    owait_on_sealed(ow, ids[0]);
+    cr_assert_eq(c.calls, 1);
+    cr_assert_eq(victim.calls, 0, "cancelled by the first callback before its own turn");
+    cr_assert_eq(owait_count(ow), 0);
+    /* Nothing is left indexed: a later seal calls no one. */
+    owait_on_sealed(ow, ids[1]);
+    owait_on_sealed(ow, ids[0]);
+    cr_assert_eq(c.calls, 1);
+    cr_assert_eq(victim.calls, 0);
+    owait_destroy(ow);
+    loop_destroy(loop);
+}
+
+/* A wait on tens of thousands of ids, sealed one by one among unrelated
+ * seals, ends exactly when the last one arrives. */
+Test(obj_wait, a_wide_wait_completes_on_its_last_id)
+{
+    enum { N = 20000 };
+    loop_t *loop = loop_create();
+    fake_t f = {0};
+    owait_t *ow = owait_create(loop, fake_contains, &f);
+    uint8_t(*ids)[ID_OBJECT_SIZE] = calloc(N, ID_OBJECT_SIZE);
+    for (uint32_t i = 0; i < N; i++)
+        memcpy(ids[i], &i, sizeof i);
+    cr_assert_not_null(owait_start(ow, (const uint8_t(*)[ID_OBJECT_SIZE])ids, N, N, -1, on_done, &f));
+    uint8_t other[ID_OBJECT_SIZE];
+    oid(other, 'z');
+    for (uint32_t i = N; i-- > 0;) {
+        owait_on_sealed(ow, other);
+        owait_on_sealed(ow, ids[i]);
+        cr_assert_eq(f.calls, i == 0 ? 1 : 0, "after %u seals", N - i);
+    }
+    cr_assert_eq(f.last_found, N);
+    cr_assert_not(f.last_timed_out);
+    cr_assert_eq(owait_count(ow), 0);
+    free(ids);
     owait_destroy(ow);
     loop_destroy(loop);
 }
