@@ -59,4 +59,15 @@ static inline void list_remove(list_t *e)
     e->next = e->prev = e;
 }
 
+/* Move every element of `from` to the tail of `to`, in order; `from` is
+ * left empty. */
+static inline void list_move_all(list_t *to, list_t *from)
+{
+    while (!list_empty(from)) {
+        list_t *e = from->next;
+        list_remove(e);
+        list_insert_tail(to, e);
+    }
+}
+
 #endif

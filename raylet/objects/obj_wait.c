@@ -215,22 +215,22 @@ void owait_on_sealed(owait_t *ow, const uint8_t oid[ID_OBJECT_SIZE])
     idtab_node_t *n = idtab_find(ow->keys, (const id_object_t *)oid);
     if (!n)
         return;
-    /* Mark every waiter of this id first (the key goes with its last
-     * entry), moving the requests that now have enough to `done`... */
+    /* Mark every waiter of this id first (the key is done with), moving
+     * the requests that now have enough to `done`... */
     owait_key_t *k = LIST_ENTRY(n, owait_key_t, node);
+    idtab_remove(ow->keys, &k->node);
     while (!list_empty(&k->entries)) {
         owait_entry_t *e = LIST_ENTRY(k->entries.next, owait_entry_t, link);
         owait_req_t *r = e->req;
-        bool last = k->entries.next->next == &k->entries;
-        owait_entry_detach(ow, e); /* frees k with the last entry */
+        list_remove(&e->link);
+        e->key = NULL;
         r->ready[e - r->entries] = true;
-        if (++r->found >= r->required && r->found - 1 < r->required) {
+        if (++r->found == r->required) {
             list_remove(&r->node);
             list_insert_tail(&ow->done, &r->node);
         }
-        if (last)
-            break;
     }
+    free(k);
     /* ...then call them back.  A callback may cancel or start waits, even
      * ones on `done`: each is taken off the list before its call. */
     while (!list_empty(&ow->done))

@@ -78,6 +78,20 @@ static void osub_forget(osub_t *s, osub_watch_t *w)
     free(w);
 }
 
+static void osub_owner_free(osub_t *s, osub_owner_t *o);
+
+/* The owner let `w` go: forget it, the owner too once it has nothing left
+ * and no call in flight, then release the pin. */
+static void osub_release(osub_t *s, osub_watch_t *w)
+{
+    id_object_t id = w->node.id;
+    osub_owner_t *o = w->owner;
+    osub_forget(s, w);
+    if (o->count == 0 && !o->command_inflight && !o->polling)
+        osub_owner_free(s, o);
+    s->released(s->ctx, id.b);
+}
+
 /* Forgets the owner's watches too (without releasing them). */
 static void osub_owner_free(osub_t *s, osub_owner_t *o)
 {
@@ -172,12 +186,7 @@ static void osub_on_poll(void *ctx, const rpc_status_t *st, ProtobufCMessage *re
         osub_watch_t *w = watch_of(idtab_find(s->watches, (const id_object_t *)oid));
         if (!w || memcmp(w->owner->worker_id, worker_id, ID_UNIQUE_SIZE) != 0)
             continue;
-        id_object_t id = w->node.id;
-        osub_owner_t *owner = w->owner;
-        osub_forget(s, w);
-        if (owner->count == 0 && !owner->command_inflight && !owner->polling)
-            osub_owner_free(s, owner);
-        s->released(s->ctx, id.b);
+        osub_release(s, w);
     }
 }
 
@@ -213,11 +222,7 @@ static void osub_on_commands(void *ctx, const rpc_status_t *st, ProtobufCMessage
         return;
     }
     /* What was freed meanwhile has left the list already. */
-    while (!list_empty(&o->sending)) {
-        list_t *e = o->sending.next;
-        list_remove(e);
-        list_insert_tail(&o->subscribed, e);
-    }
+    list_move_all(&o->subscribed, &o->sending);
     osub_poll(s, o);
     osub_send_commands(s, o);
 }
@@ -268,11 +273,7 @@ static void osub_send_commands(osub_t *s, osub_owner_t *o)
     osub_call_t *c = osub_call_new(s, o);
     if (cwc_pubsub_command_batch(o->channel, &req, 30000, osub_on_commands, c) == 0) {
         o->command_inflight = true;
-        while (!list_empty(&o->queued)) {
-            e = o->queued.next;
-            list_remove(e);
-            list_insert_tail(&o->sending, e);
-        }
+        list_move_all(&o->sending, &o->queued);
     } else {
         free(c);
     }
@@ -332,11 +333,7 @@ bool osub_free(osub_t *s, const uint8_t oid[ID_OBJECT_SIZE])
     osub_watch_t *w = watch_of(idtab_find(s->watches, (const id_object_t *)oid));
     if (!w)
         return false;
-    osub_owner_t *o = w->owner;
-    osub_forget(s, w);
-    if (o->count == 0 && !o->command_inflight && !o->polling)
-        osub_owner_free(s, o);
-    s->released(s->ctx, oid);
+    osub_release(s, w);
     return true;
 }
 
