@@ -9,9 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/alloc.h"
@@ -57,8 +59,8 @@ struct pool {
     size_t argc_template;
     char *preload_arg;    /* --worker-preload-modules=..., or NULL */
     char *io_config_arg;  /* --object-spilling-config=<base64>, or NULL: no I/O workers */
-    int *ports; /* free worker ports (a stack) */
-    size_t port_count, port_cap;
+    int *ports; /* free worker ports, a ring: handed out from the head, returned to the tail */
+    size_t port_head, port_count, port_cap;
     pool_callbacks_t cbs;
     void *ctx;
     list_t workers; /* worker_t, newest first */
@@ -126,34 +128,57 @@ static bool pool_port_bindable(int port)
     return ok;
 }
 
+static void pool_give_port(pool_t *pool, int port)
+{
+    /* The ring holds every configured port once, so it cannot overflow
+     * unless a port is returned twice; that one is dropped. */
+    if (port <= 0 || pool->port_count == pool->port_cap)
+        return;
+    pool->ports[(pool->port_head + pool->port_count) % pool->port_cap] = port;
+    pool->port_count++;
+}
+
 /* Ports are tried in order and a port some other process holds is skipped
- * (and put back at the bottom) rather than handed to a worker that would
- * then fail to bind. */
+ * (and goes to the tail) rather than handed to a worker that would then
+ * fail to bind. */
 static int pool_take_port(pool_t *pool)
 {
     for (size_t tries = pool->port_count; tries > 0; tries--) {
-        int port = pool->ports[--pool->port_count];
+        int port = pool->ports[pool->port_head];
+        pool->port_head = (pool->port_head + 1) % pool->port_cap;
+        pool->port_count--;
         if (pool_port_bindable(port))
             return port;
-        memmove(pool->ports + 1, pool->ports, pool->port_count * sizeof *pool->ports);
-        pool->ports[0] = port;
-        pool->port_count++;
+        pool_give_port(pool, port);
     }
     return 0;
 }
 
-static void pool_give_port(pool_t *pool, int port)
+/* The configured ports, starting at a random one.  The bind probe above
+ * cannot see a port another node on this host has handed out but whose
+ * worker has not bound yet; nodes that all began at the range's first port
+ * would hand out the same sequence and collide exactly then (stock Ray
+ * does), while random starts keep two nodes' sequences apart. */
+static void pool_load_ports(pool_t *pool, const pool_options_t *opts)
 {
-    if (port <= 0)
+    size_t n = 0;
+    if (opts->worker_port_count > 0)
+        n = opts->worker_port_count;
+    else if (opts->min_worker_port > 0 && opts->max_worker_port >= opts->min_worker_port)
+        n = (size_t)(opts->max_worker_port - opts->min_worker_port) + 1;
+    if (n == 0)
         return;
-    if (pool->port_count == pool->port_cap) {
-        pool->port_cap = pool->port_cap ? pool->port_cap * 2 : 64;
-        pool->ports = xrealloc(pool->ports, pool->port_cap * sizeof *pool->ports);
+    pool->ports = xmalloc(n * sizeof *pool->ports);
+    pool->port_cap = n;
+    unsigned int seed = 0;
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
+        seed = (unsigned int)getpid() ^ (unsigned int)time(NULL);
+    size_t start = seed % n;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = (start + i) % n;
+        pool_give_port(pool, opts->worker_port_count > 0 ? opts->worker_port_list[k]
+                                                         : opts->min_worker_port + (int)k);
     }
-    /* To the bottom: recently freed ports may linger in TIME_WAIT. */
-    memmove(pool->ports + 1, pool->ports, pool->port_count * sizeof *pool->ports);
-    pool->ports[0] = port;
-    pool->port_count++;
 }
 
 /* ---- lists ------------------------------------------------------------------ */
@@ -890,13 +915,7 @@ pool_t *pool_create(loop_t *loop, cq_bridge_t *bridge, const pool_options_t *opt
         free(pool);
         return NULL;
     }
-    if (opts->worker_port_count > 0) {
-        for (size_t i = opts->worker_port_count; i > 0; i--)
-            pool_give_port(pool, opts->worker_port_list[i - 1]);
-    } else if (opts->min_worker_port > 0 && opts->max_worker_port >= opts->min_worker_port) {
-        for (int p = opts->max_worker_port; p >= opts->min_worker_port; p--)
-            pool_give_port(pool, p);
-    }
+    pool_load_ports(pool, opts);
     pool->reap_timer = loop_add_timer(loop, POOL_REAP_PERIOD_MS, pool_on_reap_timer, pool);
     return pool;
 }

@@ -130,6 +130,24 @@ def free_port() -> int:
     raise RuntimeError("no free port")
 
 
+def worker_port_range() -> List[str]:
+    """`ray start` flags giving this pytest-xdist worker its own slice of
+    Ray's default worker port range (10002-19999), or none outside xdist.
+
+    Nodes of clusters that tests run side by side would otherwise hand out
+    ports from one range; a port probed free by one node can be taken by
+    the other's worker before this one's binds it.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or count < 2:
+        return []
+    index = int(worker[2:]) % count
+    width = (19999 - 10002 + 1) // count
+    low = 10002 + index * width
+    return ["--min-worker-port=%d" % low, "--max-worker-port=%d" % (low + width - 1)]
+
+
 def closed_port() -> int:
     """A port on 127.0.0.1 that nothing listens on (connect is refused)."""
     port = free_port()
@@ -506,7 +524,7 @@ class Cluster:
         args = ["start", "--disable-usage-stats",
                 "--node-manager-port=0", "--object-manager-port=0",
                 "--dashboard-agent-listen-port=%d" % agent_port,
-                "--object-store-memory=%d" % (128 * 1024 * 1024)]
+                "--object-store-memory=%d" % (128 * 1024 * 1024)] + worker_port_range()
         if head:
             args += ["--head", "--port=%d" % self.gcs_port, "--temp-dir=%s" % self.temp_dir,
                      "--ray-client-server-port=%d" % self.client_server_port]

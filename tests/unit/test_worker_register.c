@@ -3,8 +3,10 @@
  * the connecting process's, a pid other than the spawned one and an unknown
  * worker id are all refused; the pool only ever signals the pid it spawned. */
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,7 +23,7 @@ static void on_dead(void *ctx, worker_t *w, int exit_type, const char *detail) {
 
 static void on_pop(void *ctx, worker_t *w, int err, const char *why, bool env_failed) { ((env_t *)ctx)->popped = w; }
 
-static void env_init(env_t *e)
+static void env_init_ports(env_t *e, const int *ports, size_t nports, int min_port, int max_port)
 {
     memset(e, 0, sizeof *e);
     e->loop = loop_create();
@@ -32,11 +34,17 @@ static void env_init(env_t *e)
                         .node_ip_address = "127.0.0.1",
                         .maximum_startup_concurrency = 4,
                         .register_timeout_ms = 60000,
-                        .idle_timeout_ms = 60000};
+                        .idle_timeout_ms = 60000,
+                        .worker_port_list = (int *)ports,
+                        .worker_port_count = nports,
+                        .min_worker_port = min_port,
+                        .max_worker_port = max_port};
     pool_callbacks_t cbs = {.on_worker_dead = on_dead};
     e->pool = pool_create(e->loop, NULL, &o, &cbs, e);
     cr_assert_not_null(e->pool);
 }
+
+static void env_init(env_t *e) { env_init_ports(e, NULL, 0, 0, 0); }
 
 /* Starts one worker; returns its record (STARTING). */
 static worker_t *spawn_one(env_t *e)
@@ -136,4 +144,69 @@ Test(worker_register, drivers)
     cr_assert_eq(e.dead, 1);
     cr_assert_eq(kill(getpid(), 0), 0, "still alive");
     env_fini(&e);
+}
+
+/* A loopback TCP socket bound to a free port; returns the fd, *port set. */
+static int bound_port(int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static worker_t *register_driver(env_t *e, uint8_t tag)
+{
+    uint8_t id[ID_UNIQUE_SIZE];
+    memset(id, tag, sizeof id);
+    uint8_t job[ID_JOB_SIZE] = {tag, 0, 0, 0};
+    char err[200];
+    worker_t *d = pool_register(e->pool, NULL, WORKER_TYPE_DRIVER, id, getpid(), getpid(), job, 0, 0, err, sizeof err);
+    cr_assert_not_null(d, "%s", err);
+    return d;
+}
+
+/* Every port is handed to one process at a time, a port someone else holds
+ * is skipped, and a port comes back when its process goes. */
+Test(worker_register, ports)
+{
+    int ports[3], held[3];
+    for (int i = 0; i < 3; i++)
+        held[i] = bound_port(&ports[i]);
+    close(held[0]);
+    close(held[2]); /* ports[1] stays taken by this test */
+    env_t e;
+    env_init_ports(&e, ports, 3, 0, 0);
+    worker_t *a = register_driver(&e, 1), *b = register_driver(&e, 2), *c = register_driver(&e, 3);
+    int pa = pool_assigned_port(a), pb = pool_assigned_port(b);
+    cr_assert(pa == ports[0] || pa == ports[2], "%d", pa);
+    cr_assert(pb == ports[0] || pb == ports[2], "%d", pb);
+    cr_assert_neq(pa, pb);
+    cr_assert_eq(pool_assigned_port(c), 0, "the held port is never handed out");
+    pool_disconnect(e.pool, a, 0, "test");
+    worker_t *d = register_driver(&e, 4);
+    cr_assert_eq(pool_assigned_port(d), pa, "a freed port is handed out again");
+    close(held[1]);
+    env_fini(&e);
+}
+
+/* Nodes on one host begin their ranges at different ports, so two nodes
+ * starting workers at once do not hand out the same port. */
+Test(worker_register, port_range_start_varies)
+{
+    int first[6];
+    bool varied = false;
+    for (int i = 0; i < 6; i++) {
+        env_t e;
+        env_init_ports(&e, NULL, 0, 40000, 44999);
+        worker_t *d = register_driver(&e, 9);
+        first[i] = pool_assigned_port(d);
+        cr_assert(first[i] >= 40000 && first[i] <= 44999, "%d", first[i]);
+        varied |= first[i] != first[0];
+        env_fini(&e);
+    }
+    cr_assert(varied, "six pools all began at port %d", first[0]);
 }
