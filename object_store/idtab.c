@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
+
 #define IDTAB_MIN_BUCKETS 64u
 
 struct idtab {
@@ -62,6 +64,16 @@ idtab_t *idtab_create(void)
     }
     t->k0 = seed[0];
     t->k1 = seed[1];
+    return t;
+}
+
+idtab_t *idtab_xcreate(void)
+{
+    idtab_t *t = idtab_create();
+    if (!t) {
+        log_error("out of memory creating an id table; aborting");
+        abort();
+    }
     return t;
 }
 

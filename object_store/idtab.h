@@ -25,6 +25,9 @@ typedef struct idtab idtab_t;
 
 /* Returns NULL only if the allocator does. */
 idtab_t *idtab_create(void);
+/* For bookkeeping tables: never NULL, aborts with a logged reason as the
+ * wrappers of common/alloc.h do. */
+idtab_t *idtab_xcreate(void);
 /* Frees the table only; nodes still inserted are the caller's business. */
 void idtab_destroy(idtab_t *t);
 

@@ -604,7 +604,7 @@ pull_t *pull_create(loop_t *loop, store_t *store, const pull_options_t *opts, co
         p->opts.tick_ms = 100;
     p->ops = *ops;
     p->ctx = ctx;
-    p->objects = idtab_create();
+    p->objects = idtab_xcreate();
     p->bundles = u64map_create();
     for (int i = 0; i < PULL_PRIORITIES; i++)
         list_init(&p->queues[i]);

@@ -142,11 +142,7 @@ owait_t *owait_create(loop_t *loop, owait_contains_fn contains, void *contains_c
     ow->contains_ctx = contains_ctx;
     list_init(&ow->reqs);
     list_init(&ow->done);
-    ow->keys = idtab_create();
-    if (!ow->keys) { /* bookkeeping: the daemon's policy is to stop (common/alloc.h) */
-        log_error("out of memory for the table of waited objects");
-        abort();
-    }
+    ow->keys = idtab_xcreate();
     return ow;
 }
 

@@ -377,11 +377,7 @@ osub_t *osub_create(loop_t *loop, cq_bridge_t *bridge, const uint8_t node_id[ID_
     s->node_port = node_port;
     s->released = released;
     s->ctx = ctx;
-    s->watches = idtab_create();
-    if (!s->watches) { /* bookkeeping: the daemon's policy is to stop (common/alloc.h) */
-        log_error("out of memory for the table of pinned objects");
-        abort();
-    }
+    s->watches = idtab_xcreate();
     return s;
 }
 

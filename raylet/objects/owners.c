@@ -108,11 +108,7 @@ static owner_rec_t *owner_get(owners_t *o, const ray_addr_t *addr)
     r = xcalloc(1, sizeof *r);
     r->addr = *addr;
     r->channel = ch;
-    r->subs = idtab_create();
-    if (!r->subs) { /* bookkeeping: the daemon's policy is to stop (common/alloc.h) */
-        log_error("out of memory for an owner's subscriptions");
-        abort();
-    }
+    r->subs = idtab_xcreate();
     list_init(&r->calls);
     list_insert_tail(&o->owners, &r->link);
     return r;
@@ -611,7 +607,7 @@ owners_t *owners_create(cq_bridge_t *bridge, const id_node_t *self, const owners
     o->cbs = *cbs;
     o->ctx = ctx;
     list_init(&o->owners);
-    o->copies = idtab_create();
+    o->copies = idtab_xcreate();
     return o;
 }
 

@@ -583,7 +583,7 @@ spill_t *spill_create(const spill_options_t *opts, const spill_ops_t *ops, void 
     if (ops)
         s->ops = *ops;
     s->ctx = ctx;
-    s->objects = idtab_create();
+    s->objects = idtab_xcreate();
     list_init(&s->waiting);
     list_init(&s->inflight);
     if (s->o.enabled && s->o.check_period_ms > 0)

@@ -64,6 +64,7 @@ struct pool {
     pool_callbacks_t cbs;
     void *ctx;
     list_t workers; /* worker_t, newest first */
+    idtab_t *by_id; /* the same workers by worker id: messages name their worker */
     list_t pops;    /* pool_pop_t waiting, oldest first */
     uint64_t reap_timer;
     bool destroying;
@@ -196,6 +197,19 @@ static void pool_signal(const worker_t *w, int sig)
 }
 
 static void pool_link_worker(pool_t *pool, worker_t *w) { list_insert_head(&pool->workers, &w->node); }
+
+_Static_assert(ID_UNIQUE_SIZE == sizeof(id_object_t), "worker ids share the object-id table");
+
+/* Enters a new worker into the pool; fails (nothing changed) if its id is
+ * taken, which only a client's chosen id (a driver's) can make happen. */
+static int pool_add_worker(pool_t *pool, worker_t *w)
+{
+    memcpy(w->by_id.id.b, w->id, ID_UNIQUE_SIZE);
+    int rc = idtab_insert(pool->by_id, &w->by_id);
+    if (rc == 0)
+        pool_link_worker(pool, w);
+    return rc;
+}
 static void pool_unlink_worker(worker_t *w) { list_remove(&w->node); }
 static void pool_unlink_pop(pool_pop_t *p) { list_remove(&p->node); }
 static worker_t *pool_worker_of(list_t *n) { return LIST_ENTRY(n, worker_t, node); }
@@ -322,7 +336,7 @@ static worker_t *pool_spawn(pool_t *pool, worker_type_t type, const uint8_t job_
     }
     w->state = WORKER_STARTING;
     pool->started_total++;
-    pool_link_worker(pool, w);
+    pool_add_worker(pool, w); /* a fresh random id: cannot be taken */
     log_debug("started worker %s, pid %d, job %s", w->id_hex, (int)w->pid, job_hex);
     /* The reap timer enforces it (no per-worker timer to outlive the record). */
     w->register_deadline_ms = loop_now_ms(pool->loop) + pool->opts.register_timeout_ms;
@@ -513,10 +527,8 @@ void pool_push_idle(pool_t *pool, worker_t *w)
 
 worker_t *pool_find(pool_t *pool, const uint8_t id[ID_UNIQUE_SIZE])
 {
-    LIST_FOREACH_ENTRY(worker_t, w, &pool->workers, node)
-        if (memcmp(w->id, id, ID_UNIQUE_SIZE) == 0)
-            return w;
-    return NULL;
+    idtab_node_t *n = idtab_find(pool->by_id, (const id_object_t *)id);
+    return n ? LIST_ENTRY(n, worker_t, by_id) : NULL;
 }
 
 worker_t *pool_register(pool_t *pool, conn_t *conn, worker_type_t type, const uint8_t id[ID_UNIQUE_SIZE],
@@ -553,7 +565,7 @@ worker_t *pool_register(pool_t *pool, conn_t *conn, worker_type_t type, const ui
         w->language = language;
         w->runtime_env_hash = runtime_env_hash;
         w->state = WORKER_DRIVER;
-        pool_link_worker(pool, w);
+        pool_add_worker(pool, w); /* pool_find above saw the id free */
     } else {
         if (!w || w->state != WORKER_STARTING) {
             snprintf(err, err_len, "Unknown worker");
@@ -626,6 +638,7 @@ static void pool_close_channel(worker_t *w)
 static void pool_free_worker(pool_t *pool, worker_t *w)
 {
     pool_unlink_worker(w);
+    idtab_remove(pool->by_id, &w->by_id);
     pool_give_port(pool, w->assigned_port);
     pool_close_channel(w);
     free(w);
@@ -909,6 +922,7 @@ pool_t *pool_create(loop_t *loop, cq_bridge_t *bridge, const pool_options_t *opt
     pool->ctx = ctx;
     list_init(&pool->workers);
     list_init(&pool->pops);
+    pool->by_id = idtab_xcreate();
     if (opts->python_worker_command && *opts->python_worker_command &&
         cmdline_split(opts->python_worker_command, &pool->argv_template, &pool->argc_template) != 0) {
         log_error("cannot parse --python_worker_command");
@@ -957,6 +971,7 @@ void pool_destroy(pool_t *pool)
     free(pool->preload_arg);
     free(pool->io_config_arg);
     free(pool->ports);
+    idtab_destroy(pool->by_id);
     free(pool);
 }
 

@@ -6,10 +6,12 @@
 #include "common/conn.h"
 #include "common/list.h"
 #include "common/rpc.h"
+#include "object_store/idtab.h"
 #include "raylet/worker/worker.h"
 
 struct worker {
     list_t node;                /* pool->workers */
+    idtab_node_t by_id;         /* pool->by_id, keyed by `id` */
     bool cpus_bound;            /* pool_bind_cpus() narrowed its CPUs for a lease */
     bool memory_moved;          /* pool_move_memory() moved its pages ... */
     unsigned memory_node;       /* ... to this NUMA node */

@@ -139,6 +139,12 @@ Test(worker_register, drivers)
     worker_t *d = pool_register(e.pool, NULL, WORKER_TYPE_DRIVER, id, getpid(), getpid(), job, 0, 0, err, sizeof err);
     cr_assert_not_null(d, "%s", err);
     cr_assert_eq(worker_state(d), WORKER_DRIVER);
+    cr_assert_eq(pool_find(e.pool, id), d);
+    cr_assert_null(pool_register(e.pool, NULL, WORKER_TYPE_DRIVER, id, getpid(), getpid(), job, 0, 0, err, sizeof err));
+    cr_assert(strstr(err, "already registered"), "%s", err);
+    uint8_t other[ID_UNIQUE_SIZE];
+    memset(other, 0x43, sizeof other);
+    cr_assert_null(pool_find(e.pool, other));
     /* A driver is the user's process: killing it only disconnects. */
     pool_kill(e.pool, d, 0, "test");
     cr_assert_eq(e.dead, 1);
