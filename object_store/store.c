@@ -206,14 +206,12 @@ static void init_mutable_header(uint8_t *h)
     /* The state a fresh PlasmaObjectHeader has: everything zero and a name
      * unique on this host, from which readers and writers derive the names
      * of the object's semaphores. */
-    memset(h, 0, STORE_MUTABLE_HEADER);
+    mut_header_t *m = (mut_header_t *)h;
+    memset(m, 0, sizeof *m);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    char name[STORE_MUTABLE_NAME_LEN];
-    int n = snprintf(name, sizeof name, "%ld-%lld", (long)getpid(),
-                     (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
-    if (n > 0)
-        memcpy(h + STORE_MUTABLE_NAME_OFF, name, (size_t)n < sizeof name ? (size_t)n : sizeof name - 1);
+    snprintf(m->unique_name, sizeof m->unique_name, "%ld-%lld", (long)getpid(),
+             (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
 }
 
 static uint8_t *obj_base(const store_t *s, const store_obj_t *o)
@@ -552,6 +550,22 @@ int store_hold(store_t *s, const id_object_t *id)
         return -EAGAIN;
     o->holds++;
     store_obj_ref(s, o);
+    return 0;
+}
+
+int store_hold_mutable(store_t *s, const id_object_t *id, store_mutable_t *out)
+{
+    *out = (store_mutable_t){0};
+    store_obj_t *o = store_obj_find(s, id);
+    if (o && o->header_size == 0)
+        return -EINVAL;
+    int rc = store_hold(s, id);
+    if (rc != 0)
+        return rc;
+    uint8_t *base = obj_base(s, o);
+    *out = (store_mutable_t){.header = (mut_header_t *)base,
+                             .buffer = base + o->header_size,
+                             .capacity = o->data_size + o->metadata_size};
     return 0;
 }
 

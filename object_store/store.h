@@ -31,6 +31,7 @@
 
 #include "common/id.h"
 #include "common/loop.h"
+#include "object_store/mutable.h"
 
 typedef struct store store_t;
 
@@ -136,6 +137,15 @@ void store_set_fs_capacity_threshold(store_t *s, double threshold);
  * evicted nor deleted while held, and store_read_local's view stays valid.
  * Holds nest.  0, -ENOENT (absent) or -EAGAIN (not sealed). */
 int store_hold(store_t *s, const id_object_t *id);
+typedef struct {
+    mut_header_t *header; /* shared with the object's readers and writers */
+    uint8_t *buffer;      /* data, then metadata */
+    uint64_t capacity;    /* bytes the buffer has for both */
+} store_mutable_t;
+
+/* store_hold() for a mutable object (a channel), giving its shared header
+ * and buffer, valid until store_unhold().  -EINVAL: not mutable. */
+int store_hold_mutable(store_t *s, const id_object_t *id, store_mutable_t *out);
 /* Drop a hold; a delete asked for meanwhile happens now.  0 or -ENOENT. */
 int store_unhold(store_t *s, const id_object_t *id);
 

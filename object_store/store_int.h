@@ -26,11 +26,8 @@
 /* Every allocation in the region is aligned (and sized) to this. */
 #define STORE_ALIGN 64u
 /* Mutable objects (compiled graphs' channels) start with the header Ray's
- * PlasmaObjectHeader occupies on x86-64 and aarch64 Linux. */
-#define STORE_MUTABLE_HEADER 96u
-/* Offset of PlasmaObjectHeader::unique_name and its length. */
-#define STORE_MUTABLE_NAME_OFF 4u
-#define STORE_MUTABLE_NAME_LEN 32u
+ * PlasmaObjectHeader occupies on x86-64 and aarch64 Linux (mutable.h). */
+#define STORE_MUTABLE_HEADER ((uint64_t)sizeof(mut_header_t))
 
 typedef enum { STORE_OBJ_CREATED, STORE_OBJ_SEALED } store_obj_state_t;
 

@@ -105,6 +105,13 @@ size_t debug_dump_format(const debug_dump_sources_t *r, char *buf, size_t cap)
         size_t room = b.len < b.cap ? b.cap - b.len : 0;
         b.len += gpu_gang_format(r->gang, room ? b.buf + b.len : NULL, room);
     }
+    if (r->channels) {
+        chan_stats_t cst;
+        chan_get_stats(r->channels, &cst);
+        strbuf_printf(&b, "CompiledGraphChannels:\n");
+        strbuf_printf(&b, "- from writers on other nodes: %zu, waiting for their readers: %zu, versions written: %llu\n",
+                      cst.channels, cst.blocked, (unsigned long long)cst.versions_written);
+    }
     strbuf_printf(&b, "WaitManager:\n");
     strbuf_printf(&b, "- num active wait requests: %zu\n", r->owait ? owait_count(r->owait) : 0);
     if (r->xfer) {

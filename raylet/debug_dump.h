@@ -12,6 +12,7 @@
 #include "common/loop.h"
 #include "gcs_client/syncer.h"
 #include "object_store/store.h"
+#include "raylet/objects/channels.h"
 #include "raylet/objects/lease_args.h"
 #include "raylet/objects/obj_wait.h"
 #include "raylet/objects/transfer.h"
@@ -40,6 +41,7 @@ typedef struct debug_dump_sources {
     syncer_t *syncer;
     xfer_t *xfer;
     largs_t *largs;
+    chan_set_t *channels;
 } debug_dump_sources_t;
 
 typedef struct debug_dump debug_dump_t;

@@ -33,6 +33,7 @@
 #include "raylet/debug_dump.h"
 #include "raylet/sched/gpu_gang.h"
 #include "raylet/flags.h"
+#include "raylet/objects/channels.h"
 #include "raylet/objects/lease_args.h"
 #include "raylet/objects/obj_wait.h"
 #include "raylet/objects/owner_sub.h"
@@ -98,6 +99,7 @@ struct raylet {
     owait_t *owait;
     osub_t *osub;         /* owners of the primary copies pinned here */
     spill_t *spill;       /* primaries to and from external storage */
+    chan_set_t *channels; /* compiled graphs' channels written from other nodes */
     fs_monitor_t *fs_monitor; /* is the disk too full for objects? once configured */
     ray_event_log_t *events;  /* <log_dir>/events/event_RAYLET.log; NULL without a log dir */
     metrics_t *metrics;   /* exports to the dashboard agent; NULL when off */
@@ -256,6 +258,13 @@ static bool raylet_pick_remote(void *ctx, const res_set_t *request, bool need_av
 {
     struct raylet *r = ctx;
     return peers_pick(r->peers, request, need_available, out);
+}
+
+static bool raylet_pick_node(void *ctx, const uint8_t node_id[ID_UNIQUE_SIZE], const res_set_t *request,
+                             bool need_available, lease_remote_t *out)
+{
+    struct raylet *r = ctx;
+    return peers_pick_node(r->peers, node_id, request, need_available, out);
 }
 
 /* A GPU lease runs on the cores nearest its GPUs: bind the worker to them
@@ -693,6 +702,7 @@ static void raylet_on_registered(void *ctx, int err, const char *message, Protob
         .syncer = r->syncer,
         .xfer = r->xfer,
         .largs = r->largs,
+        .channels = r->channels,
     };
     r->debug_dump = debug_dump_create(r->loop, r->flags.log_dir,
                                       r->config.debug_dump_period_milliseconds > 0
@@ -932,6 +942,7 @@ static void raylet_start_serving(struct raylet *r)
         .node_ip_address = r->flags.node_ip_address,
         .system_config_json = r->config.system_config_json,
         .metrics = r->metrics,
+        .channels = r->channels,
         .kill_worker_timeout_ms = r->config.kill_worker_timeout_milliseconds > 0
                                       ? (uint64_t)r->config.kill_worker_timeout_milliseconds
                                       : 0,
@@ -1059,6 +1070,7 @@ static void raylet_start_serving(struct raylet *r)
                                          : 1,
     };
     static const lease_mgr_callbacks_t lcbs = {.pick_remote = raylet_pick_remote,
+                                               .pick_node = raylet_pick_node,
                                                .on_busy_changed = raylet_on_busy_changed,
                                                .on_granted = raylet_on_lease_granted,
                                                .on_returned = raylet_on_lease_returned,
@@ -1421,6 +1433,7 @@ raylet_t *raylet_create(flags_t *flags, const raylet_gpu_t *gpu)
     store_set_sealed_cb(r->store, raylet_on_object_sealed, r);
     store_set_deleted_cb(r->store, raylet_on_object_deleted, r);
     r->owait = owait_create(r->loop, raylet_store_contains, r);
+    r->channels = chan_set_create(r->loop, r->store);
     r->events = ray_event_log_create(r->flags.log_dir, "RAYLET", r->node_hex);
 
     /* Children must not inherit raylet.out/raylet.err (see child_output.h);
@@ -1478,6 +1491,7 @@ void raylet_destroy(raylet_t *r)
     r->raylet_listener = NULL;
     wsock_stop(r->wsock);
     nm_service_stop(r->service);
+    chan_set_stop(r->channels);
     mem_monitor_stop(r->mem);
     lease_mgr_stop(r->leases);
     osub_destroy(r->osub);
@@ -1519,6 +1533,7 @@ void raylet_destroy(raylet_t *r)
     owait_destroy(r->owait);
     xfer_destroy(r->xfer);
     om_service_destroy(r->om_service);
+    chan_set_destroy(r->channels); /* before the store it holds objects in */
     store_destroy(r->store);
     debug_dump_destroy(r->debug_dump);
     nm_service_destroy(r->service);

@@ -133,6 +133,21 @@ static bool peers_fits(const peer_t *e, const res_set_t *have, const res_set_t *
     return true;
 }
 
+/* Hands `pick` out: fills *out and counts the request against its view
+ * until its next report, as the stock raylet does, so a burst of spills
+ * spreads over the nodes instead of piling onto the first that looked free. */
+static void peers_take(peer_t *pick, const res_set_t *request, lease_remote_t *out)
+{
+    for (size_t k = 0; k < res_set_count(request); k++) {
+        const char *name = res_set_name_at(request, k);
+        res_amount_t left = res_set_get(pick->available, name) - res_set_amount_at(request, k);
+        res_set_put(pick->available, name, left > 0 ? left : 0);
+    }
+    snprintf(out->address, sizeof out->address, "%s", pick->address);
+    out->port = pick->port;
+    memcpy(out->node_id, pick->node_id, ID_UNIQUE_SIZE);
+}
+
 bool peers_pick(peers_t *p, const res_set_t *request, bool need_available, lease_remote_t *out)
 {
     peer_t *pick = NULL;
@@ -144,16 +159,21 @@ bool peers_pick(peers_t *p, const res_set_t *request, bool need_available, lease
             pick = &p->items[i];
     if (!pick)
         return false;
-    /* Count what goes there against its view until its next report, as the
-     * stock raylet does: a burst of spills spreads over the nodes instead of
-     * piling onto the first that looked free. */
-    for (size_t k = 0; k < res_set_count(request); k++) {
-        const char *name = res_set_name_at(request, k);
-        res_amount_t left = res_set_get(pick->available, name) - res_set_amount_at(request, k);
-        res_set_put(pick->available, name, left > 0 ? left : 0);
-    }
-    snprintf(out->address, sizeof out->address, "%s", pick->address);
-    out->port = pick->port;
-    memcpy(out->node_id, pick->node_id, ID_UNIQUE_SIZE);
+    peers_take(pick, request, out);
     return true;
+}
+
+bool peers_pick_node(peers_t *p, const uint8_t node_id[ID_UNIQUE_SIZE], const res_set_t *request,
+                     bool need_available, lease_remote_t *out)
+{
+    for (size_t i = 0; i < p->count; i++) {
+        peer_t *e = &p->items[i];
+        if (memcmp(e->node_id, node_id, ID_UNIQUE_SIZE) != 0)
+            continue;
+        if (!e->address[0] || e->port <= 0 || (need_available && !peers_fits(e, e->available, request)))
+            return false;
+        peers_take(e, request, out);
+        return true;
+    }
+    return false;
 }

@@ -46,5 +46,10 @@ void peers_at(const peers_t *p, size_t i, peer_info_t *out);
  * request is counted against the chosen node's view until its next report,
  * so a burst spreads over the nodes. */
 bool peers_pick(peers_t *p, const res_set_t *request, bool need_available, lease_remote_t *out);
+/* The same for one named node (node affinity): with `need_available`, only
+ * when its resources are free now (counted as above); without, whenever it
+ * is alive and reachable, whatever its view says (it queues there). */
+bool peers_pick_node(peers_t *p, const uint8_t node_id[ID_UNIQUE_SIZE], const res_set_t *request,
+                     bool need_available, lease_remote_t *out);
 
 #endif

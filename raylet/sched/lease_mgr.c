@@ -39,6 +39,9 @@ typedef struct lease {
     bool grant_or_reject;
     bool infeasible;  /* no node can ever run it: demand for the autoscaler */
     bool local_only;  /* hard node affinity to this node */
+    bool affinity_elsewhere; /* node affinity to `affinity_node`, another node */
+    bool affinity_soft;
+    uint8_t affinity_node[ID_UNIQUE_SIZE];
     bool detached;    /* see lease_request_t */
     bool retriable;   /* see lease_request_t */
     uint8_t parent_task_id[ID_TASK_SIZE];
@@ -509,13 +512,35 @@ static bool lease_spill(lease_mgr_t *mgr, lease_t *l, bool need_available)
     return true;
 }
 
+#define LEASE_AFFINITY_GONE                                                                               \
+    "The node specified via NodeAffinitySchedulingStrategy doesn't exist any more or is infeasible, and "   \
+    "soft=False was specified."
+
+/* Node affinity to another node: a hard one always goes there (spilled
+ * back, or rejected for GCS to place again) unless that node is gone; a
+ * soft one goes there while it has the resources free.  Returns true if
+ * the lease was answered. */
+static bool lease_try_affinity(lease_mgr_t *mgr, lease_t *l)
+{
+    lease_remote_t there;
+    bool go = mgr->cbs.pick_node &&
+              mgr->cbs.pick_node(mgr->ctx, l->affinity_node, l->request, l->affinity_soft, &there);
+    if (!go && l->affinity_soft)
+        return false;
+    if (!go) {
+        lease_answer_failed(l, LEASE_FAIL_UNSCHEDULABLE, LEASE_AFFINITY_GONE);
+        return true;
+    }
+    lease_outcome_t out = {.kind = l->grant_or_reject ? LEASE_REJECTED : LEASE_SPILLBACK, .remote = there};
+    lease_answer(l, &out);
+    return true;
+}
+
 /* A draining node grants nothing: the lease goes elsewhere or waits. */
 static bool lease_try_one_draining(lease_mgr_t *mgr, lease_t *l)
 {
     if (l->local_only) {
-        lease_answer_failed(l, LEASE_FAIL_UNSCHEDULABLE,
-                            "The node specified via NodeAffinitySchedulingStrategy doesn't exist any more or is "
-                            "infeasible, and soft=False was specified.");
+        lease_answer_failed(l, LEASE_FAIL_UNSCHEDULABLE, LEASE_AFFINITY_GONE);
         return true;
     }
     if (l->grant_or_reject) {
@@ -532,6 +557,8 @@ static bool lease_try_one_draining(lease_mgr_t *mgr, lease_t *l)
 /* Returns true if the lease left the queue (answered or handed on). */
 static bool lease_try_one(lease_mgr_t *mgr, lease_t *l)
 {
+    if (l->affinity_elsewhere && lease_try_affinity(mgr, l))
+        return true;
     if (mgr->draining)
         return lease_try_one_draining(mgr, l);
     int rc = res_check(mgr->res, l->request);
@@ -705,6 +732,11 @@ int lease_mgr_request(lease_mgr_t *mgr, const lease_request_t *req, lease_reply_
     lease_set_runtime_env(l, req);
     l->grant_or_reject = req->grant_or_reject;
     l->local_only = req->local_only;
+    if (req->affinity_node) {
+        l->affinity_elsewhere = true;
+        l->affinity_soft = req->affinity_soft;
+        memcpy(l->affinity_node, req->affinity_node, ID_UNIQUE_SIZE);
+    }
     l->detached = req->detached;
     l->retriable = req->retriable;
     if (req->parent_task_id)

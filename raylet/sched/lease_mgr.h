@@ -117,6 +117,11 @@ typedef struct lease_request {
     size_t runtime_env_config_len;
     bool grant_or_reject;
     bool local_only; /* hard node affinity to this node */
+    /* Node affinity to another node (ID_UNIQUE_SIZE bytes), or NULL: a hard
+     * one is sent there (or fails when that node is gone), a soft one goes
+     * there while it has the resources free. */
+    const uint8_t *affinity_node;
+    bool affinity_soft;
     /* A detached actor, or work under one (LeaseSpec is_detached_actor or
      * root_detached_actor_id): its worker outlives the job that made it. */
     bool detached;
@@ -205,6 +210,10 @@ typedef struct lease_mgr_callbacks {
      * the resources free right now, otherwise one whose totals fit.
      * Returns true and fills *out. */
     bool (*pick_remote)(void *ctx, const res_set_t *request, bool need_available, lease_remote_t *out);
+    /* The same for one named node (node affinity): false when it is not a
+     * live node (or, with `need_available`, has not the resources free). */
+    bool (*pick_node)(void *ctx, const uint8_t node_id[ID_UNIQUE_SIZE], const res_set_t *request,
+                      bool need_available, lease_remote_t *out);
     /* The number of granted leases went to zero or away from it. */
     void (*on_busy_changed)(void *ctx, bool busy);
     /* A lease was granted to `w` holding `alloc` (everything but CPU), just

@@ -249,7 +249,12 @@ void svc_lease_request(lease_mgr_t *mgr, const svc_lease_node_t *node, rpc_call_
         ss->node_affinity_scheduling_strategy &&
         ss->node_affinity_scheduling_strategy->node_id.len == ID_UNIQUE_SIZE) {
         const Ray__Rpc__NodeAffinitySchedulingStrategy *na = ss->node_affinity_scheduling_strategy;
-        lr.local_only = !na->soft && memcmp(na->node_id.data, node->node_id, ID_UNIQUE_SIZE) == 0;
+        bool here = memcmp(na->node_id.data, node->node_id, ID_UNIQUE_SIZE) == 0;
+        lr.local_only = !na->soft && here;
+        if (!here) {
+            lr.affinity_node = na->node_id.data;
+            lr.affinity_soft = na->soft;
+        }
     }
     const Ray__Rpc__Address *caller = spec->caller_address;
     if (caller && caller->worker_id.len == ID_UNIQUE_SIZE)

@@ -4,6 +4,7 @@
 #include "raylet/service/node_manager.h"
 #include "raylet/service/address.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,7 +32,7 @@ typedef struct nm_pending {
     void (*cancel)(struct nm_pending *p);
 } nm_pending_t;
 
-#define NM_MAX_METHODS 32
+#define NM_MAX_METHODS 40
 
 /* What each registered method carries as its context: the service and the
  * handler, so that one trampoline can refuse calls once stopped. */
@@ -1215,6 +1216,87 @@ static void nm_release_unused_bundles(void *ctx, rpc_call_t *call, ProtobufCMess
     lease_mgr_mark_dirty(svc->leases);
 }
 
+/* ---- compiled graphs' channels (raylet/objects/channels.h) ---- */
+
+static bool nm_is_object_id(const ProtobufCBinaryData *b) { return b->len == ID_OBJECT_SIZE; }
+
+static grpc_status_code nm_chan_status(int err)
+{
+    switch (err) {
+    case -ENOENT:
+        return GRPC_STATUS_NOT_FOUND;
+    case -EEXIST:
+        return GRPC_STATUS_ALREADY_EXISTS;
+    case -EPIPE:
+        return GRPC_STATUS_FAILED_PRECONDITION; /* the channel was closed */
+    case -ECANCELED:
+        return GRPC_STATUS_UNAVAILABLE; /* the node is stopping */
+    default:
+        return GRPC_STATUS_INVALID_ARGUMENT;
+    }
+}
+
+static void nm_register_mutable_object(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    nm_service_t *svc = ctx;
+    const Ray__Rpc__RegisterMutableObjectRequest *req = (const Ray__Rpc__RegisterMutableObjectRequest *)msg;
+    if (!nm_is_object_id(&req->writer_object_id) || !nm_is_object_id(&req->reader_object_id)) {
+        rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "object ids must be 28 bytes");
+        return;
+    }
+    int rc = svc->d.channels ? chan_register(svc->d.channels, (const id_object_t *)req->writer_object_id.data,
+                                             req->num_readers, (const id_object_t *)req->reader_object_id.data)
+                             : -ENOENT;
+    if (rc != 0) {
+        char hex[ID_HEX_BUF];
+        id_to_hex(req->reader_object_id.data, ID_OBJECT_SIZE, hex);
+        log_warn("RegisterMutableObject for reader object %s refused: %s", hex, cr_strerror(rc));
+        rpc_call_fail(call, nm_chan_status(rc), cr_strerror(rc));
+        return;
+    }
+    Ray__Rpc__RegisterMutableObjectReply reply = RAY__RPC__REGISTER_MUTABLE_OBJECT_REPLY__INIT;
+    rpc_call_reply(call, &reply.base);
+}
+
+static void nm_push_mutable_on_written(void *ctx, int err, bool done)
+{
+    rpc_call_t *call = ctx;
+    if (err != 0) {
+        rpc_call_fail(call, nm_chan_status(err), cr_strerror(err));
+        return;
+    }
+    Ray__Rpc__PushMutableObjectReply reply = RAY__RPC__PUSH_MUTABLE_OBJECT_REPLY__INIT;
+    reply.done = done;
+    rpc_call_reply(call, &reply.base);
+}
+
+/* Answered once the chunk is in the reader object: when local readers
+ * still hold the last version, that is later (the writer waits, as the
+ * stock raylet makes it). */
+static void nm_push_mutable_object(void *ctx, rpc_call_t *call, ProtobufCMessage *msg)
+{
+    nm_service_t *svc = ctx;
+    const Ray__Rpc__PushMutableObjectRequest *req = (const Ray__Rpc__PushMutableObjectRequest *)msg;
+    if (!nm_is_object_id(&req->writer_object_id) || req->data.len != req->chunk_size ||
+        req->metadata.len != req->total_metadata_size) {
+        rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT,
+                      "a chunk's data must be chunk_size bytes and its metadata total_metadata_size bytes");
+        return;
+    }
+    chan_chunk_t chunk = {.total_data_size = req->total_data_size,
+                          .total_metadata_size = req->total_metadata_size,
+                          .offset = req->offset,
+                          .data = req->data.data,
+                          .size = req->chunk_size,
+                          .metadata = req->metadata.data};
+    int rc = svc->d.channels ? chan_push(svc->d.channels, (const id_object_t *)req->writer_object_id.data, &chunk,
+                                         nm_push_mutable_on_written, call)
+                             : -ENOENT;
+    if (rc != 0)
+        rpc_call_fail(call, nm_chan_status(rc), rc == -ENOENT ? "no reader registered for this writer"
+                                                              : "the chunk does not fit the reader object");
+}
+
 /* Every call enters here.  Calls still arriving while the server drains
  * after nm_service_stop() are refused: the components they would read
  * are on their way out. */
@@ -1309,6 +1391,10 @@ nm_service_t *nm_service_create(rpc_server_t *server, const nm_service_deps_t *d
          nm_cancel_local_task},
         {"/ray.rpc.NodeManagerService/GetWorkerFailureCause",
          &ray__rpc__get_worker_failure_cause_request__descriptor, nm_get_worker_failure_cause},
+        {"/ray.rpc.NodeManagerService/RegisterMutableObject",
+         &ray__rpc__register_mutable_object_request__descriptor, nm_register_mutable_object},
+        {"/ray.rpc.NodeManagerService/PushMutableObject", &ray__rpc__push_mutable_object_request__descriptor,
+         nm_push_mutable_object},
     };
     _Static_assert(sizeof methods / sizeof methods[0] <= NM_MAX_METHODS, "raise NM_MAX_METHODS");
     for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {

@@ -18,6 +18,7 @@
 #include "common/rpc.h"
 #include "object_store/store.h"
 #include "raylet/cluster/peers.h"
+#include "raylet/objects/channels.h"
 #include "raylet/objects/owner_sub.h"
 #include "raylet/metrics/metrics.h"
 #include "raylet/objects/spill.h"
@@ -69,6 +70,7 @@ typedef struct nm_service_deps {
     const char *system_config_json;
     uint64_t kill_worker_timeout_ms;
     metrics_t *metrics; /* lease latencies; NULL: none */
+    chan_set_t *channels; /* compiled graphs' channels from other nodes' writers; NULL: none */
 } nm_service_deps_t;
 
 /* Registers every method on `server` (before rpc_server_start).  Returns

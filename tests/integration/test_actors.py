@@ -94,3 +94,32 @@ def test_task_worker_that_owns_objects_is_not_made_an_actor(cluster, craylet):
     """)
     assert res["first"] == 10_000_000 and res["again"] == 10_000_000, res
     assert not res["reused"], res
+
+
+def test_node_affinity_places_actors_and_tasks_on_their_node(cluster, craylet):
+    """Hard node affinity holds whichever node the lease request reaches:
+    on 2.54 GCS sends an actor's creation lease to a node of its choice,
+    which must send it on to the named node."""
+    first = head(cluster, craylet, num_cpus=2)
+    second = cluster.start_worker(raylet=craylet, num_cpus=2)
+    res = run_driver(cluster, """
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy as Affinity
+        @ray.remote(num_cpus=0)
+        class Where:
+            def node(self):
+                return ray.get_runtime_context().get_node_id()
+        @ray.remote(num_cpus=1)
+        def node():
+            return ray.get_runtime_context().get_node_id()
+        nodes = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
+        actors, tasks = [], []
+        for i in range(8):
+            want = nodes[i % 2]
+            a = Where.options(scheduling_strategy=Affinity(want, soft=False)).remote()
+            actors.append(ray.get(a.node.remote()) == want)
+            tasks.append(ray.get(node.options(scheduling_strategy=Affinity(want, soft=False)).remote()) == want)
+        emit({"actors": actors, "tasks": tasks, "nodes": sorted(nodes)})
+    """)
+    assert res["nodes"] == sorted([first.node_id, second.node_id])
+    assert res["actors"] == [True] * 8
+    assert res["tasks"] == [True] * 8

@@ -168,6 +168,10 @@ typedef struct env {
     const uint8_t *caller; /* submit() names this worker as the caller */
     bool detached;         /* ... and asks for a detached actor's lease */
     bool local_only;       /* ... bound here by hard node affinity */
+    const uint8_t *affinity; /* ... bound to that node by node affinity */
+    bool affinity_soft;
+    bool node_alive;       /* pick_node knows the node */
+    bool node_free;        /* ... and it has the resources free */
     bool not_retriable;    /* ... with max_retries 0 */
     uint8_t parent;        /* ... submitted by this task (0: not said) */
     bool args_local;       /* args_fetch finds every argument here */
@@ -184,6 +188,18 @@ static bool pick_remote(void *ctx, const res_set_t *request, bool need_available
     snprintf(out->address, sizeof out->address, "10.0.0.2");
     out->port = 7777;
     memset(out->node_id, 0xab, sizeof out->node_id);
+    return true;
+}
+
+static bool pick_node(void *ctx, const uint8_t node_id[ID_UNIQUE_SIZE], const res_set_t *request,
+                      bool need_available, lease_remote_t *out)
+{
+    env_t *e = ctx;
+    if (!e->node_alive || (need_available && !e->node_free))
+        return false;
+    snprintf(out->address, sizeof out->address, "10.0.0.9");
+    out->port = 9999;
+    memcpy(out->node_id, node_id, ID_UNIQUE_SIZE);
     return true;
 }
 
@@ -218,7 +234,7 @@ static void env_init(env_t *e, double cpus, int gpus, bool cap, uint64_t backoff
     lease_mgr_options_t o = {.worker_cap_enabled = cap,
                              .worker_cap_initial_backoff_ms = backoff_ms,
                              .worker_cap_max_backoff_ms = backoff_ms * 8};
-    lease_mgr_callbacks_t cbs = {.pick_remote = pick_remote, .on_busy_changed = on_busy,
+    lease_mgr_callbacks_t cbs = {.pick_remote = pick_remote, .pick_node = pick_node, .on_busy_changed = on_busy,
                                  .args_fetch = args_fetch, .args_cancel = args_cancel};
     e->mgr = lease_mgr_create(e->loop, e->res, &fake_ops, &e->pool, &o, &cbs, e);
     cr_assert_not_null(e->mgr);
@@ -272,7 +288,9 @@ static int submit(env_t *e, uint8_t id, const char *shape, uint64_t class_hash, 
                          .resources = set,
                          .class_hash = class_hash,
                          .grant_or_reject = grant_or_reject,
-                         .local_only = e->local_only};
+                         .local_only = e->local_only,
+                         .affinity_node = e->affinity,
+                         .affinity_soft = e->affinity_soft};
     memset(a, 0, sizeof *a);
     int rc = lease_mgr_request(e->mgr, &r, on_outcome, a);
     res_set_destroy(set);
@@ -976,4 +994,35 @@ Test(lease_mgr, memory_monitor_by_time_kills_enough_newest_retriable_leases_at_o
     mem_monitor_destroy(m);
     env_fini(&e);
     oom_root_remove(root);
+}
+
+/* Node affinity to another node: hard goes there whatever this node has
+ * free (or fails once that node is gone); soft goes there only while it has
+ * the resources free, and otherwise runs like any lease. */
+Test(lease_mgr, node_affinity_to_another_node)
+{
+    env_t e;
+    env_init(&e, 2, 0, false, 0);
+    uint8_t other[ID_UNIQUE_SIZE];
+    memset(other, 0x77, sizeof other);
+    answer_t hard, gone, soft_there, soft_here, gor;
+    e.affinity = other;
+    e.node_alive = true;
+    submit(&e, 1, "CPU=1", 1, false, &hard);
+    cr_assert_eq(hard.kind, LEASE_SPILLBACK, "CPUs free here do not matter");
+    cr_assert_str_eq(hard.remote, "10.0.0.9:9999");
+    submit(&e, 2, "CPU=1", 1, true, &gor);
+    cr_assert_eq(gor.kind, LEASE_REJECTED, "GCS's grant-or-reject is placed again by GCS");
+    e.node_alive = false;
+    submit(&e, 3, "CPU=1", 1, false, &gone);
+    cr_assert(gone.answered && gone.failure == LEASE_FAIL_UNSCHEDULABLE, "the node is gone");
+    e.affinity_soft = true;
+    e.node_alive = e.node_free = true;
+    submit(&e, 4, "CPU=1", 1, false, &soft_there);
+    cr_assert_eq(soft_there.kind, LEASE_SPILLBACK);
+    e.node_free = false;
+    submit(&e, 5, "CPU=1", 1, false, &soft_here);
+    cr_assert_eq(soft_here.kind, LEASE_GRANTED, "that node is busy: runs here");
+    cr_assert_eq(lease_mgr_granted(e.mgr), 1);
+    env_fini(&e);
 }
