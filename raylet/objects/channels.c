@@ -12,8 +12,13 @@
 #include "object_store/mutable.h"
 
 /* Blocked channels are retried this often: readers release a version in
- * another process and cannot wake the loop. */
-#define CHAN_POLL_MS 1
+ * another process and cannot wake the loop.  A graph's next version is
+ * usually a step away, so the poll starts fast; a reader that holds a
+ * version for long (a driver keeping a zero-copy result) gets the slow
+ * poll once this many fast ticks went by without a chunk written. */
+#define CHAN_POLL_FAST_MS 1
+#define CHAN_POLL_SLOW_MS 10
+#define CHAN_POLL_FAST_TICKS 100
 
 typedef struct chan_wait {
     list_t node; /* chan_t.waiting */
@@ -43,6 +48,8 @@ struct chan_set {
     idtab_t *chans;
     list_t blocked; /* chan_t.polled */
     uint64_t poll_timer;
+    unsigned idle_ticks; /* polls in a row that wrote nothing */
+    uint64_t chunks_written;
     uint64_t versions_written;
     bool stopped;
 };
@@ -88,7 +95,9 @@ static void chan_block(chan_set_t *cs, chan_t *c)
         c->is_polled = true;
     }
     if (!cs->poll_timer)
-        cs->poll_timer = loop_add_timer(cs->loop, CHAN_POLL_MS, chan_on_poll, cs);
+        cs->poll_timer = loop_add_timer(cs->loop,
+                                        cs->idle_ticks < CHAN_POLL_FAST_TICKS ? CHAN_POLL_FAST_MS : CHAN_POLL_SLOW_MS,
+                                        chan_on_poll, cs);
 }
 
 static void chan_unblock(chan_t *c)
@@ -155,6 +164,7 @@ static void chan_advance(chan_set_t *cs, chan_t *c)
         if (wt->chunk.size)
             memcpy(c->obj.buffer + wt->chunk.offset, wt->chunk.data, wt->chunk.size);
         c->written += wt->chunk.size;
+        cs->chunks_written++;
         if (c->written >= c->total_data) {
             if (c->total_metadata)
                 memcpy(c->obj.buffer + c->total_data, wt->chunk.metadata, c->total_metadata);
@@ -169,6 +179,7 @@ static void chan_on_poll(loop_t *loop, uint64_t id, void *data)
 {
     chan_set_t *cs = data;
     cs->poll_timer = 0;
+    uint64_t written = cs->chunks_written;
     /* Each blocked channel gets one try per tick; one that blocks again
      * goes back on the list for the next. */
     list_t round;
@@ -180,6 +191,10 @@ static void chan_on_poll(loop_t *loop, uint64_t id, void *data)
         c->is_polled = false;
         chan_advance(cs, c);
     }
+    if (cs->chunks_written != written)
+        cs->idle_ticks = 0;
+    else if (cs->idle_ticks < CHAN_POLL_FAST_TICKS)
+        cs->idle_ticks++;
 }
 
 chan_set_t *chan_set_create(loop_t *loop, store_t *store)
@@ -272,6 +287,7 @@ int chan_push(chan_set_t *cs, const id_object_t *writer, const chan_chunk_t *chu
     wt->cb = cb;
     wt->ctx = ctx;
     list_insert_tail(&c->waiting, &wt->node);
+    cs->idle_ticks = 0; /* the writer is active: wait for its readers closely */
     if (!c->is_polled)
         chan_advance(cs, c);
     return 0;

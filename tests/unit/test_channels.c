@@ -265,3 +265,25 @@ Test(channels, closed_channel_fails_chunks)
     cr_assert_eq(a.calls, 1);
     cr_assert_eq(a.err, -EPIPE);
 }
+
+/* A reader that holds a version for long slows the poll down, and the
+ * version still goes in soon after it lets go. */
+Test(channels, long_held_version_still_written)
+{
+    id_object_t writer;
+    mut_header_t *h = open_channel(&writer, 13, 64, 1);
+    reader_t r;
+    reader_open(&r, h);
+    answer_t a = {0}, b = {0};
+    chan_chunk_t k = {.total_data_size = 2, .data = (const uint8_t *)"ab", .size = 2};
+    cr_assert_eq(chan_push(chans, &writer, &k, on_written, &a), 0);
+    cr_assert(reader_acquire(&r, 1));
+    cr_assert_eq(chan_push(chans, &writer, &k, on_written, &b), 0);
+    ptc_pump(loop, 400); /* past the fast polls */
+    cr_assert_eq(b.calls, 0);
+    reader_release(&r);
+    ptc_pump(loop, 50);
+    cr_assert_eq(b.calls, 1);
+    cr_assert(b.done);
+    reader_close(&r);
+}
