@@ -89,3 +89,52 @@ def test_compiled_graph_across_hosts(shim_installed, hosts, craylet):
     finally:
         problems = c.teardown()
     assert not problems, "cluster teardown found leftovers:\n" + "\n".join(problems)
+
+
+def test_channel_calls_with_bad_input_are_refused(cluster, craylet):
+    """RegisterMutableObject and PushMutableObject as a confused or hostile
+    peer could send them: each is answered with an error naming the
+    problem, and the node keeps serving."""
+    import grpc
+    import helpers
+    from ray.core.generated import node_manager_pb2 as nm, node_manager_pb2_grpc
+    node = head(cluster, craylet, num_cpus=1)
+    stub = node_manager_pb2_grpc.NodeManagerServiceStub(grpc.insecure_channel(node.grpc_address()))
+    md = helpers.auth_metadata()
+
+    def code(call, request):
+        try:
+            call(request, metadata=md, timeout=10)
+        except grpc.RpcError as e:
+            return e.code()
+        return grpc.StatusCode.OK
+
+    writer, reader = b"\x01" * 28, b"\x02" * 28
+    register = stub.RegisterMutableObject
+    push = stub.PushMutableObject
+    cases = [
+        (register, nm.RegisterMutableObjectRequest(writer_object_id=b"short", num_readers=1, reader_object_id=reader),
+         grpc.StatusCode.INVALID_ARGUMENT),
+        (register, nm.RegisterMutableObjectRequest(writer_object_id=writer, num_readers=1, reader_object_id=reader),
+         grpc.StatusCode.NOT_FOUND),  # no such object in the store
+        (push, nm.PushMutableObjectRequest(writer_object_id=writer, total_data_size=5, chunk_size=5, data=b"hello"),
+         grpc.StatusCode.NOT_FOUND),  # no reader registered
+        (push, nm.PushMutableObjectRequest(writer_object_id=writer, total_data_size=5, chunk_size=9, data=b"hello"),
+         grpc.StatusCode.INVALID_ARGUMENT),  # the chunk is not the size it says
+        (push, nm.PushMutableObjectRequest(writer_object_id=writer, total_data_size=1, total_metadata_size=4,
+                                           chunk_size=1, data=b"x", metadata=b"m"),
+         grpc.StatusCode.INVALID_ARGUMENT),
+        (push, nm.PushMutableObjectRequest(writer_object_id=b"", chunk_size=0),
+         grpc.StatusCode.INVALID_ARGUMENT),
+    ]
+    got = [code(call, request) for call, request, _ in cases]
+    assert got == [want for _, _, want in cases]
+    res = run_driver(cluster, """
+        @ray.remote
+        def f(x):
+            return x + 1
+        emit({"v": ray.get(f.remote(1))})
+    """)
+    assert res["v"] == 2
+    # The refused registration is logged with the object it named.
+    assert "RegisterMutableObject for reader object %s refused" % ("02" * 28) in cluster.log_tail(lines=400)
