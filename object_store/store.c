@@ -541,9 +541,8 @@ bool store_contains(const store_t *s, const id_object_t *id)
     return o && o->state == STORE_OBJ_SEALED;
 }
 
-int store_hold(store_t *s, const id_object_t *id)
+static int store_obj_hold(store_t *s, store_obj_t *o)
 {
-    store_obj_t *o = store_obj_find(s, id);
     if (!o)
         return -ENOENT;
     if (o->state != STORE_OBJ_SEALED)
@@ -553,13 +552,18 @@ int store_hold(store_t *s, const id_object_t *id)
     return 0;
 }
 
+int store_hold(store_t *s, const id_object_t *id)
+{
+    return store_obj_hold(s, store_obj_find(s, id));
+}
+
 int store_hold_mutable(store_t *s, const id_object_t *id, store_mutable_t *out)
 {
     *out = (store_mutable_t){0};
     store_obj_t *o = store_obj_find(s, id);
     if (o && o->header_size == 0)
         return -EINVAL;
-    int rc = store_hold(s, id);
+    int rc = store_obj_hold(s, o);
     if (rc != 0)
         return rc;
     uint8_t *base = obj_base(s, o);

@@ -119,7 +119,7 @@ static void chan_advance(chan_set_t *cs, chan_t *c)
                 return chan_block(cs, c);
             if (rc != 0) {
                 char hex[ID_HEX_BUF];
-                id_to_hex(c->reader.b, sizeof c->reader.b, hex);
+                ID_TO_HEX(&c->reader, hex);
                 log_warn("channel into object %s: cannot open its semaphores: %s", hex, cr_strerror(rc));
                 chan_unblock(c);
                 return chan_fail_all(c, rc);
