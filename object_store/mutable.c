@@ -34,8 +34,21 @@ int mut_writer_open(mut_writer_t *w, mut_header_t *header)
         sem_unlink(hdr);
         w->object_sem = sem_open(obj, O_CREAT | O_EXCL, 0644, 1);
         w->header_sem = sem_open(hdr, O_CREAT | O_EXCL, 0644, 1);
-        /* Published even on failure: readers then fail to open too rather
-         * than wait for ever. */
+        if (w->object_sem == SEM_FAILED || w->header_sem == SEM_FAILED) {
+            /* Neither name is left behind and the level goes back, so the
+             * next open (ours or a reader's) creates both afresh instead of
+             * every process failing on a half-made pair for ever. */
+            int err = errno ? errno : EINVAL;
+            if (w->object_sem != SEM_FAILED)
+                sem_close(w->object_sem);
+            if (w->header_sem != SEM_FAILED)
+                sem_close(w->header_sem);
+            sem_unlink(obj);
+            sem_unlink(hdr);
+            w->object_sem = w->header_sem = NULL;
+            atomic_store_explicit(&header->semaphores_created, MUT_SEMS_UNINITIALIZED, memory_order_release);
+            return -err;
+        }
         atomic_store_explicit(&header->semaphores_created, MUT_SEMS_DONE, memory_order_release);
     } else {
         if (atomic_load_explicit(&header->semaphores_created, memory_order_acquire) != MUT_SEMS_DONE)
@@ -81,8 +94,10 @@ static int mut_try(mut_writer_t *w, sem_t *sem)
     if (mut_closed(w))
         return -EPIPE;
     while (sem_trywait(sem) != 0) {
-        if (errno != EINTR)
+        if (errno == EAGAIN)
             return -EAGAIN;
+        if (errno != EINTR)
+            return -errno; /* a broken semaphore fails the channel, not polled for ever */
     }
     if (mut_closed(w)) {
         sem_post(sem);

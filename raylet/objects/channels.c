@@ -27,6 +27,15 @@ typedef struct chan_wait {
     void *ctx;
 } chan_wait_t;
 
+/* Chunks of one version may arrive in any order (the writer sends them all
+ * at once), and one may arrive twice (a retried call): counting bytes alone
+ * would then publish a version with a range never written. */
+#define CHAN_MAX_CHUNKS 4096 /* per version */
+
+typedef struct chan_range {
+    uint64_t offset, size;
+} chan_range_t;
+
 typedef struct chan {
     idtab_node_t node; /* cs->chans, keyed by the writer's object id */
     list_t polled;     /* cs->blocked while it waits for a reader or a creator */
@@ -39,6 +48,8 @@ typedef struct chan {
     bool writing;        /* a version acquired, chunks going in */
     chan_wait_t *final;  /* its last chunk, answered once the version is released */
     uint64_t total_data, total_metadata, written;
+    chan_range_t *got;   /* byte ranges of this version already written */
+    size_t ngot, capgot;
     list_t waiting;      /* chan_wait_t, in arrival order */
 } chan_t;
 
@@ -53,6 +64,35 @@ struct chan_set {
     uint64_t versions_written;
     bool stopped;
 };
+
+/* Records [offset, offset + size) as written; false when it overlaps a
+ * range written before or the version comes in more pieces than any writer
+ * sends.  Ray's writers cut a version into chunks of ~98% of the gRPC
+ * message limit, so a version has a few and a scan will do. */
+static bool chan_take_range(chan_t *c, uint64_t offset, uint64_t size)
+{
+    if (size == 0)
+        return true;
+    if (c->ngot == CHAN_MAX_CHUNKS)
+        return false;
+    for (size_t i = 0; i < c->ngot; i++) {
+        const chan_range_t *g = &c->got[i];
+        if (offset < g->offset + g->size && g->offset < offset + size)
+            return false;
+    }
+    if (c->ngot == c->capgot) {
+        c->capgot = c->capgot ? 2 * c->capgot : 4;
+        c->got = xrealloc(c->got, c->capgot * sizeof *c->got);
+    }
+    c->got[c->ngot++] = (chan_range_t){offset, size};
+    return true;
+}
+
+static void chan_free(chan_t *c)
+{
+    free(c->got);
+    free(c);
+}
 
 static chan_t *chan_of(idtab_node_t *n) { return n ? LIST_ENTRY(n, chan_t, node) : NULL; }
 
@@ -155,10 +195,15 @@ static void chan_advance(chan_set_t *cs, chan_t *c)
             c->total_data = wt->chunk.total_data_size;
             c->total_metadata = wt->chunk.total_metadata_size;
             c->written = 0;
+            c->ngot = 0;
         }
         list_remove(&wt->node);
         if (wt->chunk.total_data_size != c->total_data || wt->chunk.total_metadata_size != c->total_metadata) {
             chan_answer(wt, -EINVAL, false); /* not of this version: the writer sends one at a time */
+            continue;
+        }
+        if (!chan_take_range(c, wt->chunk.offset, wt->chunk.size)) {
+            chan_answer(wt, -EINVAL, false); /* bytes of this version already written: a chunk sent twice */
             continue;
         }
         if (wt->chunk.size)
@@ -235,7 +280,7 @@ void chan_set_destroy(chan_set_t *cs)
         idtab_remove(cs->chans, n);
         mut_writer_close(&c->w, true);
         store_unhold(cs->store, &c->reader);
-        free(c);
+        chan_free(c);
         n = next;
     }
     idtab_destroy(cs->chans);
@@ -254,7 +299,7 @@ int chan_register(chan_set_t *cs, const id_object_t *writer, int64_t num_readers
     c = xcalloc(1, sizeof *c);
     int rc = store_hold_mutable(cs->store, reader, &c->obj);
     if (rc != 0) {
-        free(c);
+        chan_free(c);
         return rc == -EAGAIN ? -ENOENT : rc;
     }
     c->node.id = *writer;

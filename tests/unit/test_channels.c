@@ -205,6 +205,27 @@ Test(channels, chunks_complete_a_version_together)
     cr_assert_eq(memcmp(payload(h), "12345678M", 9), 0);
 }
 
+Test(channels, chunk_sent_twice_is_refused)
+{
+    id_object_t writer;
+    mut_header_t *h = open_channel(&writer, 9, 100, 1);
+    answer_t x = {0}, dup = {0}, y = {0};
+    chan_chunk_t head = {.total_data_size = 8, .offset = 0, .data = (const uint8_t *)"abcd", .size = 4};
+    chan_chunk_t tail = head;
+    tail.offset = 4;
+    tail.data = (const uint8_t *)"efgh";
+    cr_assert_eq(chan_push(chans, &writer, &head, on_written, &x), 0);
+    cr_assert_eq(chan_push(chans, &writer, &head, on_written, &dup), 0);
+    cr_assert_eq(x.calls, 1);
+    cr_assert_eq(dup.calls, 1);
+    cr_assert_eq(dup.err, -EINVAL, "a second copy would count as the version's last four bytes");
+    cr_assert_not(h->is_sealed, "the version is not published with bytes missing");
+    cr_assert_eq(chan_push(chans, &writer, &tail, on_written, &y), 0);
+    cr_assert(y.done);
+    cr_assert(h->is_sealed);
+    cr_assert_eq(memcmp(payload(h), "abcdefgh", 8), 0);
+}
+
 Test(channels, bad_registrations_and_chunks)
 {
     id_object_t writer, reader_id, other, plain;
