@@ -207,9 +207,11 @@ static void raylet_owner_gone(struct raylet *r, const uint8_t worker[ID_UNIQUE_S
         xfer_worker_died(r->xfer, (const id_worker_t *)worker);
 }
 
-static void raylet_on_worker_dead(void *ctx, worker_t *w, int exit_type, const char *detail)
+static void raylet_on_worker_dead(void *ctx, worker_t *w, const worker_exit_t *exit)
 {
     struct raylet *r = ctx;
+    int exit_type = exit->type;
+    const char *detail = exit->detail;
     if (worker_type(w) == WORKER_TYPE_WORKER && (lease_mgr_worker_leased(r->leases, w) || worker_is_actor(w) || worker_failed_while_leased(w)) &&
         exit_type == RAY__RPC__WORKER_EXIT_TYPE__SYSTEM_ERROR && r->state == RAYLET_RUNNING)
         raylet_report_worker_died(r, w, detail);
@@ -248,9 +250,23 @@ static void raylet_on_worker_dead(void *ctx, worker_t *w, int exit_type, const c
         data.job_id.len = ID_JOB_SIZE;
     }
 #endif
+    /* The constructor's exception goes to GCS as the worker sent it: GCS
+     * then records the actor as failed in its creation task (no restart,
+     * `actor_init_failed` for callers) rather than as a dead worker. */
+    Ray__Rpc__RayException *creation_exception = NULL;
+    if (exit->creation_exception_len) {
+        creation_exception = ray__rpc__ray_exception__unpack(NULL, exit->creation_exception_len,
+                                                             exit->creation_exception);
+        if (!creation_exception)
+            log_warn("worker %d: its creation task exception is not a RayException; reported without it",
+                     (int)worker_pid(w));
+    }
+    data.creation_task_exception = creation_exception;
     Ray__Rpc__ReportWorkerFailureRequest req = RAY__RPC__REPORT_WORKER_FAILURE_REQUEST__INIT;
     req.worker_failure = &data;
     gcs_report_worker_failure(r->gcs, &req, raylet_on_gcs_reply_logged, "ReportWorkerFailure");
+    if (creation_exception)
+        ray__rpc__ray_exception__free_unpacked(creation_exception, NULL);
 }
 
 /* Spillback target: a live node whose resources fit (now, if asked). */

@@ -646,12 +646,18 @@ static void pool_free_worker(pool_t *pool, worker_t *w)
 
 void pool_disconnect(pool_t *pool, worker_t *w, int exit_type, const char *detail)
 {
+    pool_exit(pool, w, &(worker_exit_t){.type = exit_type, .detail = detail});
+}
+
+void pool_exit(pool_t *pool, worker_t *w, const worker_exit_t *exit)
+{
     if (w->state == WORKER_DEAD)
         return;
+    int exit_type = exit->type;
     worker_state_t was = w->state;
     w->state = WORKER_DEAD;
     if (pool->cbs.on_worker_dead)
-        pool->cbs.on_worker_dead(pool->ctx, w, exit_type, detail);
+        pool->cbs.on_worker_dead(pool->ctx, w, exit);
     if (w->conn) {
         conn_close(w->conn, NULL);
         w->conn = NULL;

@@ -52,9 +52,20 @@ typedef struct pool_options {
     int max_io_workers;
 } pool_options_t;
 
+/* Why a worker is gone, as GCS is told. */
+typedef struct worker_exit {
+    int type;           /* rpc::WorkerExitType */
+    const char *detail; /* may be NULL */
+    /* The serialized rpc::RayException a worker sends when its actor's
+     * constructor raised (borrowed from its DisconnectClient; unchecked
+     * peer bytes), or NULL. */
+    const uint8_t *creation_exception;
+    size_t creation_exception_len;
+} worker_exit_t;
+
 typedef struct pool_callbacks {
-    /* `w` is about to be freed; `exit_type` is an rpc::WorkerExitType. */
-    void (*on_worker_dead)(void *ctx, worker_t *w, int exit_type, const char *detail);
+    /* `w` is about to be freed; `exit` is borrowed for the call. */
+    void (*on_worker_dead)(void *ctx, worker_t *w, const worker_exit_t *exit);
     /* An I/O worker of `type` is ready to be taken (pool_io_take). */
     void (*io_ready)(void *ctx, worker_type_t type);
 } pool_callbacks_t;
@@ -128,6 +139,8 @@ void pool_announce(pool_t *pool, worker_t *w, int port);
 /* The worker is gone (disconnect message, hang-up, or process exit).
  * Runs on_worker_dead, kills the process if still alive, frees the record. */
 void pool_disconnect(pool_t *pool, worker_t *w, int exit_type, const char *detail);
+/* The same, with everything the worker said about its exit. */
+void pool_exit(pool_t *pool, worker_t *w, const worker_exit_t *exit);
 /* SIGCHLD for a pid (already reaped by the caller).  Returns true if it was
  * one of our workers. */
 bool pool_on_child_exit(pool_t *pool, pid_t pid, int wait_status);

@@ -19,6 +19,18 @@ static int wmsg_str(const fb_table_t *t, unsigned slot, wmsg_str_t *out)
     return rc;
 }
 
+/* A [ubyte] field; absent reads as empty. */
+static int wmsg_bytes(const fb_table_t *t, unsigned slot, wmsg_str_t *out)
+{
+    fb_vec_t v;
+    int rc = fb_read_vec_scalar(t, slot, 1, &v);
+    if (rc == 0 && fb_vec_len(&v) > 0) {
+        out->data = (const char *)fb_vec_data(&v);
+        out->len = fb_vec_len(&v);
+    }
+    return rc;
+}
+
 static int wmsg_ids(const fb_table_t *t, unsigned slot, wmsg_t *m)
 {
     fb_vec_t v;
@@ -129,7 +141,8 @@ static int wmsg_decode_table(const fb_table_t *t, wmsg_t *m)
         return rc ? rc : (m->port < 0 || m->port > 65535 ? CR_EBADMSG : 0);
     case WMSG_DISCONNECT_CLIENT_REQUEST:
         rc = fb_read_i32(t, 0, 0, &m->disconnect_type);
-        return rc ? rc : wmsg_str(t, 1, &m->disconnect_detail);
+        rc = rc ? rc : wmsg_str(t, 1, &m->disconnect_detail);
+        return rc ? rc : wmsg_bytes(t, 2, &m->creation_task_exception);
     case WMSG_ASYNC_GET_OBJECTS_REQUEST:
         rc = wmsg_ids(t, 0, m);
         rc = rc ? rc : wmsg_owners(t, 1, m);

@@ -59,6 +59,7 @@ typedef struct wmsg {
     /* DisconnectClientRequest */
     int32_t disconnect_type;
     wmsg_str_t disconnect_detail;
+    wmsg_str_t creation_task_exception; /* serialized rpc::RayException, or empty */
     /* Waits, gets, frees, plasma subscriptions: the ids (owned) */
     uint8_t (*ids)[ID_OBJECT_SIZE];
     size_t id_count;

@@ -197,7 +197,11 @@ static int wsock_on_disconnect(wclient_t *c, const wmsg_t *m)
     fb_start_table(b);
     wsock_send(c, WMSG_DISCONNECT_CLIENT_REPLY, b, fb_end_table(b));
     if (c->worker)
-        pool_disconnect(c->ws->o.pool, c->worker, m->disconnect_type, why);
+        pool_exit(c->ws->o.pool, c->worker,
+                  &(worker_exit_t){.type = m->disconnect_type,
+                                   .detail = why,
+                                   .creation_exception = (const uint8_t *)m->creation_task_exception.data,
+                                   .creation_exception_len = m->creation_task_exception.len});
     free(why);
     return 0;
 }

@@ -65,6 +65,44 @@ def test_actor_restart_and_kill(cluster, craylet):
     assert res["cpu"] == 2
 
 
+def test_constructor_error_fails_the_actor_without_restarts(cluster, craylet):
+    """An actor whose constructor raises is dead for good, whatever its
+    max_restarts, and callers learn it failed in its creation task: the
+    worker's DisconnectClient carries the exception, which the raylet must
+    pass on to GCS in the worker-failure report."""
+    head(cluster, craylet, num_cpus=1)
+    res = run_driver(cluster, """
+        import tempfile
+        runs = tempfile.mktemp(prefix="craylet-ctor-")
+        @ray.remote(max_restarts=-1)
+        class Bad:
+            def __init__(self, path):
+                with open(path, "a") as f:
+                    f.write("x")
+                raise ValueError("constructor refused")
+            def ping(self):
+                return 1
+        a = Bad.remote(runs)
+        try:
+            ray.get(a.ping.remote(), timeout=60)
+            err = None
+        except ray.exceptions.RayActorError as e:
+            err = e
+        time.sleep(2)  # a restart, were there one, would run the constructor again
+        with open(runs) as f:
+            ran = len(f.read())
+        os.unlink(runs)
+        emit({"error": err is not None, "init_failed": bool(err and err.actor_init_failed),
+              "message": str(err)[:2000], "ran": ran,
+              "cpu": ray.available_resources().get("CPU", 0)})
+    """)
+    assert res["error"], res
+    assert res["init_failed"], res
+    assert "constructor refused" in res["message"], res
+    assert res["ran"] == 1, res
+    assert res["cpu"] == 1, res
+
+
 def test_task_worker_that_owns_objects_is_not_made_an_actor(cluster, craylet):
     """A worker that ran tasks may own objects the driver still holds; if it
     became an actor, killing the actor would lose them (OwnerDiedError)."""

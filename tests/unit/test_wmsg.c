@@ -138,3 +138,36 @@ Test(wmsg, negative_required_count_is_rejected)
     cr_assert_eq(wmsg_decode(WMSG_WAIT_REQUEST, buf, len, &m), CR_EBADMSG);
     fb_builder_destroy(b);
 }
+
+Test(wmsg, disconnect_carries_the_creation_task_exception)
+{
+    fb_builder_t *b = fb_builder_create(128);
+    fb_ref_t detail = fb_create_string(b, "ctor", 4);
+    fb_ref_t exc = fb_create_vec_scalar(b, "\x0a\x03\x62\x61\x64", 5, 1);
+    fb_start_table(b);
+    fb_add_i32(b, 0, 3, 0);
+    fb_add_ref(b, 1, detail);
+    fb_add_ref(b, 2, exc);
+    const uint8_t *buf;
+    size_t len;
+    cr_assert_eq(fb_builder_finish(b, fb_end_table(b), &buf, &len), 0);
+    wmsg_t m;
+    cr_assert_eq(wmsg_decode(WMSG_DISCONNECT_CLIENT_REQUEST, buf, len, &m), 0);
+    cr_assert_eq(m.disconnect_type, 3);
+    cr_assert_eq(m.disconnect_detail.len, 4);
+    cr_assert_eq(m.creation_task_exception.len, 5);
+    cr_assert_eq(memcmp(m.creation_task_exception.data, "\x0a\x03\x62\x61\x64", 5), 0);
+    wmsg_clear(&m);
+    fb_builder_destroy(b);
+
+    /* Without one (every exit but a failed constructor): empty. */
+    b = fb_builder_create(64);
+    fb_start_table(b);
+    fb_add_i32(b, 0, 1, 0);
+    cr_assert_eq(fb_builder_finish(b, fb_end_table(b), &buf, &len), 0);
+    cr_assert_eq(wmsg_decode(WMSG_DISCONNECT_CLIENT_REQUEST, buf, len, &m), 0);
+    cr_assert_eq(m.creation_task_exception.len, 0);
+    cr_assert_null(m.creation_task_exception.data);
+    wmsg_clear(&m);
+    fb_builder_destroy(b);
+}

@@ -19,7 +19,7 @@ typedef struct env {
     int dead;
 } env_t;
 
-static void on_dead(void *ctx, worker_t *w, int exit_type, const char *detail) { ((env_t *)ctx)->dead++; }
+static void on_dead(void *ctx, worker_t *w, const worker_exit_t *exit) { ((env_t *)ctx)->dead++; }
 
 static void on_pop(void *ctx, worker_t *w, int err, const char *why, bool env_failed) { ((env_t *)ctx)->popped = w; }
 
