@@ -27,6 +27,7 @@ typedef struct lease {
     void *call;
     lease_state_t state;
     res_set_t *request;
+    res_set_t *placement; /* NULL: the same as `request` */
     char *shape; /* canonical "CPU=1,GPU=1" for load reports; made on first report */
     uint8_t job_id[ID_JOB_SIZE];
     int language;
@@ -121,6 +122,9 @@ struct lease_mgr {
 static bool lease_owner_is_dead(const lease_mgr_t *mgr, const uint8_t id[ID_UNIQUE_SIZE]);
 
 static lease_t *lease_of(const list_t *n) { return LIST_ENTRY(n, lease_t, node); }
+
+/* What a node must have free to take the lease. */
+static const res_set_t *lease_placement(const lease_t *l) { return l->placement ? l->placement : l->request; }
 
 static char *lease_shape_key(const res_set_t *set)
 {
@@ -310,6 +314,7 @@ static void lease_free(lease_t *l)
     free(l->runtime_env);
     free(l->runtime_env_config);
     res_set_destroy(l->request);
+    res_set_destroy(l->placement);
     free(l->shape);
     free(l->task_name);
     free(l);
@@ -505,7 +510,7 @@ static bool lease_spill(lease_mgr_t *mgr, lease_t *l, bool need_available)
 {
     lease_remote_t remote;
     if (l->grant_or_reject || l->local_only || !mgr->cbs.pick_remote ||
-        !mgr->cbs.pick_remote(mgr->ctx, l->request, need_available, &remote))
+        !mgr->cbs.pick_remote(mgr->ctx, lease_placement(l), need_available, &remote))
         return false;
     lease_outcome_t out = {.kind = LEASE_SPILLBACK, .remote = remote};
     lease_answer(l, &out);
@@ -524,7 +529,7 @@ static bool lease_try_affinity(lease_mgr_t *mgr, lease_t *l)
 {
     lease_remote_t there;
     bool go = mgr->cbs.pick_node &&
-              mgr->cbs.pick_node(mgr->ctx, l->affinity_node, l->request, l->affinity_soft, &there);
+              mgr->cbs.pick_node(mgr->ctx, l->affinity_node, lease_placement(l), l->affinity_soft, &there);
     if (!go && l->affinity_soft)
         return false;
     if (!go) {
@@ -561,7 +566,9 @@ static bool lease_try_one(lease_mgr_t *mgr, lease_t *l)
         return true;
     if (mgr->draining)
         return lease_try_one_draining(mgr, l);
-    int rc = res_check(mgr->res, l->request);
+    int rc = res_check(mgr->res, lease_placement(l));
+    if (rc == 0 && l->placement)
+        rc = res_check(mgr->res, l->request);
     if (rc == 0) {
         /* It would run here: its arguments come first (no resources or
          * worker held meanwhile). */
@@ -599,7 +606,8 @@ static bool lease_try_one(lease_mgr_t *mgr, lease_t *l)
      * With no node free it waits here, as in the stock raylet. */
     if (l->grant_or_reject) {
         lease_remote_t elsewhere;
-        if (rc == -ENOSPC || (mgr->cbs.pick_remote && mgr->cbs.pick_remote(mgr->ctx, l->request, true, &elsewhere))) {
+        if (rc == -ENOSPC ||
+            (mgr->cbs.pick_remote && mgr->cbs.pick_remote(mgr->ctx, lease_placement(l), true, &elsewhere))) {
             lease_outcome_t out = {.kind = LEASE_REJECTED};
             lease_answer(l, &out);
             return true;
@@ -719,9 +727,9 @@ int lease_mgr_request(lease_mgr_t *mgr, const lease_request_t *req, lease_reply_
     l->reply = reply;
     l->call = call;
     l->state = LEASE_QUEUED;
-    l->request = res_set_create();
-    for (size_t i = 0; i < res_set_count(req->resources); i++)
-        res_set_put(l->request, res_set_name_at(req->resources, i), res_set_amount_at(req->resources, i));
+    l->request = res_set_copy(req->resources);
+    if (req->placement)
+        l->placement = res_set_copy(req->placement);
     if (req->job_id)
         memcpy(l->job_id, req->job_id, ID_JOB_SIZE);
     l->language = req->language;
@@ -1001,7 +1009,7 @@ size_t lease_mgr_cancel_shapes(lease_mgr_t *mgr, res_set_t *const *shapes, size_
         lease_t *l = lease_of(node);
         bool match = false;
         for (size_t k = 0; k < n && !match; k++)
-            match = l->state == LEASE_QUEUED && l->infeasible && lease_same_shape(l->request, shapes[k]);
+            match = l->state == LEASE_QUEUED && l->infeasible && lease_same_shape(lease_placement(l), shapes[k]);
         if (!match)
             continue;
         lease_answer_failed(l, LEASE_FAIL_UNSCHEDULABLE,
@@ -1034,13 +1042,13 @@ size_t lease_mgr_demand(lease_mgr_t *mgr, const lease_demand_t **out)
         /* Only queued leases are reported, so only they ever need a key:
          * formatting one per granted lease would be wasted work. */
         if (!l->shape)
-            l->shape = lease_shape_key(l->request);
+            l->shape = lease_shape_key(lease_placement(l));
         size_t k = 0;
         while (k < n && strcmp(keys[k], l->shape) != 0)
             k++;
         if (k == n) {
             keys[n] = l->shape;
-            d[n] = (lease_demand_t){.shape = l->request};
+            d[n] = (lease_demand_t){.shape = lease_placement(l)};
             n++;
         }
         if (l->infeasible)

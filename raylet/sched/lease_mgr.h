@@ -109,6 +109,11 @@ typedef struct lease_request {
     bool normal_task;    /* rpc::TaskType NORMAL_TASK */
     bool actor_creation; /* rpc::TaskType ACTOR_CREATION_TASK */
     const res_set_t *resources;
+    /* What a node must have free to be chosen, when it differs from
+     * `resources` (an actor placed with 1 CPU that runs on none), or NULL.
+     * Node choice (here, spillback, affinity, load reports) goes by this;
+     * what the lease holds is `resources`. */
+    const res_set_t *placement;
     /* The scheduling class beyond its shape (function, depth, strategy),
      * hashed by the decoder; the shape is mixed in here. */
     uint64_t class_hash;

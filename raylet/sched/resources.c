@@ -62,6 +62,14 @@ static size_t res_set_search(const res_set_t *set, const char *name, bool *found
 
 res_set_t *res_set_create(void) { return xcalloc(1, sizeof(res_set_t)); }
 
+res_set_t *res_set_copy(const res_set_t *set)
+{
+    res_set_t *copy = res_set_create();
+    for (size_t i = 0; i < res_set_count(set); i++)
+        res_set_put(copy, res_set_name_at(set, i), res_set_amount_at(set, i));
+    return copy;
+}
+
 void res_set_destroy(res_set_t *set)
 {
     if (!set)

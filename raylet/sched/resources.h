@@ -43,6 +43,8 @@ typedef struct res_set res_set_t;
 
 res_set_t *res_set_create(void);
 void res_set_destroy(res_set_t *set);
+/* A new set with the same entries. */
+res_set_t *res_set_copy(const res_set_t *set);
 /* Set the amount for `name` (replacing any previous one); an amount of 0
  * removes it.  -EINVAL for a negative amount, an empty name or a NULL name. */
 int res_set_put(res_set_t *set, const char *name, res_amount_t amount);

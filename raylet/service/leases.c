@@ -18,18 +18,36 @@ typedef struct svc_lease_call {
     struct timespec received;
 } svc_lease_call_t;
 
+/* One entry of a LeaseSpec resource map; false if malformed. */
+static bool svc_put_resource(res_set_t *set, const char *name, double value)
+{
+    res_amount_t a;
+    if (!name || !*name || res_amount_from_double(value, &a) != 0)
+        return false;
+    res_set_put(set, name, a);
+    return true;
+}
+
 res_set_t *svc_lease_resources(const Ray__Rpc__LeaseSpec *spec)
 {
     res_set_t *set = res_set_create();
-    for (size_t i = 0; i < spec->n_required_resources; i++) {
-        res_amount_t a;
-        const char *name = spec->required_resources[i]->key;
-        if (!name || !*name || res_amount_from_double(spec->required_resources[i]->value, &a) != 0) {
+    for (size_t i = 0; i < spec->n_required_resources; i++)
+        if (!svc_put_resource(set, spec->required_resources[i]->key, spec->required_resources[i]->value)) {
             res_set_destroy(set);
             return NULL;
         }
-        res_set_put(set, name, a);
-    }
+    return set;
+}
+
+res_set_t *svc_lease_placement(const Ray__Rpc__LeaseSpec *spec)
+{
+    res_set_t *set = res_set_create();
+    for (size_t i = 0; i < spec->n_required_placement_resources; i++)
+        if (!svc_put_resource(set, spec->required_placement_resources[i]->key,
+                              spec->required_placement_resources[i]->value)) {
+            res_set_destroy(set);
+            return NULL;
+        }
     return set;
 }
 
@@ -212,6 +230,17 @@ void svc_lease_request(lease_mgr_t *mgr, const svc_lease_node_t *node, rpc_call_
         rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed required_resources");
         return;
     }
+    /* An actor placed with more than it holds (by default 1 CPU to be
+     * placed, none to run): empty means the same as required. */
+    res_set_t *placement = NULL;
+    if (spec->n_required_placement_resources) {
+        placement = svc_lease_placement(spec);
+        if (!placement) {
+            res_set_destroy(resources);
+            rpc_call_fail(call, GRPC_STATUS_INVALID_ARGUMENT, "malformed required_placement_resources");
+            return;
+        }
+    }
     lease_request_t lr = {
         .id = spec->lease_id.data,
         .id_len = spec->lease_id.len,
@@ -220,6 +249,7 @@ void svc_lease_request(lease_mgr_t *mgr, const svc_lease_node_t *node, rpc_call_
         .normal_task = spec->type == RAY__RPC__TASK_TYPE__NORMAL_TASK,
         .actor_creation = spec->type == RAY__RPC__TASK_TYPE__ACTOR_CREATION_TASK,
         .resources = resources,
+        .placement = placement,
         .class_hash = svc_class_hash(spec),
         .grant_or_reject = req->grant_or_reject,
         .detached = spec->is_detached_actor || svc_id_set(&spec->root_detached_actor_id),
@@ -292,6 +322,7 @@ void svc_lease_request(lease_mgr_t *mgr, const svc_lease_node_t *node, rpc_call_
     free(args);
     free(owners);
     res_set_destroy(resources);
+    res_set_destroy(placement);
 }
 
 void svc_lease_return(lease_mgr_t *mgr, rpc_call_t *call, const Ray__Rpc__ReturnWorkerLeaseRequest *req)

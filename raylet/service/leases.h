@@ -25,6 +25,8 @@ void svc_lease_backlog(lease_mgr_t *mgr, rpc_call_t *call, const Ray__Rpc__Repor
 
 /* A res_set_t of a LeaseSpec's required_resources; NULL if malformed. */
 res_set_t *svc_lease_resources(const Ray__Rpc__LeaseSpec *spec);
+/* ...and of its required_placement_resources (empty when it has none). */
+res_set_t *svc_lease_placement(const Ray__Rpc__LeaseSpec *spec);
 
 /* ResourceLoad (resource_load_by_shape) from the queued demand.  The
  * message and everything it points to live in `*storage` until

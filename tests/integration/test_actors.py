@@ -161,3 +161,22 @@ def test_node_affinity_places_actors_and_tasks_on_their_node(cluster, craylet):
     assert res["nodes"] == sorted([first.node_id, second.node_id])
     assert res["actors"] == [True] * 8
     assert res["tasks"] == [True] * 8
+
+
+def test_actors_are_placed_where_a_cpu_is_free(cluster, craylet):
+    """A default actor is placed as if it took 1 CPU and runs on none: a
+    head node without CPUs never takes it (the request is sent on to the
+    node with one), and a node with its CPU free takes several."""
+    head(cluster, craylet, num_cpus=0)
+    second = cluster.start_worker(raylet=craylet, num_cpus=1)
+    res = run_driver(cluster, """
+        @ray.remote
+        class Where:
+            def node(self):
+                return ray.get_runtime_context().get_node_id()
+        actors = [Where.remote() for _ in range(6)]
+        emit({"nodes": [ray.get(a.node.remote(), timeout=60) for a in actors],
+              "cpu": ray.available_resources().get("CPU", 0)})
+    """)
+    assert res["nodes"] == [second.node_id] * 6, res
+    assert res["cpu"] == 1, res

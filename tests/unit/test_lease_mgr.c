@@ -175,6 +175,7 @@ typedef struct env {
     bool not_retriable;    /* ... with max_retries 0 */
     uint8_t parent;        /* ... submitted by this task (0: not said) */
     bool args_local;       /* args_fetch finds every argument here */
+    const char *placement; /* submit() asks to be placed by this shape */
     int fetches, cancels;
     uint64_t last_token;
     size_t last_nargs;
@@ -250,8 +251,8 @@ static void env_fini(env_t *e)
 static res_amount_t avail(env_t *e, const char *name) { return res_node_available(e->res, name); }
 
 /* Submit a lease for `shape` ("CPU=1,GPU=2"); class_hash tells classes apart. */
-static int submit(env_t *e, uint8_t id, const char *shape, uint64_t class_hash, bool grant_or_reject,
-                  answer_t *a)
+/* "CPU=1,GPU=2" as a set. */
+static res_set_t *parse_shape(const char *shape)
 {
     res_set_t *set = res_set_create();
     char buf[128];
@@ -263,6 +264,14 @@ static int submit(env_t *e, uint8_t id, const char *shape, uint64_t class_hash, 
         cr_assert_eq(res_amount_from_double(atof(eq + 1), &amt), 0);
         res_set_put(set, tok, amt);
     }
+    return set;
+}
+
+static int submit(env_t *e, uint8_t id, const char *shape, uint64_t class_hash, bool grant_or_reject,
+                  answer_t *a)
+{
+    res_set_t *set = parse_shape(shape);
+    res_set_t *placement = e->placement ? parse_shape(e->placement) : NULL;
     uint8_t lease_id[8] = {id, 1, 2, 3, 4, 5, 6, 7};
     uint8_t job[ID_JOB_SIZE] = {1, 0, 0, 0};
     id_object_t args[2];
@@ -286,6 +295,7 @@ static int submit(env_t *e, uint8_t id, const char *shape, uint64_t class_hash, 
                          .language = 0,
                          .normal_task = true,
                          .resources = set,
+                         .placement = placement,
                          .class_hash = class_hash,
                          .grant_or_reject = grant_or_reject,
                          .local_only = e->local_only,
@@ -294,6 +304,7 @@ static int submit(env_t *e, uint8_t id, const char *shape, uint64_t class_hash, 
     memset(a, 0, sizeof *a);
     int rc = lease_mgr_request(e->mgr, &r, on_outcome, a);
     res_set_destroy(set);
+    res_set_destroy(placement);
     lease_mgr_flush(e->mgr);
     return rc;
 }
@@ -609,6 +620,53 @@ Test(lease_mgr, spillback_reject_and_infeasible)
     submit(&e, 7, "CPU=1", 4, true, &h);
     cr_assert_not(h.answered);
     env_fini(&e);
+}
+
+/* An actor is placed by its placement resources (by default 1 CPU) and
+ * holds only what it runs with (none): a node must have the CPU free to
+ * take it, and one that never has a CPU sends it on. */
+Test(lease_mgr, actors_are_placed_by_their_placement_resources)
+{
+    env_t e;
+    env_init(&e, 1, 0, false, 0);
+    answer_t a, b, c, d, f;
+    e.placement = "CPU=1";
+    submit(&e, 1, "", 1, false, &a);
+    submit(&e, 2, "", 1, false, &b);
+    cr_assert_eq(a.kind, LEASE_GRANTED);
+    cr_assert_eq(b.kind, LEASE_GRANTED, "placed while the CPU is free; it holds none");
+    cr_assert_eq(avail(&e, "CPU"), RES_UNIT);
+    e.placement = NULL;
+    submit(&e, 3, "CPU=1", 2, false, &c);
+    cr_assert_eq(c.kind, LEASE_GRANTED);
+    /* No CPU free here: another node with one free takes the actor. */
+    e.placement = "CPU=1";
+    e.remote_available = true;
+    submit(&e, 4, "", 1, false, &d);
+    cr_assert_eq(d.kind, LEASE_SPILLBACK);
+    /* Nowhere free: it waits here, reported by the shape it is placed by. */
+    e.remote_available = false;
+    submit(&e, 5, "", 1, false, &f);
+    cr_assert_not(f.answered);
+    const lease_demand_t *dm;
+    cr_assert_eq(lease_mgr_demand(e.mgr, &dm), 1);
+    cr_assert_eq(res_set_get(dm[0].shape, "CPU"), RES_UNIT);
+    give_back(&e, 3, false);
+    lease_mgr_flush(e.mgr);
+    cr_assert_eq(f.kind, LEASE_GRANTED);
+    env_fini(&e);
+
+    /* A node without CPUs (Ray's usual head node) never takes it. */
+    env_t z;
+    env_init(&z, 0, 0, false, 0);
+    z.placement = "CPU=1";
+    z.remote_total = true;
+    answer_t g, h;
+    submit(&z, 1, "", 1, false, &g);
+    cr_assert_eq(g.kind, LEASE_SPILLBACK);
+    submit(&z, 2, "", 1, true, &h);
+    cr_assert_eq(h.kind, LEASE_REJECTED, "GCS asks a node that can place it");
+    env_fini(&z);
 }
 
 /* A draining node grants nothing more: leases go elsewhere, or wait here
