@@ -34,30 +34,26 @@ int mut_writer_open(mut_writer_t *w, mut_header_t *header)
         sem_unlink(hdr);
         w->object_sem = sem_open(obj, O_CREAT | O_EXCL, 0644, 1);
         w->header_sem = sem_open(hdr, O_CREAT | O_EXCL, 0644, 1);
-        if (w->object_sem == SEM_FAILED || w->header_sem == SEM_FAILED) {
-            /* Neither name is left behind and the level goes back, so the
-             * next open (ours or a reader's) creates both afresh instead of
-             * every process failing on a half-made pair for ever. */
-            int err = errno ? errno : EINVAL;
-            if (w->object_sem != SEM_FAILED)
-                sem_close(w->object_sem);
-            if (w->header_sem != SEM_FAILED)
-                sem_close(w->header_sem);
-            sem_unlink(obj);
-            sem_unlink(hdr);
-            w->object_sem = w->header_sem = NULL;
-            atomic_store_explicit(&header->semaphores_created, MUT_SEMS_UNINITIALIZED, memory_order_release);
-            return -err;
-        }
-        atomic_store_explicit(&header->semaphores_created, MUT_SEMS_DONE, memory_order_release);
     } else {
         if (atomic_load_explicit(&header->semaphores_created, memory_order_acquire) != MUT_SEMS_DONE)
             return -EAGAIN;
         w->object_sem = sem_open(obj, 0);
         w->header_sem = sem_open(hdr, 0);
     }
-    if (w->object_sem == SEM_FAILED || w->header_sem == SEM_FAILED) {
-        int err = errno ? errno : EINVAL;
+    bool ok = w->object_sem != SEM_FAILED && w->header_sem != SEM_FAILED;
+    int err = ok ? 0 : errno ? errno : EINVAL;
+    if (create) {
+        /* On failure neither name is left behind and the level goes back,
+         * so the next open (ours or a reader's) creates both afresh instead
+         * of every process failing on a half-made pair for ever. */
+        if (!ok) {
+            sem_unlink(obj);
+            sem_unlink(hdr);
+        }
+        atomic_store_explicit(&header->semaphores_created, ok ? MUT_SEMS_DONE : MUT_SEMS_UNINITIALIZED,
+                              memory_order_release);
+    }
+    if (!ok) {
         if (w->object_sem != SEM_FAILED)
             sem_close(w->object_sem);
         if (w->header_sem != SEM_FAILED)

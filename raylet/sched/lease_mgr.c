@@ -122,6 +122,7 @@ struct lease_mgr {
 static bool lease_owner_is_dead(const lease_mgr_t *mgr, const uint8_t id[ID_UNIQUE_SIZE]);
 
 static lease_t *lease_of(const list_t *n) { return LIST_ENTRY(n, lease_t, node); }
+static bool lease_same_shape(const res_set_t *a, const res_set_t *b);
 
 /* What a node must have free to take the lease. */
 static const res_set_t *lease_placement(const lease_t *l) { return l->placement ? l->placement : l->request; }
@@ -728,7 +729,9 @@ int lease_mgr_request(lease_mgr_t *mgr, const lease_request_t *req, lease_reply_
     l->call = call;
     l->state = LEASE_QUEUED;
     l->request = res_set_copy(req->resources);
-    if (req->placement)
+    /* Kept only where it differs: Ray's owners send every task's resources
+     * in both maps, and a second copy would double the check per attempt. */
+    if (req->placement && !lease_same_shape(req->placement, req->resources))
         l->placement = res_set_copy(req->placement);
     if (req->job_id)
         memcpy(l->job_id, req->job_id, ID_JOB_SIZE);
